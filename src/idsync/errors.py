@@ -1,0 +1,49 @@
+"""One root error, split by what the caller should do about it.
+
+Every error idsync raises on purpose is an :class:`IdsyncError`. Its subclass says whether trying
+again can help (:class:`TransientError`), whether it cannot (:class:`TerminalError`), whether the
+input was wrong (:class:`ConfigError`) or whether a safety guard refused to go on
+(:class:`GuardError`). The CLI maps each to an exit code; a library caller can do the same.
+"""
+
+from __future__ import annotations
+
+
+class IdsyncError(Exception):
+    """Root of every error idsync raises on purpose. ``str(err)`` is one line for a human."""
+
+    exit_code = 1
+
+
+class ConfigError(IdsyncError):
+    """The job, the settings or the command line are wrong; nothing was read or written."""
+
+    exit_code = 2
+
+
+class TerminalError(IdsyncError):
+    """A server refused in a way retrying will not fix (missing table, no privilege, bad data)."""
+
+    exit_code = 1
+
+
+class TransientError(IdsyncError):
+    """A server was unreachable, timed out or dropped the connection; a later run may succeed."""
+
+    exit_code = 1
+
+
+class GuardError(IdsyncError):
+    """A safety guard refused to go on (empty source, lock held elsewhere, too many inserts)."""
+
+    exit_code = 3
+
+
+class LockHeldError(GuardError):
+    """Another run holds the job's lock on the target and did not release it in time."""
+
+
+class InterruptedRun(IdsyncError):
+    """The run was stopped by a signal after committing (or rolling back) its current batch."""
+
+    exit_code = 1

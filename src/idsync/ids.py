@@ -1,0 +1,148 @@
+"""Canonical text form of MongoDB ids, and whether a given SQL column can hold it exactly.
+
+| BSON value              | text                              |
+| ----------------------- | --------------------------------- |
+| ObjectId                | 24 lowercase hex characters       |
+| string (non-empty)      | unchanged                         |
+| int32 / int64           | decimal digits, optional ``-``    |
+| binary subtype 4 (UUID) | lowercase 8-4-4-4-12              |
+| anything else           | rejected: ``unsupported type: …`` |
+
+The empty string is rejected too: it is a legal ``_id`` but never a useful reference, the original
+job skipped it, and under a PAD SPACE collation it equals any all-spaces id.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bson import Binary, Decimal128, Int64, ObjectId, Regex, Timestamp
+from bson.binary import UUID_SUBTYPE
+
+_SAMPLE_CHARS = 120
+
+
+class UnsupportedId(ValueError):
+    """The value has no canonical text form; ``reason`` says why in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _encode_str(value: str) -> str:
+    if not value:
+        raise UnsupportedId("empty string")
+    return value
+
+
+def _encode_int(value: int) -> str:
+    return str(int(value))
+
+
+def _encode_binary(value: Binary) -> str:
+    if value.subtype == UUID_SUBTYPE and len(value) == 16:
+        return str(uuid.UUID(bytes=bytes(value)))
+    raise UnsupportedId(f"unsupported type: binary subtype {value.subtype}")
+
+
+_ENCODERS: dict[type, Callable[[object], str]] = {
+    ObjectId: str,
+    str: _encode_str,  # type: ignore[dict-item]
+    int: _encode_int,  # type: ignore[dict-item]
+    Int64: _encode_int,  # type: ignore[dict-item]
+    uuid.UUID: str,
+    Binary: _encode_binary,  # type: ignore[dict-item]
+}
+
+_TYPE_NAMES: dict[type, str] = {
+    float: "double",
+    bool: "bool",
+    type(None): "null",
+    dict: "document",
+    list: "array",
+    datetime.datetime: "date",
+    Decimal128: "decimal128",
+    Regex: "regex",
+    Timestamp: "timestamp",
+    bytes: "binary subtype 0",
+}
+
+
+def encode_id(value: object) -> str:
+    """Return the canonical text of ``value`` or raise :class:`UnsupportedId`."""
+    encoder = _ENCODERS.get(type(value))
+    if encoder is None:
+        name = _TYPE_NAMES.get(type(value), type(value).__name__)
+        raise UnsupportedId(f"unsupported type: {name}")
+    return encoder(value)
+
+
+def describe(value: object) -> str:
+    """A short, printable form of a raw id for reports: never the basis of a stored value."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, ObjectId | uuid.UUID):
+        text = str(value)
+    else:
+        text = f"{_TYPE_NAMES.get(type(value), type(value).__name__)}({value!r})"
+    if len(text) > _SAMPLE_CHARS:
+        return f"{text[:_SAMPLE_CHARS]}…(+{len(text) - _SAMPLE_CHARS} chars)"
+    return text
+
+
+# MySQL latin1 is Windows-1252 plus the five bytes that code page leaves undefined.
+_CP1252_HOLES = frozenset("\x81\x8d\x8f\x90\x9d")
+
+
+def _fits_latin1(text: str) -> bool:
+    try:
+        text.encode("cp1252")
+    except UnicodeEncodeError:
+        return all(ch in _CP1252_HOLES or ch.encode("cp1252", "ignore") for ch in text)
+    return True
+
+
+def _fits_bmp(text: str) -> bool:
+    return all(ord(ch) <= 0xFFFF for ch in text)
+
+
+# Character sets we can check before writing; any other one is left to the server, whose strict
+# mode turns a bad value into an error that the target isolates and reports per id.
+_CHARSET_CHECKS: dict[str, tuple[str, Callable[[str], bool]]] = {
+    "utf8mb4": ("", lambda _text: True),
+    "utf8mb3": ("outside utf8mb3 (4-byte character)", _fits_bmp),
+    "utf8": ("outside utf8mb3 (4-byte character)", _fits_bmp),
+    "ucs2": ("outside ucs2 (4-byte character)", _fits_bmp),
+    "ascii": ("not ASCII", str.isascii),
+    "latin1": ("outside latin1", _fits_latin1),
+}
+
+
+@dataclass(frozen=True)
+class ColumnFit:
+    """What a target column can store exactly, as read from the server's catalog."""
+
+    max_chars: int | None
+    """Longest text in characters (VARCHAR/CHAR/TEXT), or None when only bytes count."""
+    max_bytes: int | None
+    """Longest value in bytes (VARBINARY/BINARY/BLOB), or None for character columns."""
+    charset: str | None
+    """The column's character set, None for binary columns."""
+
+    def problem(self, text: str) -> str | None:
+        """Why ``text`` would not be stored exactly, or None when it fits."""
+        if self.max_bytes is not None:
+            size = len(text.encode())
+            if size > self.max_bytes:
+                return f"too long for column: {size} bytes > {self.max_bytes}"
+            return None
+        if self.max_chars is not None and len(text) > self.max_chars:
+            return f"too long for column: {len(text)} characters > {self.max_chars}"
+        if text.isascii() or self.charset is None:
+            return None
+        reason, fits = _CHARSET_CHECKS.get(self.charset, ("", lambda _text: True))
+        return None if fits(text) else f"character {reason}"

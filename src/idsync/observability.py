@@ -1,0 +1,104 @@
+"""Logging for the CLI: text lines like the original job's, or JSON lines; secrets scrubbed.
+
+Only the CLI calls :func:`configure_logging`; the library just logs to ``logging.getLogger``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+_EXTRA_KEYS = ("job", "run_id", "event", "counts")
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+class _Redacting(logging.Formatter):
+    def __init__(self, inner: logging.Formatter, secrets: tuple[str, ...]) -> None:
+        super().__init__()
+        self.inner, self.secrets = inner, secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record), self.secrets)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, message, and the run's fields when present."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in _EXTRA_KEYS:
+            if key in record.__dict__:
+                data[key] = record.__dict__[key]
+        if record.exc_info:
+            data["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes through a large buffer, flushed every ``interval_s``, on warnings and at close.
+
+    A first sync logs one line per inserted id; written one system call each, 200,000 of them
+    cost about as much as the inserts. Lines still go out in order, a fraction of a second late.
+    """
+
+    def __init__(self, interval_s: float = 0.25) -> None:
+        super().__init__(_buffered_stderr())
+        self.interval_s = interval_s
+        self._flushed = time.monotonic()
+
+    def flush(self) -> None:
+        # StreamHandler calls flush() after every record: flush only when it is time.
+        now = time.monotonic()
+        if now - self._flushed >= self.interval_s:
+            self._flushed = now
+            self.stream.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        if record.levelno >= logging.WARNING:
+            self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+        super().close()
+
+
+def _buffered_stderr() -> TextIO:
+    raw = io.FileIO(os.dup(2), "w")
+    return io.TextIOWrapper(io.BufferedWriter(raw, 1 << 16), encoding="utf-8", errors="replace")
+
+
+def configure_logging(
+    level: str = "info", fmt: str = "text", secrets: tuple[str, ...] = (), buffered: bool = True
+) -> logging.Handler:
+    """Send idsync's logs to stderr: buffered, or line by line (under a progress bar)."""
+    handler: logging.Handler = BufferedStderrHandler() if buffered else logging.StreamHandler()
+    inner = (
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+    )
+    handler.setFormatter(_Redacting(inner, secrets))
+    logger = logging.getLogger("idsync")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    return handler

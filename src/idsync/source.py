@@ -1,0 +1,162 @@
+"""MongoDB side: stream the raw values of one field, keys only, never whole documents."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import pymongo
+from pymongo import MongoClient
+from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
+from pymongo.uri_parser import parse_uri
+
+from idsync.config import Job, Settings
+from idsync.errors import ConfigError, IdsyncError, TerminalError, TransientError
+
+log = logging.getLogger(__name__)
+
+
+class ScanOrder(StrEnum):
+    """How the source is walked."""
+
+    ID_INDEX = "id-index"
+    """Sorted on `_id` with the `_id` index hinted: on MongoDB a covered index scan that never
+    touches a document, and a stable order to resume from."""
+    NATURAL = "natural"
+    """Unsorted, the server's own order: the only plan that streams on servers that sort in
+    memory (FerretDB loads every matching document before the first batch of a sorted find)."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the source server says about itself."""
+
+    version: str
+    flavour: str
+    """"mongodb" or "ferretdb"."""
+
+
+def _server_address(uri: str) -> str:
+    """host:port list of the URI, without credentials: what error messages name."""
+    netloc = urlsplit(uri).netloc
+    return netloc.rsplit("@", 1)[-1] or "localhost:27017"
+
+
+def _short(exc: BaseException) -> str:
+    """The first useful clause of a driver error, without pymongo's topology dump."""
+    text = str(exc).split(", Timeout:")[0].split(" (configured timeouts")[0]
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def mongo_error(exc: PyMongoError, address: str, doing: str) -> IdsyncError:
+    """Turn a driver error into a one-line idsync error naming the server."""
+    if isinstance(exc, OperationFailure):
+        return TerminalError(f"MongoDB at {address} refused {doing}: {_short(exc)}")
+    return TransientError(f"MongoDB unreachable at {address} while {doing}: {_short(exc)}")
+
+
+class MongoSource:
+    """Reads the distinct values of ``job.field`` from ``job.collection``."""
+
+    def __init__(self, settings: Settings, job: Job, order: ScanOrder | None = None) -> None:
+        self.job = job
+        self.address = _server_address(settings.mongo_uri)
+        self._batch = settings.read_batch_size
+        self._requested_order = order
+        timeout_ms = int(settings.connect_timeout_s * 1000)
+        try:
+            database = job.mongo_db or parse_uri(settings.mongo_uri)["database"]
+            self._client: MongoClient[dict[str, Any]] = MongoClient(
+                settings.mongo_uri,
+                appname="idsync",
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+                socketTimeoutMS=int(settings.socket_timeout_s * 1000),
+                uuidRepresentation="standard",
+                retryReads=True,
+            )
+        except (ConfigurationError, ValueError) as exc:
+            raise ConfigError(f"invalid MongoDB URI: {_short(exc)}") from None
+        if not database:
+            raise ConfigError("no MongoDB database: name it in the URI path or pass --mongo-db")
+        self.database = database
+        self._coll = self._client[database][job.collection]
+        self.order = order or ScanOrder.ID_INDEX
+        self.flavour = "unknown"
+
+    def __enter__(self) -> MongoSource:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def ping(self) -> ServerInfo:
+        """Fail fast (within the connect timeout) when the server is not there."""
+        try:
+            info = self._client.admin.command("buildInfo")
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, "connecting") from None
+        flavour = "ferretdb" if any("ferretdb" in key.lower() for key in info) else "mongodb"
+        self.flavour = flavour
+        if self._requested_order is None and flavour == "ferretdb":
+            # FerretDB sorts in memory after reading everything; only a natural scan streams.
+            self.order = ScanOrder.NATURAL
+        return ServerInfo(version=str(info.get("version", "?")), flavour=flavour)
+
+    def estimated_count(self) -> int | None:
+        """Documents in the collection by the server's metadata: for progress only."""
+        if self.flavour == "ferretdb":
+            return None  # FerretDB counts by reading every document: as slow as the scan itself
+        try:
+            return int(self._coll.estimated_document_count())
+        except PyMongoError:
+            return None
+
+    def values(self) -> Iterator[object]:
+        """Every raw value of the field, one per document (array elements each), streamed."""
+        try:
+            if self.job.field == "_id":
+                yield from self._ids()
+            else:
+                yield from self._field_values()
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, f"reading {self.job.collection}") from None
+
+    def _ids(self) -> Iterator[object]:
+        cursor = self._coll.find({}, {"_id": 1}, batch_size=self._batch)
+        if self.order is ScanOrder.ID_INDEX:
+            cursor = cursor.sort("_id", pymongo.ASCENDING).hint([("_id", pymongo.ASCENDING)])
+        with cursor:
+            for doc in cursor:
+                yield doc["_id"]
+
+    def _field_values(self) -> Iterator[object]:
+        path = self.job.field.split(".")
+        query = {self.job.field: {"$exists": True}}
+        with self._coll.find(query, {self.job.field: 1, "_id": 0}, batch_size=self._batch) as cur:
+            for doc in cur:
+                # A null field means "no value here", not an id to reject.
+                yield from (value for value in _walk(doc, path) if value is not None)
+
+
+def _walk(node: object, path: list[str]) -> Iterator[object]:
+    """Values at a dotted path, descending into arrays the way MongoDB's distinct does."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _walk(item, path)
+        return
+    if not path:
+        yield node
+        return
+    if isinstance(node, dict) and path[0] in node:
+        yield from _walk(node[path[0]], path[1:])

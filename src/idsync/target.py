@@ -1,0 +1,350 @@
+"""MySQL side: what the column can hold, the ids it has, and exact, batched, race-safe inserts."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import MySQLdb
+import MySQLdb.cursors
+from MySQLdb.constants import CR, ER
+
+from idsync.config import Job, MySQLURL, Settings
+from idsync.errors import ConfigError, IdsyncError, LockHeldError, TerminalError, TransientError
+from idsync.ids import ColumnFit
+
+log = logging.getLogger(__name__)
+
+_TEXT_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
+# Not fixed-length BINARY: it pads every id with zero bytes, so no value would read back as sent.
+_BINARY_TYPES = {"varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+# Errors that mean "this value cannot be stored as given": isolated per id, never retried.
+_DATA_ERRORS = {
+    ER.DATA_TOO_LONG,
+    ER.TRUNCATED_WRONG_VALUE_FOR_FIELD,
+    ER.WARN_DATA_TRUNCATED,
+    ER.BAD_NULL_ERROR,
+}
+_NO_TABLE = {ER.NO_SUCH_TABLE, ER.BAD_FIELD_ERROR}
+_DENIED = {
+    ER.TABLEACCESS_DENIED_ERROR,
+    ER.COLUMNACCESS_DENIED_ERROR,
+    ER.DBACCESS_DENIED_ERROR,
+    ER.ACCESS_DENIED_ERROR,
+    ER.SPECIFIC_ACCESS_DENIED_ERROR,
+}
+_CONNECTION_KILLED = 1927  # MariaDB's "Connection was killed"; MySQL reports 2013 instead
+_TRANSIENT = {
+    ER.LOCK_WAIT_TIMEOUT,
+    ER.LOCK_DEADLOCK,
+    ER.SERVER_SHUTDOWN,
+    ER.CON_COUNT_ERROR,
+    _CONNECTION_KILLED,
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """The target column as the server's catalog describes it."""
+
+    data_type: str
+    fit: ColumnFit
+    collation: str | None
+    unique: bool
+    """A UNIQUE index on exactly this column (no prefix): what makes racing writers safe."""
+
+
+@dataclass
+class BatchResult:
+    """What one committed batch did."""
+
+    inserted: int = 0
+    """Rows this run added."""
+    landed: list[str] = field(default_factory=list)
+    """Ids now stored exactly (ours, or a concurrent writer's)."""
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    """(id, reason) for ids that are not stored exactly."""
+
+
+def mysql_error(exc: MySQLdb.Error, address: str, doing: str) -> IdsyncError:
+    """Turn a driver error into a one-line idsync error naming the server."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    message = exc.args[1] if len(exc.args) > 1 else str(exc)
+    text = f"MySQL at {address} failed while {doing}: ({code}) {message}"
+    if code in _TRANSIENT or code >= CR.ERROR_FIRST:  # 2000+: client-side connection errors
+        return TransientError(f"MySQL unreachable at {address} while {doing}: ({code}) {message}")
+    if code in _NO_TABLE:
+        return ConfigError(f"{text}; run `idsync init` to create the table")
+    if code in _DENIED:
+        return TerminalError(f"{text}; grant the privilege to the user in the URL")
+    return TerminalError(text)
+
+
+def _text(value: str | bytes) -> str:
+    """Column values as text; binary columns' bytes that are not UTF-8 stay visible, escaped."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
+def _quote(name: str) -> str:
+    # Names were validated as plain identifiers (config.py); quoting guards reserved words.
+    return f"`{name}`"
+
+
+class MySQLTarget:
+    """One connection to the target database, scoped to one table and column."""
+
+    def __init__(self, settings: Settings, job: Job) -> None:
+        self.url: MySQLURL = settings.mysql
+        self.table = job.table
+        self.column = job.column
+        self._read_batch = settings.read_batch_size
+        self._settings = settings
+        self._conn: Any = None
+
+    def __enter__(self) -> MySQLTarget:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def address(self) -> str:
+        return self.url.address
+
+    def connect(self) -> None:
+        url, settings = self.url, self._settings
+        extra = {"unix_socket": url.unix_socket} if url.unix_socket else {}
+        try:
+            self._conn = MySQLdb.connect(
+                host=url.host,
+                port=url.port,
+                user=url.user,
+                password=url.password,
+                database=url.database,
+                charset="utf8mb4",
+                autocommit=False,
+                connect_timeout=max(1, round(settings.connect_timeout_s)),
+                read_timeout=max(1, round(settings.socket_timeout_s)),
+                write_timeout=max(1, round(settings.socket_timeout_s)),
+                **extra,
+            )
+            cur = self._conn.cursor()
+            # Strict mode turns a value the column cannot hold into an error instead of a
+            # silently truncated or replaced row; READ COMMITTED lets the check after an insert
+            # see rows that a concurrent run committed.
+            cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        except MySQLdb.Error as exc:
+            raise mysql_error(exc, self.address, "connecting") from None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(MySQLdb.Error):
+                self._conn.close()
+            self._conn = None
+
+    def _query(self, sql: str, args: Sequence[object] = (), doing: str = "querying") -> Any:
+        try:
+            cur = self._conn.cursor()
+            cur.execute(sql, args)
+            rows = cur.fetchall()
+        except MySQLdb.Error as exc:
+            raise mysql_error(exc, self.address, doing) from None
+        return rows
+
+    def server_version(self) -> str:
+        return str(self._query("SELECT VERSION()")[0][0])
+
+    def table_exists(self) -> bool:
+        rows = self._query(
+            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+            (self.url.database, self.table),
+        )
+        return bool(rows)
+
+    def inspect(self) -> Column:
+        """Read the column's type, size, character set and indexes; refuse what cannot hold ids."""
+        where = f"{self.url.database}.{self.table}"
+        if not self.table_exists():
+            raise ConfigError(f"table {where} does not exist: run `idsync init` to create it")
+        rows = self._query(
+            "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME "
+            "FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s",
+            (self.url.database, self.table, self.column),
+            "inspecting the column",
+        )
+        if not rows:
+            raise ConfigError(f"column {self.column} not found in table {where}")
+        data_type, length, charset, collation = rows[0]
+        data_type = str(data_type).lower()
+        if data_type in _TEXT_TYPES:
+            fit = ColumnFit(max_chars=int(length), max_bytes=None, charset=charset)
+        elif data_type in _BINARY_TYPES:
+            fit = ColumnFit(max_chars=None, max_bytes=int(length), charset=None)
+        else:
+            raise ConfigError(f"column {where}.{self.column} is {data_type}: ids need a text type")
+        return Column(data_type, fit, collation, self._has_unique_index())
+
+    def _has_unique_index(self) -> bool:
+        rows = self._query(
+            "SELECT INDEX_NAME, COUNT(*), MAX(COLUMN_NAME = %s AND SUB_PART IS NULL) "
+            "FROM information_schema.STATISTICS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0 GROUP BY INDEX_NAME",
+            (self.column, self.url.database, self.table),
+        )
+        return any(int(count) == 1 and int(exact or 0) == 1 for _name, count, exact in rows)
+
+    def lock_name(self) -> str:
+        name = f"idsync:{self.url.database}.{self.table}.{self.column}"
+        if len(name) > 64:  # the server's limit for lock names
+            name = "idsync:" + hashlib.sha256(name.encode()).hexdigest()[:48]
+        return name
+
+    def lock(self, timeout_s: float) -> None:
+        """Take the target's named lock, or refuse after ``timeout_s`` if another run holds it."""
+        name = self.lock_name()
+        got = self._query("SELECT GET_LOCK(%s, %s)", (name, timeout_s), "taking the lock")[0][0]
+        if got != 1:
+            raise LockHeldError(
+                f"another run holds the lock {name} on {self.address} "
+                f"(waited {timeout_s:g}s; --lock-timeout sets the wait)"
+            )
+
+    def unlock(self) -> None:
+        self._query("SELECT RELEASE_LOCK(%s)", (self.lock_name(),), "releasing the lock")
+
+    def read_ids(self) -> Iterator[str]:
+        """Every non-null value of the column, streamed through a server-side cursor."""
+        sql = f"SELECT {_quote(self.column)} FROM {_quote(self.table)}"
+        try:
+            cur = self._conn.cursor(MySQLdb.cursors.SSCursor)
+            cur.execute(sql)
+            while rows := cur.fetchmany(self._read_batch):
+                for (value,) in rows:
+                    if value is not None:
+                        yield _text(value)
+            cur.close()
+            self._conn.commit()
+        except MySQLdb.Error as exc:
+            raise mysql_error(exc, self.address, f"reading {self.table}") from None
+
+    def insert_batch(self, ids: Sequence[str]) -> BatchResult:
+        """Insert ``ids`` in one transaction, then prove each one is stored exactly."""
+        result = BatchResult()
+        try:
+            self._insert_isolating(list(ids), result)
+            refused = {text for text, _reason in result.rejected}
+            accepted = [i for i in ids if i not in refused] if refused else list(ids)
+            if result.inserted != len(accepted) or self._conn.warning_count():
+                self._verify(accepted, result)
+            else:
+                result.landed = accepted
+            self._conn.commit()
+        except MySQLdb.Error as exc:
+            raise mysql_error(exc, self.address, f"inserting into {self.table}") from None
+        return result
+
+    def _insert_isolating(self, ids: list[str], result: BatchResult) -> None:
+        """Insert; when the server refuses a value, split the batch to find and reject it."""
+        if not ids:
+            return
+        col = _quote(self.column)
+        # A no-op update, not INSERT IGNORE: IGNORE would also downgrade "data too long" to a
+        # warning and store a truncated id; this way only the duplicate is skipped.
+        sql = (
+            f"INSERT INTO {_quote(self.table)} ({col}) VALUES (%s)"
+            f" ON DUPLICATE KEY UPDATE {col} = {col}"
+        )
+        cur = self._conn.cursor()
+        try:
+            cur.executemany(sql, [(i,) for i in ids])
+        except (MySQLdb.DataError, MySQLdb.OperationalError) as exc:
+            if exc.args[0] not in _DATA_ERRORS:
+                raise
+            if len(ids) == 1:
+                result.rejected.append((ids[0], f"refused by the server: {exc.args[1]}"))
+                return
+            half = len(ids) // 2
+            self._insert_isolating(ids[:half], result)
+            self._insert_isolating(ids[half:], result)
+            return
+        result.inserted += max(cur.rowcount, 0)
+
+    def _verify(self, ids: list[str], result: BatchResult) -> None:
+        """Find which ids are stored exactly; name what each of the others collided with."""
+        stored = self._stored_exactly(ids)
+        for text in ids:
+            if text in stored:
+                result.landed.append(text)
+                continue
+            found = self._query(
+                f"SELECT {_quote(self.column)} FROM {_quote(self.table)} "
+                f"WHERE {_quote(self.column)} = %s LIMIT 1",
+                (text,),
+            )
+            if found:
+                other = found[0][0]
+                other = (
+                    other.decode("utf-8", "backslashreplace") if isinstance(other, bytes) else other
+                )
+                result.rejected.append(
+                    (text, f"collides with stored value {other!r} under the column's collation")
+                )
+            else:
+                result.rejected.append((text, "not stored: the server ignored the insert"))
+
+    def _stored_exactly(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        col = _quote(self.column)
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            marks = ", ".join(["%s"] * len(chunk))
+            rows = self._query(
+                f"SELECT {col} FROM {_quote(self.table)} WHERE {col} IN ({marks})", chunk
+            )
+            for (value,) in rows:
+                found.add(
+                    value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+                )
+        return found & set(ids)
+
+    def create_table(self) -> bool:
+        """Create the table for ids if it is missing; never alter one that exists."""
+        if self.table_exists():
+            return False
+        if self.column in ("id", "created_at"):
+            raise ConfigError(f"column name {self.column!r} clashes with idsync's own columns")
+        col = _quote(self.column)
+        ddl = (
+            f"CREATE TABLE IF NOT EXISTS {_quote(self.table)} ("
+            " `id` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+            f" {col} VARCHAR(64) CHARACTER SET utf8mb4 COLLATE {self._exact_collation()} NOT NULL,"
+            " `created_at` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
+            f" UNIQUE KEY {_quote('uq_' + self.column)} ({col})"
+            ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        )
+        self._query(ddl, (), f"creating {self.table}")
+        return True
+
+    def _exact_collation(self) -> str:
+        """A binary NO PAD collation: two ids are equal only when every byte is."""
+        rows = self._query(
+            "SELECT COLLATION_NAME FROM information_schema.COLLATIONS "
+            "WHERE COLLATION_NAME IN ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin')"
+        )
+        names = {str(name) for (name,) in rows}
+        for preferred in ("utf8mb4_nopad_bin", "utf8mb4_0900_bin"):
+            if preferred in names:
+                return preferred
+        log.warning(
+            "server has no NO PAD binary collation; ids differing by trailing spaces collide"
+        )
+        return "utf8mb4_bin"

@@ -1,0 +1,143 @@
+"""Real servers for the tests: the local dev servers, or any named by environment variables.
+
+IDSYNC_TEST_MONGO_URI  MongoDB to use (default: FerretDB from `dev/services up`)
+IDSYNC_TEST_MYSQL_URL  MySQL to use, as a user that may create databases (default: local MariaDB)
+
+Each test gets its own MongoDB database and MySQL database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import MySQLdb
+import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from idsync.config import Job, MySQLURL, Settings
+from idsync.target import MySQLTarget
+
+MONGO_URI = os.environ.get("IDSYNC_TEST_MONGO_URI", "mongodb://127.0.0.1:27018/")
+MYSQL_URL = os.environ.get("IDSYNC_TEST_MYSQL_URL", "mysql://idsync:idsync@127.0.0.1:33306/maas")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _with_path(url: str, path: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + path, parts.query, ""))
+
+
+def mysql_connect(url: str, database: str | None = None, **kw: Any) -> Any:
+    parsed = MySQLURL.parse(url)
+    extra = {"unix_socket": parsed.unix_socket} if parsed.unix_socket else {}
+    return MySQLdb.connect(
+        host=parsed.host,
+        port=parsed.port,
+        user=parsed.user,
+        password=parsed.password,
+        database=database or parsed.database,
+        charset="utf8mb4",
+        autocommit=True,
+        connect_timeout=5,
+        **extra,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="session")
+def servers() -> None:
+    """Fail (not skip) with a clear message when the servers are not there."""
+    try:
+        client: MongoClient[dict[str, Any]] = MongoClient(MONGO_URI, serverSelectionTimeoutMS=3000)
+        with client:
+            client.admin.command("ping")
+    except Exception as exc:
+        pytest.fail(f"MongoDB not reachable at {MONGO_URI} ({exc}); run `dev/services up`")
+    try:
+        mysql_connect(MYSQL_URL).close()
+    except MySQLdb.Error as exc:
+        pytest.fail(f"MySQL not reachable at {MYSQL_URL} ({exc}); run `dev/services up`")
+
+
+@dataclass
+class Env:
+    """One test's own pair of databases, with helpers to fill and read them."""
+
+    mongo_db: Database[dict[str, Any]]
+    mysql: Any
+    mongo_uri: str
+    mysql_url: str
+    cleanup: list[Any] = field(default_factory=list)
+
+    def settings(self, **kw: Any) -> Settings:
+        return Settings(mongo_uri=self.mongo_uri, mysql_url=self.mysql_url, **kw)
+
+    def sql(self, statement: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        cur = self.mysql.cursor()
+        cur.execute(statement, args)
+        return list(cur.fetchall())
+
+    def init_table(self, job: Job | None = None) -> None:
+        with MySQLTarget(self.settings(), job or Job()) as target:
+            target.connect()
+            target.create_table()
+
+    def target_ids(self, table: str = "cm_cluster_id", column: str = "cluster_id") -> list[str]:
+        """Every stored value, duplicates kept, sorted."""
+        return sorted(row[0] for row in self.sql(f"SELECT `{column}` FROM `{table}`"))
+
+    def add_source(self, ids: Sequence[object], collection: str = "cluster_trips") -> None:
+        if ids:
+            self.mongo_db[collection].insert_many([{"_id": i, "trips": []} for i in ids])
+
+    def idsync(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real CLI in a fresh process, as a user would."""
+        full_env = {
+            **os.environ,
+            "IDSYNC_MONGO_URI": self.mongo_uri,
+            "IDSYNC_MYSQL_URL": self.mysql_url,
+            **(env or {}),
+        }
+        full_env.pop("IDSYNC_CONFIG", None)
+        return subprocess.run(
+            [sys.executable, "-m", "idsync", *args],
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+@pytest.fixture
+def env(servers: None) -> Iterator[Env]:
+    name = f"idsync_t_{uuid.uuid4().hex[:10]}"
+    client: MongoClient[dict[str, Any]] = MongoClient(MONGO_URI, uuidRepresentation="standard")
+    admin = mysql_connect(MYSQL_URL)
+    admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    conn = mysql_connect(MYSQL_URL, database=name)
+    env = Env(
+        mongo_db=client[name],
+        mysql=conn,
+        mongo_uri=_with_path(MONGO_URI, name),
+        mysql_url=_with_path(MYSQL_URL, name),
+    )
+    try:
+        yield env
+    finally:
+        conn.close()
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+        client.drop_database(name)
+        client.close()

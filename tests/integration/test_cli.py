@@ -1,0 +1,129 @@
+"""The `idsync` command in a fresh process: exit codes, the JSON report, logs, secrets."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from bson import ObjectId
+
+from tests.conftest import Env
+
+pytestmark = pytest.mark.integration
+
+REPORT_KEYS = {
+    "job",
+    "status",
+    "source_ids",
+    "target_ids_before",
+    "missing",
+    "inserted",
+    "rejected",
+    "rejected_samples",
+    "dry_run",
+    "duration_s",
+}
+
+
+def test_run_json_report_and_original_log_lines(env: Env) -> None:
+    oids = [ObjectId() for _ in range(30)]
+    env.add_source(oids)
+    assert env.idsync("init").returncode == 0
+    done = env.idsync("run", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)  # exactly one JSON object
+    assert set(report) >= REPORT_KEYS
+    assert (report["status"], report["inserted"], report["missing"]) == ("ok", 30, 30)
+    assert "[update-cluster-id] start" in done.stderr
+    assert f"[update-cluster-id] Inserted cluster_id: {oids[0]}" in done.stderr
+    assert "[update-cluster-id] job end" in done.stderr
+    again = json.loads(env.idsync("run", "--json").stdout)
+    assert (again["inserted"], again["target_ids_before"]) == (0, 30)
+
+
+def test_rejected_ids_exit_4(env: Env) -> None:
+    env.add_source(["ok-id", 1.5])
+    env.idsync("init")
+    done = env.idsync("run", "--json", "--no-log-ids")
+    assert done.returncode == 4
+    report = json.loads(done.stdout)
+    assert report["status"] == "partial"
+    assert report["rejected_samples"] == [
+        {"id": "double(1.5)", "reason": "unsupported type: double"}
+    ]
+
+
+def test_mongodb_down_fails_loudly_and_writes_nothing(env: Env) -> None:
+    env.idsync("init")
+    env.sql("INSERT INTO cm_cluster_id (cluster_id) VALUES ('kept')")
+    started = time.monotonic()
+    done = env.idsync(
+        "run",
+        "--json",
+        "--connect-timeout",
+        "1",
+        env={"IDSYNC_MONGO_URI": "mongodb://127.0.0.1:1/maas"},
+    )
+    assert time.monotonic() - started < 60  # bounded, not hanging on a default timeout
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert report["status"] == "failed" and "127.0.0.1:1" in report["error"]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("idsync: MongoDB unreachable at 127.0.0.1:1")
+    assert "No clusters found" not in done.stderr
+    assert env.target_ids() == ["kept"]
+
+
+def test_passwords_never_appear(env: Env) -> None:
+    password = "s3cr3t-P@ss:w/rd"
+    quoted = "s3cr3t-P%40ss%3Aw%2Frd"
+    url = env.mysql_url.replace("idsync:idsync@", f"idsync:{quoted}@")
+    for args in (["run", "--json"], ["run"], ["init"]):
+        done = env.idsync(*args, env={"IDSYNC_MYSQL_URL": url})
+        assert done.returncode == 1, done.stderr
+        for secret in (password, quoted):
+            assert secret not in done.stdout and secret not in done.stderr
+        assert "Access denied" in done.stderr
+
+
+def test_config_errors_exit_2_before_any_query(env: Env, tmp_path: Path) -> None:
+    config = tmp_path / "idsync.toml"
+    config.write_text('[jobs.evil]\ntable = "x`; DROP TABLE cm_cluster_id; --"\n')
+    done = env.idsync("run", "--config", str(config), "--job", "evil")
+    assert done.returncode == 2
+    assert "invalid table" in done.stderr
+    assert env.idsync("run", "--job", "nope").returncode == 2
+    assert env.idsync("run", "--bogus-flag").returncode == 2
+    done = env.idsync("run", env={"IDSYNC_MYSQL_URL": "mysql://u:pw@h:port/db"})
+    assert done.returncode == 2 and "pw" not in done.stderr
+
+
+def test_init_creates_an_exact_table_and_never_alters(env: Env) -> None:
+    first = env.idsync("init", "--json")
+    assert first.returncode == 0
+    info = json.loads(first.stdout)
+    assert info["created"] is True and info["unique_index"] is True
+    assert info["collation"] in ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")
+    again = json.loads(env.idsync("init", "--json").stdout)
+    assert again["created"] is False
+
+
+def test_json_logs(env: Env) -> None:
+    env.add_source([ObjectId()])
+    env.idsync("init")
+    done = env.idsync("run", "--log-format", "json")
+    assert done.returncode == 0
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert lines[0]["message"] == "[update-cluster-id] start"
+    assert {"ts", "level", "message"} <= set(lines[-1])
+    assert lines[-1]["job"] == "update-cluster-id"
+
+
+def test_dry_run_cli(env: Env) -> None:
+    env.add_source([ObjectId(), ObjectId()])
+    env.idsync("init")
+    report = json.loads(env.idsync("run", "--dry-run", "--json").stdout)
+    assert (report["dry_run"], report["missing"], report["inserted"]) == (True, 2, 0)
+    assert env.target_ids() == []

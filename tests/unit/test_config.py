@@ -1,0 +1,152 @@
+from pathlib import Path
+
+import pytest
+
+from idsync.config import (
+    BUILTIN_JOB,
+    Job,
+    MySQLURL,
+    Settings,
+    load_file,
+    resolve_job,
+    resolve_settings,
+)
+from idsync.errors import ConfigError
+
+MONGO = "mongodb://127.0.0.1:27018/maas"
+MYSQL = "mysql://u:p@127.0.0.1:3306/maas"
+
+
+def test_builtin_job_is_the_original() -> None:
+    job = resolve_job(None, None, None)
+    assert job == Job(
+        name=BUILTIN_JOB,
+        collection="cluster_trips",
+        field="_id",
+        table="cm_cluster_id",
+        column="cluster_id",
+    )
+    assert resolve_job(None, None, "other").mongo_db == "other"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["a;b", "a`b", "a'b", 'a"b', "a--b", "a/*b*/", "a b", "", "1abc", "a" * 65, "drop table x;--"],
+)
+def test_hostile_sql_names_are_config_errors(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        Job(table=bad)
+    with pytest.raises(ConfigError):
+        Job(column=bad)
+
+
+@pytest.mark.parametrize("bad", ["a;b", "a$b", "system.users", "", "a b", "a`b", "$cmd"])
+def test_hostile_collection_names_are_config_errors(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        Job(collection=bad)
+
+
+@pytest.mark.parametrize("bad", ["$where", "a..b", "a.$", ".a", "a b"])
+def test_hostile_field_names_are_config_errors(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        Job(field=bad)
+
+
+def test_batch_size_bounds() -> None:
+    with pytest.raises(ConfigError):
+        Job(batch_size=0)
+    assert Job(batch_size=1).batch_size == 1
+
+
+def test_mysql_url_with_special_characters_in_password() -> None:
+    url = MySQLURL.parse("mysql://id%40sync:p%40ss%3Aw%2Ford%23%25@db.example:3307/maas")
+    assert (url.user, url.password, url.host, url.port, url.database) == (
+        "id@sync",
+        "p@ss:w/ord#%",
+        "db.example",
+        3307,
+        "maas",
+    )
+    assert "p@ss" not in repr(url)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "postgres://u:p@h/db",
+        "mysql://u:p@h:notaport/db",
+        "mysql://u:p@h/",
+        "mysql://h/d;x",
+        "mysql://h/db?ssl=1",
+    ],
+)
+def test_bad_mysql_urls(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        MySQLURL.parse(bad)
+
+
+def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
+    path = tmp_path / "idsync.toml"
+    path.write_text(
+        f'[settings]\nmongo_uri = "{MONGO}"\nmysql_url = "mysql://file:f@h/filedb"\n'
+        "connect_timeout_s = 3.0\n"
+    )
+    file = load_file(path)
+    env = {"IDSYNC_MYSQL_URL": "mysql://env:e@h/envdb"}
+    settings = resolve_settings({"connect_timeout_s": None}, env, file)
+    assert settings.mysql.database == "envdb"
+    assert settings.mongo_uri == MONGO
+    assert settings.connect_timeout_s == 3.0
+    settings = resolve_settings({"mysql_url": "mysql://flag:x@h/flagdb"}, env, file)
+    assert settings.mysql.database == "flagdb"
+
+
+def test_missing_urls_say_what_to_set() -> None:
+    with pytest.raises(ConfigError, match="IDSYNC_MONGO_URI"):
+        resolve_settings({}, {"IDSYNC_MYSQL_URL": MYSQL}, None)
+
+
+def test_jobs_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "idsync.toml"
+    path.write_text(
+        '[jobs.trip-users]\ncollection = "trips"\nfield = "user.id"\ntable = "trip_user"\n'
+        'column = "user_id"\nbatch_size = 100\n'
+    )
+    job = resolve_job("trip-users", load_file(path), None)
+    assert (job.collection, job.field, job.table, job.column, job.batch_size) == (
+        "trips",
+        "user.id",
+        "trip_user",
+        "user_id",
+        100,
+    )
+    with pytest.raises(ConfigError, match="unknown job"):
+        resolve_job("nope", load_file(path), None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[jobs.x]\ncolection = 'typo'\n",
+        "[settings]\nmongo_url = 'x'\n",
+        "[other]\na = 1\n",
+        "[jobs.x]\ntable = 'a;drop'\n",
+        "[jobs.x]\nbatch_size = 'many'\n",
+        "not toml at all [",
+    ],
+)
+def test_bad_toml_is_a_config_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "idsync.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError):
+        load_file(path)
+
+
+def test_settings_validation_and_secrets() -> None:
+    settings = Settings(mongo_uri="mongodb://m:s%40cret@h/db", mysql_url="mysql://u:pw@h/db")
+    assert set(settings.secrets) >= {"pw", "s@cret", "s%40cret"}
+    assert "pw" not in repr(settings)
+    with pytest.raises(ConfigError):
+        Settings(mongo_uri="http://x", mysql_url=MYSQL)
+    with pytest.raises(ConfigError):
+        Settings(mongo_uri=MONGO, mysql_url=MYSQL, connect_timeout_s=0)
