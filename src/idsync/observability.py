@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-_EXTRA_KEYS = ("job", "run_id", "event", "counts")
+_EXTRA_KEYS = ("job", "run_id", "event", "counts", "ids")
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -34,6 +34,21 @@ class _Redacting(logging.Formatter):
         return redact(self.inner.format(record), self.secrets)
 
 
+class TextFormatter(logging.Formatter):
+    """``time LEVEL message``; a message of several lines gets the prefix on every line."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if "\n" not in text or record.exc_info:
+            return text
+        first, _, rest = text.partition("\n")
+        prefix = first[: len(first) - len(record.message.partition("\n")[0])]
+        return first + "\n" + "\n".join(prefix + line for line in rest.split("\n"))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, message, and the run's fields when present."""
 
@@ -42,7 +57,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": record.__dict__.get("summary") or record.getMessage(),
         }
         for key in _EXTRA_KEYS:
             if key in record.__dict__:
@@ -91,11 +106,7 @@ def configure_logging(
 ) -> logging.Handler:
     """Send idsync's logs to stderr: buffered, or line by line (under a progress bar)."""
     handler: logging.Handler = BufferedStderrHandler() if buffered else logging.StreamHandler()
-    inner = (
-        JsonFormatter()
-        if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
-    )
+    inner = JsonFormatter() if fmt == "json" else TextFormatter()
     handler.setFormatter(_Redacting(inner, secrets))
     logger = logging.getLogger("idsync")
     logger.handlers[:] = [handler]
