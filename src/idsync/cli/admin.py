@@ -1,0 +1,64 @@
+"""`idsync init` and `idsync jobs`: the target table and the list of jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+
+from idsync.cli.common import common_options, die, resolve
+from idsync.config import BUILTIN_JOB, Job, find_file
+from idsync.errors import ConfigError, IdsyncError
+from idsync.target import MySQLTarget
+
+
+@click.command()
+@common_options
+def init(**kw: Any) -> None:
+    """Create the job's target table if it is missing (never alters an existing one)."""
+    ctx = resolve(kw, {})
+    job = ctx.job
+    try:
+        with MySQLTarget(ctx.settings, job) as target:
+            target.connect()
+            created = target.create_table()
+            column = target.inspect()
+    except IdsyncError as exc:
+        die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
+    where = f"{ctx.settings.mysql.database}.{job.table}"
+    result = {
+        "job": job.name,
+        "status": "ok",
+        "table": where,
+        "created": created,
+        "column": job.column,
+        "collation": column.collation,
+        "unique_index": column.unique,
+    }
+    if ctx.as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(
+            f"{where}: {'created' if created else 'exists, left as it is'} "
+            f"({job.column}, collation {column.collation}, "
+            f"{'unique' if column.unique else 'NOT unique'})"
+        )
+
+
+@click.command()
+@click.option("--config", "config_path", metavar="PATH", help="TOML config file.")
+def jobs(config_path: str | None) -> None:
+    """List the jobs: the built-in one and those in the config file."""
+    try:
+        file = find_file(config_path, os.environ)
+    except ConfigError as exc:
+        die(str(exc), exc.exit_code, (), False, BUILTIN_JOB)
+    known = dict(file.jobs) if file else {}
+    known.setdefault(BUILTIN_JOB, Job())
+    for job in known.values():
+        click.echo(
+            f"{job.name}: {job.collection}.{job.field} -> {job.table}.{job.column} "
+            f"(batch {job.batch_size})"
+        )

@@ -1,0 +1,145 @@
+"""What every command shares: options, resolving the configuration once, printing, exiting."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import click
+
+from idsync.config import (
+    BUILTIN_JOB,
+    FileConfig,
+    Job,
+    Settings,
+    find_file,
+    resolve_job,
+    resolve_settings,
+)
+from idsync.errors import ConfigError
+from idsync.observability import configure_logging, redact
+from idsync.report import SyncReport
+from idsync.sync import Progress
+
+_PASSWORD_IN_URL = re.compile(r"://[^:/@]*:([^@/]+)@")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every command resolves first, once."""
+
+    job: Job
+    settings: Settings
+    secrets: tuple[str, ...]
+    as_json: bool
+
+
+def raw_secrets(*urls: str | None) -> tuple[str, ...]:
+    """Passwords in URLs, found before parsing, so even a malformed URL never leaks one."""
+    return tuple(m for url in urls if url for m in _PASSWORD_IN_URL.findall(url))
+
+
+def die(message: str, code: int, secrets: tuple[str, ...], as_json: bool, job: str) -> NoReturn:
+    message = redact(message, secrets)
+    if as_json:
+        click.echo(
+            json.dumps({"job": job, "status": "failed", "error": message, "exit_code": code})
+        )
+    click.echo(f"idsync: {message}", err=True)
+    sys.exit(code)
+
+
+def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--config",
+            "config_path",
+            metavar="PATH",
+            help="TOML file with [settings] and [jobs.NAME] (default ./idsync.toml; "
+            "env IDSYNC_CONFIG).",
+        ),
+        click.option(
+            "--job", "job_name", metavar="NAME", help=f"Job to run (default {BUILTIN_JOB})."
+        ),
+        click.option("--mongo-uri", metavar="URI", help="MongoDB URI (env IDSYNC_MONGO_URI)."),
+        click.option(
+            "--mysql-url",
+            metavar="URL",
+            help="mysql://user:pass@host:port/db (env IDSYNC_MYSQL_URL).",
+        ),
+        click.option("--mongo-db", metavar="NAME", help="MongoDB database (default: URI path)."),
+        click.option(
+            "--connect-timeout",
+            type=float,
+            metavar="S",
+            help="Seconds to wait for a server to answer (default 10).",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout."),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="Log lines on stderr as text or JSON.",
+        ),
+        click.option(
+            "--log-level",
+            type=click.Choice(["debug", "info", "warning", "error"]),
+            default="info",
+            show_default=True,
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def resolve(kw: dict[str, Any], extra_settings: dict[str, Any]) -> Context:
+    raw = raw_secrets(
+        kw["mongo_uri"],
+        kw["mysql_url"],
+        os.environ.get("IDSYNC_MONGO_URI"),
+        os.environ.get("IDSYNC_MYSQL_URL"),
+    )
+    try:
+        file: FileConfig | None = find_file(kw["config_path"], os.environ)
+        job = resolve_job(kw["job_name"], file, kw["mongo_db"])
+        flags = {
+            "mongo_uri": kw["mongo_uri"],
+            "mysql_url": kw["mysql_url"],
+            "connect_timeout_s": kw["connect_timeout"],
+            **extra_settings,
+        }
+        settings = resolve_settings(flags, os.environ, file)
+    except ConfigError as exc:
+        die(str(exc), exc.exit_code, raw, kw["as_json"], kw["job_name"] or BUILTIN_JOB)
+    secrets = tuple(dict.fromkeys(raw + settings.secrets))
+    configure_logging(kw["log_level"], kw["log_format"], secrets, buffered=not sys.stderr.isatty())
+    return Context(job, settings, secrets, kw["as_json"])
+
+
+@contextlib.contextmanager
+def progress_display(enabled: bool) -> Iterator[Progress | None]:
+    if not enabled:
+        yield None
+        return
+    from idsync.progress import RichProgress  # noqa: PLC0415 (rich loads only for terminals)
+
+    with RichProgress() as bar:
+        yield bar
+
+
+def emit(report: SyncReport, ctx: Context) -> NoReturn:
+    text = report.to_json() if ctx.as_json else report.to_text()
+    click.echo(redact(text, ctx.secrets))
+    logging.shutdown()
+    if report.error:
+        click.echo(f"idsync: {redact(report.error, ctx.secrets)}", err=True)
+    sys.exit(report.exit_code)
