@@ -123,6 +123,10 @@ class Settings:
     """How long to wait for another run of the same target to finish before refusing."""
     read_batch_size: int = 10_000
     """Ids fetched per round trip from each server."""
+    retries: int = 2
+    """New passes after a transient failure (unreachable, dropped, timed out) before giving up."""
+    retry_backoff_s: float = 1.0
+    """Pause before the first retry; it doubles for each further one (at most 60 s)."""
 
     def __post_init__(self) -> None:
         if not self.mongo_uri.startswith(("mongodb://", "mongodb+srv://")):
@@ -135,6 +139,8 @@ class Settings:
             raise ConfigError("lock_timeout_s must not be negative")
         if not 1 <= self.read_batch_size <= 1_000_000:
             raise ConfigError("read_batch_size must be from 1 to 1000000")
+        if not 0 <= self.retries <= 20 or self.retry_backoff_s < 0:
+            raise ConfigError("retries must be from 0 to 20, retry_backoff_s not negative")
 
     @property
     def mysql(self) -> MySQLURL:
@@ -160,6 +166,12 @@ class RunOptions:
     """Let a run whose source has no ids proceed while the target has rows."""
     log_ids: bool = True
     """Log one line per inserted id, as the original job did."""
+    max_inserts: int | None = None
+    """Refuse (insert nothing) when more ids than this are missing."""
+    max_inserts_fraction: float | None = None
+    """Refuse when more ids are missing than this share of the target's rows (0.1 = 10%)."""
+    force: bool = False
+    """Ignore the max-inserts guards."""
 
 
 @dataclass(frozen=True)

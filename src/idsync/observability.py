@@ -17,11 +17,21 @@ from typing import Any, TextIO
 _EXTRA_KEYS = ("job", "run_id", "event", "counts", "ids")
 
 
+_SHORT_SECRET = 6
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***``."""
+    """``text`` with every secret replaced by ``***``.
+
+    idsync never prints a URL with its password; this is the second line of defence. A short
+    password (``"r"``) replaced everywhere would shred every message, so those are replaced only
+    where they stand as a URL's password (``:secret@``).
+    """
     for secret in secrets:
-        if secret:
+        if len(secret) >= _SHORT_SECRET:
             text = text.replace(secret, "***")
+        elif secret:
+            text = text.replace(f":{secret}@", ":***@")
     return text
 
 

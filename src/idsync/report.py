@@ -68,12 +68,24 @@ class SyncReport:
     """Target ids with no source id: reported only, never deleted."""
     orphan_samples: list[str] = field(default_factory=list)
     batches: int = 0
+    attempts: int = 0
+    """Passes made: 1, plus one per transient failure retried."""
+    retried: list[str] = field(default_factory=list)
+    """The transient errors that were retried, in order."""
     source: dict[str, Any] = field(default_factory=dict)
     target: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     exit_code: int = 0
     _clock: float = field(default_factory=time.monotonic, repr=False)
+
+    def start_attempt(self) -> None:
+        """Forget what the previous pass found; keep what it committed."""
+        self.attempts += 1
+        self.source_ids = self.present = self.missing = self.rejected = self.orphans = 0
+        self.rejected_samples.clear()
+        self.orphan_samples.clear()
+        self.warnings.clear()
 
     def reject(self, text: str, reason: str) -> None:
         self.rejected += 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import MySQLdb
 import MySQLdb.cursors
@@ -19,6 +19,8 @@ from idsync.errors import ConfigError, IdsyncError, LockHeldError, TerminalError
 from idsync.ids import ColumnFit
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _TEXT_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
 # Not fixed-length BINARY: it pads every id with zero bytes, so no value would read back as sent.
@@ -173,6 +175,9 @@ class MySQLTarget:
         """Read the column's type, size, character set and indexes; refuse what cannot hold ids."""
         where = f"{self.url.database}.{self.table}"
         if not self.table_exists():
+            # The catalog hides tables the user may not read: ask the table itself, so that a
+            # missing privilege is not mistaken for a missing table.
+            self._query(f"SELECT 1 FROM {_quote(self.table)} LIMIT 0", (), f"reading {where}")
             raise ConfigError(f"table {where} does not exist: run `idsync init` to create it")
         rows = self._query(
             "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME "
@@ -236,8 +241,14 @@ class MySQLTarget:
         except MySQLdb.Error as exc:
             raise mysql_error(exc, self.address, f"reading {self.table}") from None
 
-    def insert_batch(self, ids: Sequence[str]) -> BatchResult:
-        """Insert ``ids`` in one transaction, then prove each one is stored exactly."""
+    def insert_batch(
+        self, ids: Sequence[str], before_commit: Callable[[Any], None] | None = None
+    ) -> BatchResult:
+        """Insert ``ids`` in one transaction, then prove each one is stored exactly.
+
+        ``before_commit(cursor)``, when given, runs in that same transaction just before it
+        commits: a checkpoint written there lands together with the batch or not at all.
+        """
         result = BatchResult()
         try:
             self._insert_isolating(list(ids), result)
@@ -247,6 +258,8 @@ class MySQLTarget:
                 self._verify(accepted, result)
             else:
                 result.landed = accepted
+            if before_commit is not None:
+                before_commit(self._conn.cursor())
             self._conn.commit()
         except MySQLdb.Error as exc:
             raise mysql_error(exc, self.address, f"inserting into {self.table}") from None
@@ -348,3 +361,14 @@ class MySQLTarget:
             "server has no NO PAD binary collation; ids differing by trailing spaces collide"
         )
         return "utf8mb4_bin"
+
+    def transaction(self, work: Callable[[Any], _T], doing: str) -> _T:
+        """Run ``work(cursor)`` in one transaction on this connection and commit it."""
+        try:
+            result = work(self._conn.cursor())
+            self._conn.commit()
+        except MySQLdb.Error as exc:
+            with contextlib.suppress(MySQLdb.Error):
+                self._conn.rollback()
+            raise mysql_error(exc, self.address, doing) from None
+        return result

@@ -150,3 +150,10 @@ def test_settings_validation_and_secrets() -> None:
         Settings(mongo_uri="http://x", mysql_url=MYSQL)
     with pytest.raises(ConfigError):
         Settings(mongo_uri=MONGO, mysql_url=MYSQL, connect_timeout_s=0)
+
+
+def test_redaction_of_long_and_short_secrets() -> None:
+    from idsync.observability import redact
+
+    assert redact("x s3cr3t-pass y", ["s3cr3t-pass"]) == "x *** y"
+    assert redact("mysql://u:r@h/d error for user", ["r"]) == "mysql://u:***@h/d error for user"

@@ -7,7 +7,9 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -134,6 +136,26 @@ def progress_display(enabled: bool) -> Iterator[Progress | None]:
 
     with RichProgress() as bar:
         yield bar
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM or SIGINT set the event once (the run stops after its batch); a second one kills."""
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: object) -> None:
+        stop.set()
+        signal.signal(signum, signal.SIG_DFL)
+        logging.getLogger("idsync").warning(
+            "%s received: stopping after the current batch", signal.Signals(signum).name
+        )
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def emit(report: SyncReport, ctx: Context) -> NoReturn:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from idsync.cli.common import common_options, emit, progress_display, resolve
+from idsync.cli.common import common_options, emit, progress_display, resolve, stop_on_signals
 from idsync.config import RunOptions
 from idsync.errors import IdsyncError
 from idsync.report import SyncReport
@@ -45,21 +45,48 @@ from idsync.sync import sync
     show_default=True,
     help="Walk the source by its _id index, or in natural order (auto: by server).",
 )
+@click.option(
+    "--max-inserts",
+    metavar="N|P%",
+    help="Refuse (exit 3, insert nothing) if more than N ids, or P%% of the target, are missing.",
+)
+@click.option("--force", is_flag=True, help="Insert even beyond --max-inserts.")
+@click.option("--retries", type=int, metavar="N", help="New passes after a transient failure (2).")
+@click.option("--socket-timeout", type=float, metavar="S", help="Longest one read may take (300).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run(**kw: Any) -> None:
     """Insert every id of the source that the target lacks, in committed batches."""
-    ctx = resolve(
-        kw, {"read_batch_size": kw["read_batch_size"], "lock_timeout_s": kw["lock_timeout"]}
-    )
+    ctx = resolve(kw, {
+        "read_batch_size": kw["read_batch_size"], "lock_timeout_s": kw["lock_timeout"],
+        "retries": kw["retries"], "socket_timeout_s": kw["socket_timeout"],
+    })  # fmt: skip
     job = replace(ctx.job, batch_size=kw["batch_size"]) if kw["batch_size"] else ctx.job
+    count, share = _max_inserts(kw["max_inserts"])
     options = RunOptions(
-        dry_run=kw["dry_run"], allow_empty_source=kw["allow_empty_source"], log_ids=kw["log_ids"]
-    )
+        dry_run=kw["dry_run"], allow_empty_source=kw["allow_empty_source"],
+        log_ids=kw["log_ids"], max_inserts=count, max_inserts_fraction=share, force=kw["force"],
+    )  # fmt: skip
     order = None if kw["scan_order"] == "auto" else ScanOrder(kw["scan_order"])
     show_bar = sys.stderr.isatty() and not kw["quiet"] and not ctx.as_json
     try:
-        with progress_display(show_bar) as bar:
-            report = sync(job, ctx.settings, options, progress=bar, scan_order=order)
+        with progress_display(show_bar) as bar, stop_on_signals() as stop:
+            report = sync(job, ctx.settings, options, progress=bar, scan_order=order, stop=stop)
     except IdsyncError as exc:
         report = getattr(exc, "report", None) or SyncReport(job=job.name, dry_run=options.dry_run)
     emit(report, ctx)
+
+
+def _max_inserts(text: str | None) -> tuple[int | None, float | None]:
+    """``"5000"`` is a count, ``"10%"`` a share of the target."""
+    if text is None:
+        return None, None
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1]) / 100
+            if share >= 0:
+                return None, share
+        elif int(text) >= 0:
+            return int(text), None
+    except ValueError:
+        pass
+    raise click.BadParameter(f"{text!r}: a count (5000) or a share of the target (10%)")

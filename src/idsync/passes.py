@@ -1,0 +1,251 @@
+"""One pass of a job: stream source ids through the diff, insert what is missing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from idsync.config import Job, RunOptions, Settings
+from idsync.diff import DiffCounts, Tag, diff_ids
+from idsync.errors import GuardError, InterruptedRun
+from idsync.ids import ColumnFit, UnsupportedId, describe, encode_id
+from idsync.report import SyncReport
+from idsync.source import MongoSource, ScanOrder
+from idsync.target import Column, MySQLTarget
+
+log = logging.getLogger("idsync")
+
+
+class Progress(Protocol):
+    """Told how far a run has come; the CLI draws it, a library caller may ignore it."""
+
+    def start(self, phase: str, total: int | None) -> None: ...
+
+    def advance(self, phase: str, count: int) -> None: ...
+
+
+class Silent:
+    """A Progress that shows nothing."""
+
+    def start(self, phase: str, total: int | None) -> None:
+        pass
+
+    def advance(self, phase: str, count: int) -> None:
+        pass
+
+
+class SyncPass:
+    """The parts of one run, wired together once."""
+
+    def __init__(
+        self,
+        job: Job,
+        settings: Settings,
+        options: RunOptions,
+        report: SyncReport,
+        progress: Progress,
+        *,
+        stop: threading.Event,
+    ) -> None:
+        self.job, self.settings, self.options = job, settings, options
+        self.report, self.progress, self.stop = report, progress, stop
+        self.shown = not isinstance(progress, Silent)
+        self.earlier_inserts = report.inserted  # committed by failed attempts of this run
+
+    def execute(self, scan_order: ScanOrder | None) -> None:
+        job, report = self.job, self.report
+        with (
+            MongoSource(self.settings, job, scan_order) as source,
+            MySQLTarget(self.settings, job) as target,
+        ):
+            # The source is asked first, so an unreachable MongoDB leaves MySQL untouched.
+            info = source.ping()
+            report.source = {
+                "address": source.address,
+                "database": source.database,
+                "collection": job.collection,
+                "field": job.field,
+                "flavour": info.flavour,
+                "version": info.version,
+                "scan": str(source.order),
+            }
+            target.connect()
+            column = self._inspect(target)
+            if not self.options.dry_run:
+                target.lock(self.settings.lock_timeout_s)
+            existing = self._read_target(target)
+            self.progress.start("source", source.estimated_count() if self.shown else None)
+            values = self._encode(source.values(), column.fit)
+            self._stream(values, existing, BatchWriter(self, target, self._insert_limit()))
+            self._guard_empty_source()
+
+    def _inspect(self, target: MySQLTarget) -> Column:
+        job, column = self.job, target.inspect()
+        self.report.target = {
+            "address": target.address,
+            "database": target.url.database,
+            "table": job.table,
+            "column": job.column,
+            "collation": column.collation,
+            "unique_index": column.unique,
+        }
+        if not column.unique:
+            self.report.warnings.append(
+                f"{job.table}.{job.column} has no UNIQUE index: other writers may add duplicates;"
+                f" add one: ALTER TABLE {job.table} ADD UNIQUE ({job.column})"
+            )
+        return column
+
+    def _read_target(self, target: MySQLTarget) -> set[str]:
+        self.progress.start("target", None)
+        existing = set(target.read_ids())
+        self.progress.advance("target", len(existing))
+        if self.report.attempts == 1:
+            self.report.target_ids_before = len(existing)
+        return existing
+
+    def _insert_limit(self) -> int | None:
+        """The most ids this run may insert, from --max-inserts (count or share of the target)."""
+        options = self.options
+        if options.force:
+            return None
+        limits = [options.max_inserts] if options.max_inserts is not None else []
+        if options.max_inserts_fraction is not None:
+            limits.append(int(options.max_inserts_fraction * self.report.target_ids_before))
+        return min(limits) if limits else None
+
+    def _encode(self, values: Iterable[object], fit: ColumnFit) -> Iterator[str]:
+        """Canonical text of each value that the column can hold exactly; the rest are rejected."""
+        report, seen = self.report, 0
+        for value in values:
+            if self.stop.is_set():
+                raise InterruptedRun(
+                    f"interrupted after {report.batches} committed batches "
+                    f"({report.inserted:,} ids inserted); run again to finish"
+                )
+            seen += 1
+            if seen % 10_000 == 0:
+                report.source_ids = seen
+                self.progress.advance("source", 10_000)
+            try:
+                text = encode_id(value)
+            except UnsupportedId as exc:
+                report.reject(describe(value), exc.reason)
+                continue
+            problem = fit.problem(text)
+            if problem is not None:
+                report.reject(describe(text), problem)
+                continue
+            yield text
+        report.source_ids = seen
+
+    def _stream(self, values: Iterable[str], existing: set[str], writer: BatchWriter) -> None:
+        counts, report = DiffCounts(), self.report
+        for tag, text in diff_ids(values, existing, counts, unique_source=self.job.field == "_id"):
+            if tag is Tag.MISSING:
+                writer.add(text)
+            elif tag is Tag.DUPLICATE:
+                report.reject(text, "another source id has the same text (e.g. int 5 and '5')")
+            else:
+                report.orphan(text)
+        report.present, report.orphans = counts.present, counts.orphans
+        report.missing = counts.missing + self.earlier_inserts
+        if writer.refused:
+            raise GuardError(
+                f"{counts.missing:,} ids are missing, more than the limit of {writer.limit:,}"
+                f" (target has {report.target_ids_before:,}); nothing inserted;"
+                " --force to insert them"
+            )
+        writer.flush()
+
+    def _guard_empty_source(self) -> None:
+        job, report = self.job, self.report
+        if report.source_ids:
+            return
+        noun = "clusters" if job.collection == "cluster_trips" else f"ids in {job.collection}"
+        log.info(
+            "[%s] No %s found", job.name, noun, extra={"job": job.name, "run_id": report.run_id}
+        )
+        if report.target_ids_before and not self.options.allow_empty_source:
+            raise GuardError(
+                f"source {job.collection}.{job.field} has no ids while {job.table} has "
+                f"{report.target_ids_before:,}: wrong database or collection? "
+                "(--allow-empty-source to accept)"
+            )
+
+
+class BatchWriter:
+    """Collects missing ids into batches; inserts and commits each (or, in a dry run, counts).
+
+    With a ``limit``, nothing is inserted until the source has ended: ids are held (at most
+    ``limit`` of them), and one more than the limit marks the run as refused.
+    """
+
+    def __init__(self, run: SyncPass, target: MySQLTarget, limit: int | None) -> None:
+        self.run, self.target, self.limit = run, target, limit
+        self.size = run.job.batch_size
+        self.batch: list[str] = []
+        self.refused = False
+        self.log_ids = run.options.log_ids and log.isEnabledFor(logging.INFO)
+
+    def add(self, text: str) -> None:
+        if self.refused:
+            return
+        self.batch.append(text)
+        if self.limit is not None:
+            if len(self.batch) > self.limit:
+                self.refused, self.batch = True, []
+        elif len(self.batch) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.batch = self.batch, []
+        if self.run.options.dry_run:
+            return
+        for start in range(0, len(batch), self.size):
+            self._insert(batch[start : start + self.size])
+
+    def _insert(self, batch: list[str]) -> None:
+        result = self.target.insert_batch(batch)
+        report = self.run.report
+        report.batches += 1
+        report.inserted += result.inserted
+        report.concurrent += max(0, len(result.landed) - result.inserted)
+        for text, reason in result.rejected:
+            report.reject(text, reason)
+        self.run.progress.advance("insert", result.inserted)
+        if self.log_ids:
+            self._log_inserted(result.landed, result.inserted)
+
+    def _log_inserted(self, landed: list[str], inserted: int) -> None:
+        name, column = self.run.job.name, self.run.job.column
+        if inserted != len(landed):
+            log.warning(
+                "[%s] %d of %d ids in this batch were stored by another writer meanwhile",
+                name,
+                len(landed) - inserted,
+                len(landed),
+            )
+            return
+        # One record per batch, one line per id: 200,000 records cost more than the inserts
+        # themselves; the CLI's text formatter prefixes every line, its JSON one lists the ids.
+        extra = {
+            "job": name,
+            "run_id": self.run.report.run_id,
+            "event": "inserted",
+            "ids": landed,
+            "summary": f"[{name}] Inserted {len(landed)} {column} values",
+        }
+        log.info("%s", _InsertedLines(f"[{name}] Inserted {column}: ", landed), extra=extra)
+
+
+class _InsertedLines:
+    """The original job's per-id lines, joined only if a handler formats the record."""
+
+    def __init__(self, prefix: str, ids: list[str]) -> None:
+        self.prefix, self.ids = prefix, ids
+
+    def __str__(self) -> str:
+        return "\n".join(self.prefix + text for text in self.ids)

@@ -1,0 +1,87 @@
+"""Fixtures for fault tests: private servers to break, and the CLI run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from pymongo import MongoClient
+
+from tests.fault.servers import FERRETDB_BIN, PrivateFerretDB, PrivateMariaDB
+
+SLOW = os.environ.get("IDSYNC_SLOW_TESTS") == "1"
+
+
+@pytest.fixture
+def mariadb(tmp_path: Path) -> Iterator[PrivateMariaDB]:
+    server = PrivateMariaDB(tmp_path / "mariadb")
+    server.workdir.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ferretdb(tmp_path: Path) -> Iterator[PrivateFerretDB]:
+    if not FERRETDB_BIN.exists():
+        pytest.fail(f"{FERRETDB_BIN.name} is not built: run `dev/services up`")
+    server = PrivateFerretDB(tmp_path / "ferretdb")
+    server.workdir.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def cli_env(mongo_uri: str, mysql_url: str, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "IDSYNC_MONGO_URI": mongo_uri, "IDSYNC_MYSQL_URL": mysql_url, **extra}
+    env.pop("IDSYNC_CONFIG", None)
+    return env
+
+
+def run_cli(
+    mongo_uri: str, mysql_url: str, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "idsync", *args], env=cli_env(mongo_uri, mysql_url),
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def spawn_cli(mongo_uri: str, mysql_url: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "idsync", *args], env=cli_env(mongo_uri, mysql_url),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Poll until ``condition`` holds: for ordering steps, never for measuring speed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def load_ids(
+    uri: str, ids: list[Any], big: bool = False, collection: str = "cluster_trips"
+) -> None:
+    """Source documents: tiny ({_id}) for fast scans, or ~2 KB clusters for slow ones."""
+    pad = [{"_id": ObjectId(), "user_id": n, "mode": "bus", "note": "x" * 80} for n in range(20)]
+    client: MongoClient[dict[str, Any]] = MongoClient(uri)
+    with client:
+        coll = client.get_default_database()[collection]
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            coll.insert_many([{"_id": i, "trips": pad} if big else {"_id": i} for i in chunk])
