@@ -41,8 +41,7 @@ unit: setup
 
 # The whole suite against the local servers (or IDSYNC_TEST_MONGO_URI / IDSYNC_TEST_MYSQL_URL).
 test: setup lint
-	@if [ -z "$${IDSYNC_TEST_MONGO_URI:-}" ] || [ -z "$${IDSYNC_TEST_MYSQL_URL:-}" ]; then \
-	  dev/services up; fi
+	dev/services up all
 	$(PY) -m pytest
 
 clean:

@@ -40,6 +40,8 @@ _DENIED = {
     ER.ACCESS_DENIED_ERROR,
     ER.SPECIFIC_ACCESS_DENIED_ERROR,
 }
+_LOCK_CONFLICTS = {ER.LOCK_DEADLOCK, ER.LOCK_WAIT_TIMEOUT}
+_BATCH_ATTEMPTS = 3
 _CONNECTION_KILLED = 1927  # MariaDB's "Connection was killed"; MySQL reports 2013 instead
 _TRANSIENT = {
     ER.LOCK_WAIT_TIMEOUT,
@@ -73,7 +75,7 @@ class BatchResult:
     """(id, reason) for ids that are not stored exactly."""
 
 
-def mysql_error(exc: MySQLdb.Error, address: str, doing: str) -> IdsyncError:
+def mysql_error(exc: Exception, address: str, doing: str) -> IdsyncError:
     """Turn a driver error into a one-line idsync error naming the server."""
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
     message = exc.args[1] if len(exc.args) > 1 else str(exc)
@@ -249,6 +251,21 @@ class MySQLTarget:
         ``before_commit(cursor)``, when given, runs in that same transaction just before it
         commits: a checkpoint written there lands together with the batch or not at all.
         """
+        for attempt in range(_BATCH_ATTEMPTS):
+            try:
+                return self._insert_once(ids, before_commit)
+            except MySQLdb.OperationalError as exc:
+                # Two writers inserting overlapping keys in different orders can deadlock;
+                # the server rolled the whole batch back, so it is safe to send it again.
+                if exc.args[0] not in _LOCK_CONFLICTS or attempt == _BATCH_ATTEMPTS - 1:
+                    raise mysql_error(exc, self.address, f"inserting into {self.table}") from None
+                log.warning("batch hit %s; sending it again", exc.args[1])
+                self._conn.rollback()
+        raise AssertionError("unreachable")
+
+    def _insert_once(
+        self, ids: Sequence[str], before_commit: Callable[[Any], None] | None
+    ) -> BatchResult:
         result = BatchResult()
         try:
             self._insert_isolating(list(ids), result)
@@ -261,6 +278,10 @@ class MySQLTarget:
             if before_commit is not None:
                 before_commit(self._conn.cursor())
             self._conn.commit()
+        except MySQLdb.OperationalError as exc:
+            if exc.args[0] in _LOCK_CONFLICTS:
+                raise
+            raise mysql_error(exc, self.address, f"inserting into {self.table}") from None
         except MySQLdb.Error as exc:
             raise mysql_error(exc, self.address, f"inserting into {self.table}") from None
         return result
