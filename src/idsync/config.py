@@ -172,6 +172,8 @@ class RunOptions:
     """Refuse when more ids are missing than this share of the target's rows (0.1 = 10%)."""
     force: bool = False
     """Ignore the max-inserts guards."""
+    record_history: bool = True
+    """Append the run to the `idsync_runs` table (when `idsync init` has created it)."""
 
 
 @dataclass(frozen=True)
@@ -236,15 +238,26 @@ def resolve_job(name: str | None, file: FileConfig | None, mongo_db: str | None)
     return replace(job, mongo_db=mongo_db) if mongo_db else job
 
 
+_UNUSED_MONGO = "mongodb://unused.invalid/"
+
+
 def resolve_settings(
-    flags: Mapping[str, Any], env: Mapping[str, str], file: FileConfig | None
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    file: FileConfig | None,
+    need_mongo: bool = True,
 ) -> Settings:
-    """Settings from flags (non-None values), then the environment, then the file."""
+    """Settings from flags (non-None values), then the environment, then the file.
+
+    Commands that only read MySQL (``status``) pass ``need_mongo=False``.
+    """
     merged: dict[str, Any] = dict(file.settings) if file else {}
     for key, var in (("mongo_uri", "IDSYNC_MONGO_URI"), ("mysql_url", "IDSYNC_MYSQL_URL")):
         if env.get(var):
             merged[key] = env[var]
     merged.update({k: v for k, v in flags.items() if v is not None})
+    if not need_mongo:
+        merged.setdefault("mongo_uri", _UNUSED_MONGO)
     for key, var in (("mongo_uri", "IDSYNC_MONGO_URI"), ("mysql_url", "IDSYNC_MYSQL_URL")):
         if not merged.get(key):
             raise ConfigError(f"no {key}: set {var}, pass --{key.replace('_', '-')}, or [settings]")

@@ -14,18 +14,19 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-_EXTRA_KEYS = ("job", "run_id", "event", "counts", "ids")
+_EXTRA_KEYS = ("job", "run_id", "event", "counts", "duration_s", "ids")
 
 
-_SHORT_SECRET = 6
+_SHORT_SECRET = 8
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret replaced by ``***``.
 
     idsync never prints a URL with its password; this is the second line of defence. A short
-    password (``"r"``) replaced everywhere would shred every message, so those are replaced only
-    where they stand as a URL's password (``:secret@``).
+    password (``"r"``, ``"idsync"``) replaced everywhere would shred every message that happens
+    to contain it, so those are replaced only where they stand as a URL's password
+    (``:secret@``).
     """
     for secret in secrets:
         if len(secret) >= _SHORT_SECRET:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
+from idsync import history
 from idsync.config import Job, RunOptions, Settings
 from idsync.errors import IdsyncError, TransientError
 from idsync.passes import Progress, Silent, SyncPass
@@ -55,11 +57,15 @@ def sync(
         raise
     finally:
         report.finish()
+        if options.record_history:
+            # A short timeout: when MySQL is what failed, the run has waited long enough.
+            quick = replace(settings, connect_timeout_s=min(settings.connect_timeout_s, 3.0))
+            history.record(quick, job, "run", report.to_dict())
         counts = {"inserted": report.inserted, "rejected": report.rejected}
         log.info(
             "[%s] job end: %s, %d inserted, %d rejected, %.2f s",
             job.name, report.status, report.inserted, report.rejected, report.duration_s,
-            extra={**context, "event": "end", "counts": counts},
+            extra={**context, "event": "end", "counts": counts, "duration_s": report.duration_s},
         )  # fmt: skip
     return report
 

@@ -154,6 +154,16 @@ class MySQLTarget:
                 self._conn.close()
             self._conn = None
 
+    def query(self, sql: str, args: Sequence[object] = (), doing: str = "querying") -> Any:
+        """Run one statement and return its rows; errors become idsync errors."""
+        return self._query(sql, args, doing)
+
+    def commit(self) -> None:
+        try:
+            self._conn.commit()
+        except MySQLdb.Error as exc:
+            raise mysql_error(exc, self.address, "committing") from None
+
     def _query(self, sql: str, args: Sequence[object] = (), doing: str = "querying") -> Any:
         try:
             cur = self._conn.cursor()

@@ -157,3 +157,5 @@ def test_redaction_of_long_and_short_secrets() -> None:
 
     assert redact("x s3cr3t-pass y", ["s3cr3t-pass"]) == "x *** y"
     assert redact("mysql://u:r@h/d error for user", ["r"]) == "mysql://u:***@h/d error for user"
+    assert redact("run `idsync init`", ["idsync"]) == "run `idsync init`"
+    assert redact("mysql://idsync:idsync@h/d", ["idsync"]) == "mysql://idsync:***@h/d"

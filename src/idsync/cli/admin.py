@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from idsync import history
 from idsync.cli.common import common_options, die, resolve
 from idsync.config import BUILTIN_JOB, Job, find_file
 from idsync.errors import ConfigError, IdsyncError
@@ -17,7 +18,7 @@ from idsync.target import MySQLTarget
 @click.command()
 @common_options
 def init(**kw: Any) -> None:
-    """Create the job's target table if it is missing (never alters an existing one)."""
+    """Create the job's target table and idsync_runs if missing (never alters a table)."""
     ctx = resolve(kw, {})
     job = ctx.job
     try:
@@ -25,6 +26,7 @@ def init(**kw: Any) -> None:
             target.connect()
             created = target.create_table()
             column = target.inspect()
+            history_created = history.create_table(target)
     except IdsyncError as exc:
         die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
     where = f"{ctx.settings.mysql.database}.{job.table}"
@@ -36,6 +38,8 @@ def init(**kw: Any) -> None:
         "column": job.column,
         "collation": column.collation,
         "unique_index": column.unique,
+        "history_table": history.TABLE,
+        "history_created": history_created,
     }
     if ctx.as_json:
         click.echo(json.dumps(result))
@@ -45,6 +49,7 @@ def init(**kw: Any) -> None:
             f"({job.column}, collation {column.collation}, "
             f"{'unique' if column.unique else 'NOT unique'})"
         )
+        click.echo(f"{history.TABLE}: {'created' if history_created else 'exists'}")
 
 
 @click.command()

@@ -103,7 +103,7 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def resolve(kw: dict[str, Any], extra_settings: dict[str, Any]) -> Context:
+def resolve(kw: dict[str, Any], extra_settings: dict[str, Any], need_mongo: bool = True) -> Context:
     raw = raw_secrets(
         kw["mongo_uri"],
         kw["mysql_url"],
@@ -119,7 +119,7 @@ def resolve(kw: dict[str, Any], extra_settings: dict[str, Any]) -> Context:
             "connect_timeout_s": kw["connect_timeout"],
             **extra_settings,
         }
-        settings = resolve_settings(flags, os.environ, file)
+        settings = resolve_settings(flags, os.environ, file, need_mongo)
     except ConfigError as exc:
         die(str(exc), exc.exit_code, raw, kw["as_json"], kw["job_name"] or BUILTIN_JOB)
     secrets = tuple(dict.fromkeys(raw + settings.secrets))

@@ -53,6 +53,7 @@ from idsync.sync import sync
 @click.option("--force", is_flag=True, help="Insert even beyond --max-inserts.")
 @click.option("--retries", type=int, metavar="N", help="New passes after a transient failure (2).")
 @click.option("--socket-timeout", type=float, metavar="S", help="Longest one read may take (300).")
+@click.option("--no-history", is_flag=True, help="Do not append the run to idsync_runs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run(**kw: Any) -> None:
     """Insert every id of the source that the target lacks, in committed batches."""
@@ -65,6 +66,7 @@ def run(**kw: Any) -> None:
     options = RunOptions(
         dry_run=kw["dry_run"], allow_empty_source=kw["allow_empty_source"],
         log_ids=kw["log_ids"], max_inserts=count, max_inserts_fraction=share, force=kw["force"],
+        record_history=not kw["no_history"],
     )  # fmt: skip
     order = None if kw["scan_order"] == "auto" else ScanOrder(kw["scan_order"])
     show_bar = sys.stderr.isatty() and not kw["quiet"] and not ctx.as_json

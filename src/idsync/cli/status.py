@@ -1,0 +1,101 @@
+"""`idsync status`: recent runs from `idsync_runs`, and whether the last success is fresh."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from idsync import history
+from idsync.cli.common import Context, common_options, die, resolve
+from idsync.errors import IdsyncError
+from idsync.history import RunRecord
+from idsync.target import MySQLTarget
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+STALE = 4
+
+
+def parse_age(text: str | None) -> float | None:
+    """``"26h"``, ``"90m"``, ``"1d"``, ``"3600"`` (seconds) as seconds."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
+    if not match:
+        raise click.BadParameter(f"{text!r}: a duration such as 90m, 26h or 2d")
+    return float(match[1]) * _UNITS[match[2] or "s"]
+
+
+def _ago(seconds: float) -> str:
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h" if days else f"{hours}h {minutes}m" if hours else f"{minutes}m"
+
+
+@click.command()
+@common_options
+@click.option("--limit", type=int, default=10, show_default=True, help="Runs to show.")
+@click.option("--all-jobs", is_flag=True, help="Show every job's runs, not only --job's.")
+@click.option("--max-age", metavar="AGE", help="Exit 4 if the last success is older (e.g. 26h).")
+def status(**kw: Any) -> None:
+    """Recent runs and the time since the last success; exit 4 when that is too old."""
+    max_age = parse_age(kw["max_age"])
+    ctx = resolve(kw, {}, need_mongo=False)
+    name = None if kw["all_jobs"] else ctx.job.name
+    try:
+        with MySQLTarget(ctx.settings, ctx.job) as target:
+            target.connect()
+            runs = history.recent(target, name, kw["limit"])
+            jobs = sorted({r.job for r in runs} | ({name} if name else set()))
+            last = {job: history.last_success(target, job) for job in jobs}
+    except IdsyncError as exc:
+        die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, ctx.job.name)
+    now = datetime.now(UTC)
+    stale = [job for job, run in last.items() if _is_stale(run, now, max_age)]
+    _show(ctx, runs, last, now, stale)
+    sys.exit(STALE if stale else 0)
+
+
+def _command(run: RunRecord) -> str:
+    return f"{run.command}-dry" if run.dry_run else run.command
+
+
+def _is_stale(run: RunRecord | None, now: datetime, max_age: float | None) -> bool:
+    if max_age is None:
+        return False
+    return run is None or (now - run.finished_at).total_seconds() > max_age
+
+
+def _show(
+    ctx: Context,
+    runs: list[RunRecord],
+    last: dict[str, RunRecord | None],
+    now: datetime,
+    stale: list[str],
+) -> None:
+    ages = {job: (now - r.finished_at).total_seconds() if r else None for job, r in last.items()}
+    if ctx.as_json:
+        click.echo(json.dumps({
+            "runs": [r.to_dict() for r in runs],
+            "last_success": {job: r.to_dict() if r else None for job, r in last.items()},
+            "last_success_age_s": ages, "stale": stale,
+        }))  # fmt: skip
+        return
+    header = f"{'started (UTC)':<20} {'job':<20} {'command':<7} {'status':<8} {'inserted':>9}"
+    click.echo(header + f" {'rejected':>8} {'seconds':>8}  error")
+    for r in runs:
+        click.echo(
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.job:<20} {_command(r):<7} {r.status:<8}"
+            f" {r.inserted if r.inserted is not None else '-':>9}"
+            f" {r.rejected if r.rejected is not None else '-':>8} {r.duration_s:>8.2f}"
+            f"  {(r.error or '')[:60]}"
+        )
+    for job, age in ages.items():
+        when = f"{_ago(age)} ago" if age is not None else "never"
+        flag = "  STALE" if job in stale else ""
+        click.echo(f"last success of {job}: {when}{flag}")
