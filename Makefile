@@ -28,8 +28,9 @@ services-down:
 demo: setup services-up
 	$(ENV) && $(VENV)/bin/idsync init
 	$(ENV) && $(PY) -m bench.datagen --n 30000 --prefill 0.6
-	$(ENV) && $(VENV)/bin/idsync run --no-log-ids; code=$$?; \
-	  echo "(exit code $$code; run 'make demo' again: it inserts 0)"; exit $$code
+	$(ENV) && { code=0; $(VENV)/bin/idsync run --no-log-ids || code=$$?; \
+	  echo "(exit code $$code; run 'make demo' again: it inserts 0)"; \
+	  $(VENV)/bin/idsync status --limit 5; exit $$code; }
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -44,5 +45,21 @@ test: setup lint
 	dev/services up all
 	$(PY) -m pytest
 
+# idsync against the job it replaces and against what the servers allow (bench/README.md): about
+# 35 minutes on 2 cores; writes bench/results/results.md, results.json and wall_vs_n.png.
+# BENCH_ARGS passes flags to bench.run, e.g. BENCH_ARGS="--sizes 10k,100k,1m --sources ferretdb".
+BENCH_ARGS ?=
+bench: setup
+	$(PY) -c 'import matplotlib, psutil, pyinstrument' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'
+	dev/services up mariadb ferretdb mongo-java
+	$(ENV) && $(PY) -m bench.run --out bench/results $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# `idsync watch` keeping a table complete live: by change stream (mongo-java-server), then by
+# polling (FerretDB); inserts one by one and in a burst, shows /healthz, /metrics, SIGTERM.
+.PHONY: demo-watch
+demo-watch: setup
+	dev/services up all
+	$(ENV) && $(PY) dev/watch_demo.py

@@ -141,3 +141,46 @@ def env(servers: None) -> Iterator[Env]:
         admin.close()
         client.drop_database(name)
         client.close()
+
+
+# --- watch: a MongoDB with change streams (mongo-java-server from `dev/services up mongo-java`)
+
+WATCH_MONGO_URI = os.environ.get("IDSYNC_TEST_WATCH_MONGO_URI", "mongodb://127.0.0.1:27019/")
+
+
+@pytest.fixture
+def watch_env(servers: None) -> Iterator[Env]:
+    """Like ``env``, with the MongoDB database on the change-stream server.
+
+    Database names are fresh each time: mongo-java-server invalidates every later stream on a
+    collection that was once dropped.
+    """
+    name = f"idsync_w_{uuid.uuid4().hex[:10]}"
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        WATCH_MONGO_URI, uuidRepresentation="standard", serverSelectionTimeoutMS=3000
+    )
+    try:
+        client.admin.command("ping")
+    except Exception as exc:
+        client.close()
+        pytest.fail(
+            f"change-stream MongoDB not reachable at {WATCH_MONGO_URI} ({exc}); "
+            "run `dev/services up mongo-java` or set IDSYNC_TEST_WATCH_MONGO_URI"
+        )
+    admin = mysql_connect(MYSQL_URL)
+    admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    conn = mysql_connect(MYSQL_URL, database=name)
+    env = Env(
+        mongo_db=client[name],
+        mysql=conn,
+        mongo_uri=_with_path(WATCH_MONGO_URI, name),
+        mysql_url=_with_path(MYSQL_URL, name),
+    )
+    try:
+        yield env
+    finally:
+        conn.close()
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+        client.drop_database(name)
+        client.close()

@@ -7,8 +7,12 @@ The library API::
     settings = Settings(mongo_uri="mongodb://host/maas", mysql_url="mysql://u:p@host/maas")
     report = sync(Job(), settings, RunOptions(dry_run=True))
     print(report.status, report.missing)
+
+Checking and following live in their modules: ``idsync.check.check(job, settings, CheckOptions())``
+and ``idsync.watch.watch(job, settings, WatchOptions(), stop_event)``.
 """
 
+from idsync.check_report import CheckReport
 from idsync.config import BUILTIN_JOB, Job, RunOptions, Settings
 from idsync.errors import (
     ConfigError,
@@ -22,11 +26,13 @@ from idsync.errors import (
 from idsync.report import Rejected, Status, SyncReport
 from idsync.source import ScanOrder
 from idsync.sync import Progress, sync
+from idsync.watch_options import WatchOptions
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BUILTIN_JOB",
+    "CheckReport",
     "ConfigError",
     "GuardError",
     "IdsyncError",
@@ -42,6 +48,7 @@ __all__ = [
     "SyncReport",
     "TerminalError",
     "TransientError",
+    "WatchOptions",
     "__version__",
     "sync",
 ]

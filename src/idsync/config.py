@@ -127,6 +127,8 @@ class Settings:
     """New passes after a transient failure (unreachable, dropped, timed out) before giving up."""
     retry_backoff_s: float = 1.0
     """Pause before the first retry; it doubles for each further one (at most 60 s)."""
+    check_exact: bool = False
+    """`idsync check` compares every id, not counts per range first (for scheduled runs)."""
 
     def __post_init__(self) -> None:
         if not self.mongo_uri.startswith(("mongodb://", "mongodb+srv://")):

@@ -120,6 +120,8 @@ def configure_logging(
     inner = JsonFormatter() if fmt == "json" else TextFormatter()
     handler.setFormatter(_Redacting(inner, secrets))
     logger = logging.getLogger("idsync")
+    for old in logger.handlers:
+        old.close()
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())
     logger.propagate = False

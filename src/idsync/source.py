@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -11,7 +12,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pymongo
+from bson import ObjectId
 from pymongo import MongoClient
+from pymongo.change_stream import CollectionChangeStream
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 from pymongo.uri_parser import parse_uri
 
@@ -147,6 +150,93 @@ class MongoSource:
             for doc in cur:
                 # A null field means "no value here", not an id to reject.
                 yield from (value for value in _walk(doc, path) if value is not None)
+
+    def sample(self, limit: int) -> list[object]:
+        """Up to ``limit`` values of the field from the first documents (for diagnosis)."""
+        try:
+            with self._coll.find({}, {self.job.field: 1}, limit=limit) as cursor:
+                path = self.job.field.split(".")
+                return [v for doc in cursor for v in _walk(doc, path) if v is not None]
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, f"sampling {self.job.collection}") from None
+
+    def supports_change_streams(self) -> bool:
+        """Whether the server opens a change stream on the collection (replica sets do)."""
+        try:
+            with self._coll.watch(max_await_time_ms=50) as stream:
+                stream.try_next()
+        except OperationFailure:
+            return False
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, "opening a change stream") from None
+        return True
+
+    def server_time(self) -> datetime.datetime | None:
+        """The server's clock (``hello.localTime``), if it reports one."""
+        try:
+            moment = self._client.admin.command("hello").get("localTime")
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, "asking the time") from None
+        if not isinstance(moment, datetime.datetime):
+            return None
+        return moment.replace(tzinfo=datetime.UTC) if moment.tzinfo is None else moment
+
+    def change_stream(
+        self, resume_after: Mapping[str, Any] | None, max_await_ms: int
+    ) -> CollectionChangeStream[dict[str, Any]]:
+        """Events that bring new values, after ``resume_after`` or from now, trimmed to what
+        the job reads. Driver errors are left to the caller, which alone can tell a lost resume
+        token from a server without change streams."""
+        kinds = ["insert", "invalidate"]
+        keep: dict[str, Any] = {"operationType": 1, "clusterTime": 1, "documentKey": 1}
+        if self.job.field != "_id":
+            # A replacement can bring new values of a field, never a new `_id`.
+            kinds.append("replace")
+            keep[f"fullDocument.{self.job.field}"] = 1
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"operationType": {"$in": kinds}}},
+            {"$project": keep},
+        ]
+        return self._coll.watch(pipeline, resume_after=resume_after, max_await_time_ms=max_await_ms)
+
+    def newer_than(self, floor: ObjectId) -> Iterator[dict[str, Any]]:
+        """Documents whose `_id` is an ObjectId above ``floor`` (so created after its time),
+        with `_id` and the job's field only."""
+        projection = {"_id": 1} if self.job.field == "_id" else {"_id": 1, self.job.field: 1}
+        try:
+            with self._coll.find(
+                {"_id": {"$gt": floor}}, projection, batch_size=self._batch
+            ) as cur:
+                yield from cur
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, f"reading {self.job.collection}") from None
+
+    def id_batches(self, query: Mapping[str, Any]) -> Iterator[bytes]:
+        """The raw BSON of the ``{_id}`` documents matching ``query``, one ``bytes`` per batch
+        (documents back to back), in the scan order: for callers that count what they read or
+        decode ids faster than whole documents are decoded."""
+        try:
+            cursor = self._coll.find_raw_batches(query, {"_id": 1}, batch_size=self._batch)
+            if self.order is ScanOrder.ID_INDEX:
+                cursor = cursor.sort("_id", pymongo.ASCENDING).hint([("_id", pymongo.ASCENDING)])
+            with cursor:
+                yield from cursor
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, f"reading {self.job.collection}") from None
+
+    def aggregate(self, pipeline: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The results of an aggregation on the collection, streamed. A server that lacks a
+        stage or operator raises :class:`TerminalError` (it refused)."""
+        try:
+            with self._coll.aggregate(pipeline, batchSize=self._batch) as cursor:
+                yield from cursor
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, f"aggregating {self.job.collection}") from None
+
+
+def field_values(doc: Mapping[str, Any], field: str) -> list[object]:
+    """The values of ``field`` in one document, as :meth:`MongoSource.values` reads them."""
+    return [value for value in _walk(doc, field.split(".")) if value is not None]
 
 
 def _walk(node: object, path: list[str]) -> Iterator[object]:

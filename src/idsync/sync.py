@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import replace
 
 from idsync import history
 from idsync.config import Job, RunOptions, Settings
-from idsync.errors import IdsyncError, TransientError
+from idsync.errors import IdsyncError
 from idsync.passes import Progress, Silent, SyncPass
 from idsync.report import SyncReport
+from idsync.retry import with_retries
 from idsync.source import ScanOrder
 
 log = logging.getLogger("idsync")
@@ -49,7 +49,7 @@ def sync(
         def attempt() -> None:
             SyncPass(job, settings, options, report, bar, stop=stop).execute(scan_order)
 
-        _with_retries(attempt, job.name, settings, report, stop)
+        with_retries(attempt, settings, report, stop)
     except IdsyncError as exc:
         report.fail(exc)
         exc.report = report  # type: ignore[attr-defined]
@@ -68,29 +68,3 @@ def sync(
             extra={**context, "event": "end", "counts": counts, "duration_s": report.duration_s},
         )  # fmt: skip
     return report
-
-
-def _with_retries(
-    attempt: Callable[[], None],
-    name: str,
-    settings: Settings,
-    report: SyncReport,
-    stop: threading.Event,
-) -> None:
-    while True:
-        report.start_attempt()
-        try:
-            attempt()
-            return
-        except TransientError as exc:
-            if report.attempts > settings.retries or stop.is_set():
-                raise
-            pause = min(settings.retry_backoff_s * 2 ** (report.attempts - 1), 60.0)
-            report.retried.append(str(exc))
-            log.warning(
-                "[%s] attempt %d failed (%s); retrying in %.1f s",
-                name, report.attempts, exc, pause,
-                extra={"job": name, "run_id": report.run_id, "event": "retry"},
-            )  # fmt: skip
-            if stop.wait(pause):
-                raise

@@ -288,11 +288,12 @@ class MySQLTarget:
             if before_commit is not None:
                 before_commit(self._conn.cursor())
             self._conn.commit()
-        except MySQLdb.OperationalError as exc:
-            if exc.args[0] in _LOCK_CONFLICTS:
-                raise
-            raise mysql_error(exc, self.address, f"inserting into {self.table}") from None
         except MySQLdb.Error as exc:
+            if isinstance(exc, MySQLdb.OperationalError) and exc.args[0] in _LOCK_CONFLICTS:
+                raise
+            # Leave no half-done batch on the connection for its next user.
+            with contextlib.suppress(MySQLdb.Error):
+                self._conn.rollback()
             raise mysql_error(exc, self.address, f"inserting into {self.table}") from None
         return result
 
@@ -403,3 +404,24 @@ class MySQLTarget:
                 self._conn.rollback()
             raise mysql_error(exc, self.address, doing) from None
         return result
+
+    def fetch(
+        self, sql: str, args: Sequence[object] = (), doing: str = "querying"
+    ) -> list[tuple[Any, ...]]:
+        """Every row of one read-only statement; names in ``sql`` must be validated ones."""
+        return list(self._query(sql, args, doing))
+
+    def stream(
+        self, sql: str, args: Sequence[object] = (), doing: str = "querying"
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of one read-only statement through a server-side cursor, fetched
+        ``read_batch_size`` at a time; names in ``sql`` must be validated ones."""
+        try:
+            cur = self._conn.cursor(MySQLdb.cursors.SSCursor)
+            cur.execute(sql, args)
+            while rows := cur.fetchmany(self._read_batch):
+                yield from rows
+            cur.close()
+            self._conn.commit()
+        except MySQLdb.Error as exc:
+            raise mysql_error(exc, self.address, doing) from None

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 from bson import ObjectId
@@ -61,3 +64,138 @@ def test_history_never_fails_a_run(env: Env) -> None:
     done = env.idsync("run")
     assert done.returncode == 0
     assert "run history not written" in done.stderr and "idsync init" in done.stderr
+
+
+def _findings(done: object) -> dict[str, dict[str, str]]:
+    report = json.loads(done.stdout)  # type: ignore[attr-defined]
+    return {f["check"]: f for f in report["findings"]}
+
+
+def test_doctor_on_a_healthy_setup(env: Env) -> None:
+    env.add_source([ObjectId() for _ in range(3)] + ["name-id"])
+    env.idsync("init")
+    done = env.idsync("doctor", "--json")
+    found = _findings(done)
+    assert {c: f["level"] for c, f in found.items() if c != "change-streams"} == {
+        "mongodb": "ok",
+        "mysql": "ok",
+        "table": "ok",
+        "unique-index": "ok",
+        "column": "ok",
+        "privileges": "ok",
+        "history": "ok",
+        "local-infile": "ok",
+        "id-types": "ok",
+        "clock-skew": "ok",
+    }
+    assert "4 sampled" in found["id-types"]["detail"]
+    assert done.returncode == (0 if found["change-streams"]["level"] == "ok" else 4)
+
+
+def test_doctor_warns_about_a_risky_column_and_bad_ids(env: Env) -> None:
+    env.sql(
+        "CREATE TABLE cm_cluster_id (cluster_id VARCHAR(20) CHARACTER SET utf8mb3"
+        " COLLATE utf8mb3_general_ci NOT NULL)"
+    )
+    env.add_source([ObjectId(), 1.5])
+    done = env.idsync("doctor", "--json")
+    assert done.returncode == 4
+    found = _findings(done)
+    assert (
+        found["unique-index"]["level"] == "warn" and "ALTER TABLE" in found["unique-index"]["fix"]
+    )
+    detail = found["column"]["detail"]
+    assert "too short" in detail and "case-insensitive" in detail and "PAD SPACE" in detail
+    assert (
+        found["id-types"]["level"] == "warn"
+        and "unsupported type: double" in (found["id-types"]["detail"])
+    )
+    assert found["history"]["level"] == "warn"
+
+
+def test_doctor_fails_when_a_server_is_down(env: Env) -> None:
+    done = env.idsync(
+        "doctor", "--connect-timeout", "1", env={"IDSYNC_MONGO_URI": "mongodb://127.0.0.1:1/x"}
+    )
+    assert done.returncode == 1
+    assert "fail  mongodb" in done.stdout and "127.0.0.1:1" in done.stdout
+    assert "fail  table" in done.stdout  # no table in this test's database: run init
+
+
+def _samples(text: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()) if k != "job")
+            found[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return found
+
+
+def test_metrics_file_is_replaced_atomically(env: Env, tmp_path: Path) -> None:
+    env.add_source([ObjectId() for _ in range(4)] + [1.5])
+    env.idsync("init")
+    path = tmp_path / "idsync.prom"
+    path.write_text("old contents\n")
+    old_inode = path.stat().st_ino
+    assert env.idsync("run", "--metrics-file", str(path)).returncode == 4
+    assert path.stat().st_ino != old_inode  # renamed over, never rewritten in place
+    assert [p.name for p in tmp_path.iterdir()] == ["idsync.prom"]  # no temporary left behind
+    values = _samples(path.read_text())
+    assert values["idsync_ids_inserted_total"] == 4
+    assert values["idsync_last_run_rejected_ids"] == 1
+    assert values["idsync_last_run_status{status=partial}"] == 1
+    assert values["idsync_last_success_timestamp_seconds"] > 0
+    succeeded = values["idsync_last_success_timestamp_seconds"]
+    failed = env.idsync(
+        "run",
+        "--metrics-file",
+        str(path),
+        "--connect-timeout",
+        "1",
+        "--retries",
+        "0",
+        env={"IDSYNC_MONGO_URI": "mongodb://127.0.0.1:1/x"},
+    )
+    assert failed.returncode == 1
+    values = _samples(path.read_text())
+    assert values["idsync_last_run_status{status=failed}"] == 1
+    # the failure keeps the time of the last success, read from the run history
+    assert abs(values["idsync_last_success_timestamp_seconds"] - succeeded) < 5
+
+
+def test_metrics_are_pushed_to_a_pushgateway(env: Env) -> None:
+    received: list[tuple[str, str, bytes]] = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.command, self.path, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env.add_source([ObjectId()])
+        env.idsync("init")
+        url = f"http://127.0.0.1:{server.server_port}"
+        assert env.idsync("run", "--pushgateway", url).returncode == 0
+    finally:
+        server.shutdown()
+    method, path, body = received[0]
+    assert (method, path) == ("PUT", "/metrics/job/idsync/idsync_job/update-cluster-id")
+    assert _samples(body.decode())["idsync_ids_inserted_total"] == 1
+
+
+def test_an_unreachable_pushgateway_does_not_fail_the_run(env: Env) -> None:
+    env.add_source([ObjectId()])
+    env.idsync("init")
+    done = env.idsync("run", "--pushgateway", "http://127.0.0.1:1")
+    assert done.returncode == 0
+    assert "metrics not pushed to http://127.0.0.1:1" in done.stderr

@@ -13,8 +13,12 @@ import click
 
 from idsync import __version__
 from idsync.cli.admin import init, jobs
+from idsync.cli.check import check_command
 from idsync.cli.common import raw_secrets
+from idsync.cli.doctor import doctor
 from idsync.cli.run import run
+from idsync.cli.status import status
+from idsync.cli.watch import watch
 from idsync.observability import redact
 
 
@@ -24,7 +28,7 @@ def cli() -> None:
     """Keep SQL reference tables of MongoDB ids complete, fast, and provably so."""
 
 
-for command in (run, init, jobs):
+for command in (run, watch, check_command, init, jobs, status, doctor):
     cli.add_command(command)
 
 

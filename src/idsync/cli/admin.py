@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from idsync import history
+from idsync import history, state
 from idsync.cli.common import common_options, die, resolve
 from idsync.config import BUILTIN_JOB, Job, find_file
 from idsync.errors import ConfigError, IdsyncError
@@ -27,6 +27,7 @@ def init(**kw: Any) -> None:
             created = target.create_table()
             column = target.inspect()
             history_created = history.create_table(target)
+            target.transaction(state.create_table, f"creating {state.STATE_TABLE}")
     except IdsyncError as exc:
         die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
     where = f"{ctx.settings.mysql.database}.{job.table}"
@@ -50,6 +51,7 @@ def init(**kw: Any) -> None:
             f"{'unique' if column.unique else 'NOT unique'})"
         )
         click.echo(f"{history.TABLE}: {'created' if history_created else 'exists'}")
+        click.echo(f"{state.STATE_TABLE}: present")
 
 
 @click.command()

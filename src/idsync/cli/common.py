@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
+from idsync import export, history
 from idsync.config import (
     BUILTIN_JOB,
     FileConfig,
@@ -25,10 +26,11 @@ from idsync.config import (
     resolve_job,
     resolve_settings,
 )
-from idsync.errors import ConfigError
+from idsync.errors import ConfigError, IdsyncError
 from idsync.observability import configure_logging, redact
 from idsync.report import SyncReport
 from idsync.sync import Progress
+from idsync.target import MySQLTarget
 
 _PASSWORD_IN_URL = re.compile(r"://[^:/@]*:([^@/]+)@")
 
@@ -103,7 +105,14 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def resolve(kw: dict[str, Any], extra_settings: dict[str, Any], need_mongo: bool = True) -> Context:
+def resolve(
+    kw: dict[str, Any],
+    extra_settings: dict[str, Any],
+    need_mongo: bool = True,
+    buffered_logs: bool = True,
+) -> Context:
+    """Configuration and logging, once. A daemon passes ``buffered_logs=False``: its lines
+    must go out as they happen, not when the next line comes."""
     raw = raw_secrets(
         kw["mongo_uri"],
         kw["mysql_url"],
@@ -123,7 +132,8 @@ def resolve(kw: dict[str, Any], extra_settings: dict[str, Any], need_mongo: bool
     except ConfigError as exc:
         die(str(exc), exc.exit_code, raw, kw["as_json"], kw["job_name"] or BUILTIN_JOB)
     secrets = tuple(dict.fromkeys(raw + settings.secrets))
-    configure_logging(kw["log_level"], kw["log_format"], secrets, buffered=not sys.stderr.isatty())
+    buffered = buffered_logs and not sys.stderr.isatty()
+    configure_logging(kw["log_level"], kw["log_format"], secrets, buffered=buffered)
     return Context(job, settings, secrets, kw["as_json"])
 
 
@@ -156,6 +166,33 @@ def stop_on_signals() -> Iterator[threading.Event]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def export_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--metrics-file and --pushgateway, for commands that end with a report."""
+    func = click.option(
+        "--pushgateway",
+        metavar="URL",
+        help="Push the run's metrics to this Prometheus Pushgateway.",
+    )(func)
+    return click.option(
+        "--metrics-file",
+        metavar="PATH",
+        help="Write the run's metrics here (Prometheus text, atomically).",
+    )(func)
+
+
+def publish_metrics(ctx: Context, report: dict[str, Any], command: str, kw: dict[str, Any]) -> None:
+    """Export the report's metrics as asked; a failed run keeps the previous success time."""
+    if not kw.get("metrics_file") and not kw.get("pushgateway"):
+        return
+    last = None
+    if report["status"] not in history.SUCCESS:
+        with contextlib.suppress(IdsyncError), MySQLTarget(ctx.settings, ctx.job) as target:
+            target.connect()
+            found = history.last_success(target, ctx.job.name, command)
+            last = found.finished_at.timestamp() if found else None
+    export.publish(report, command, kw["metrics_file"], kw["pushgateway"], last)
 
 
 def emit(report: SyncReport, ctx: Context) -> NoReturn:

@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from idsync.cli.common import common_options, emit, progress_display, resolve, stop_on_signals
+from idsync.cli.check import emit_with_check
+from idsync.cli.common import (
+    common_options,
+    emit,
+    export_options,
+    progress_display,
+    publish_metrics,
+    resolve,
+    stop_on_signals,
+)
 from idsync.config import RunOptions
 from idsync.errors import IdsyncError
 from idsync.report import SyncReport
@@ -54,6 +63,16 @@ from idsync.sync import sync
 @click.option("--retries", type=int, metavar="N", help="New passes after a transient failure (2).")
 @click.option("--socket-timeout", type=float, metavar="S", help="Longest one read may take (300).")
 @click.option("--no-history", is_flag=True, help="Do not append the run to idsync_runs.")
+@click.option(
+    "--check-after", is_flag=True, help="Then check that both sides agree (exit 4 if not)."
+)
+@click.option(
+    "--exact/--fast",
+    default=None,
+    envvar="IDSYNC_CHECK_EXACT",
+    help="With --check-after: compare every id, or counts per range first.",
+)
+@export_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run(**kw: Any) -> None:
     """Insert every id of the source that the target lacks, in committed batches."""
@@ -75,6 +94,10 @@ def run(**kw: Any) -> None:
             report = sync(job, ctx.settings, options, progress=bar, scan_order=order, stop=stop)
     except IdsyncError as exc:
         report = getattr(exc, "report", None) or SyncReport(job=job.name, dry_run=options.dry_run)
+    publish_metrics(ctx, report.to_dict(), "run", kw)
+    if kw["check_after"]:
+        exact = ctx.settings.check_exact if kw["exact"] is None else bool(kw["exact"])
+        emit_with_check(report, job, ctx, exact=exact)
     emit(report, ctx)
 
 

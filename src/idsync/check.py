@@ -1,0 +1,365 @@
+"""`check()`: prove that the target holds exactly the source's ids, or say where it does not.
+
+Nothing is written. Ids are split in two by shape, the same way on both sides:
+
+- ObjectId ``_id``s in MongoDB, and values shaped like an ObjectId's text (24 lowercase hex
+  characters) in MySQL, are compared **by buckets** (:mod:`idsync.buckets`): counted per range
+  of ids on each server, and read only in the ranges whose counts differ. A MongoDB string id
+  that happens to be 24 hex characters is not an ObjectId, but its text lands in the same
+  place in MySQL, so it is read exactly and added to its bucket's count on the client.
+- Everything else (string, int, UUID ids; values of any other shape) is read and compared
+  **exactly**, through the same encoding and checks as the sync.
+
+A side whose server cannot count per bucket is read whole instead and counted on the client
+(FerretDB: it has neither ``$toString`` nor ``$substrBytes``, and would scan the collection for
+every range). ``CheckOptions.check_exact`` compares every id of both sides, streamed through the
+sync's diff, like a dry run that also lists orphans.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from idsync import history
+from idsync.buckets import Combined, Difference, SortedIds, Walk, WalkFigures, is_oid_text
+from idsync.check_report import CheckReport, Method, SideMethod
+from idsync.check_sides import (
+    NOT_OBJECT_IDS,
+    MongoBuckets,
+    MySQLBuckets,
+    Reads,
+    mongo_values,
+    session_bytes_sent,
+    sorts_hex_as_bytes,
+    target_values,
+)
+from idsync.check_tally import Tally
+from idsync.config import Job, Settings
+from idsync.errors import ConfigError, IdsyncError
+from idsync.ids import ColumnFit, UnsupportedId, describe, encode_id
+from idsync.report import SyncReport
+from idsync.retry import with_retries
+from idsync.source import MongoSource
+from idsync.target import Column, MySQLTarget
+
+log = logging.getLogger("idsync")
+
+__all__ = ["CheckOptions", "CheckReport", "check", "check_after"]
+
+FERRETDB_REASON = (
+    "FerretDB finds a range of ids by reading the whole collection, so counting per bucket"
+    " would read it once per bucket; one streamed scan is cheaper"
+)
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """Choices for one check."""
+
+    check_exact: bool = False
+    """Compare every id of both sides, never counts: proves what counts cannot (a missing id
+    and an orphan in the same bucket), at the cost of reading everything. For scheduled runs
+    that must prove completeness, not only catch drift."""
+    bucket_ids: int = 1000
+    """About how many ids a top-level bucket should hold. Smaller buckets make a missing id and
+    an orphan less likely to share one and cancel out, and send more counts."""
+    leaf_ids: int = 100
+    """A differing bucket with at most this many ids on each side is read id by id; a larger one
+    is first counted again in 16 smaller buckets."""
+    exact_share: float = 0.25
+    """When the buckets that differ hold more than this share of all ids, read those sides whole
+    instead: at that point counting and splitting cost more than reading."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.bucket_ids <= 10_000_000:
+            raise ConfigError("bucket_ids must be from 1 to 10000000")
+        if not 1 <= self.leaf_ids <= 1_000_000:
+            raise ConfigError("leaf_ids must be from 1 to 1000000")
+        if not 0 <= self.exact_share <= 1:
+            raise ConfigError("exact_share must be from 0 to 1")
+
+
+def check(
+    job: Job,
+    settings: Settings,
+    options: CheckOptions | None = None,
+) -> CheckReport:
+    """Compare the job's source and target without writing; return the report.
+
+    ``status`` is ``ok`` (exit code 0) when both sides agree, ``drift`` (4) when ids are missing,
+    orphaned or rejected. Transient failures are retried like a sync's (``settings.retries``).
+    Raises :class:`~idsync.errors.IdsyncError` when it gives up, with the report so far attached
+    as ``exc.report``. Never prints, prompts or exits; logs to the ``idsync`` logger.
+    """
+    options = options or CheckOptions()
+    report = CheckReport(job=job.name, exact=options.check_exact)
+    context = {"job": job.name, "run_id": report.run_id}
+    log.info("[%s] check start", job.name, extra={**context, "event": "check-start"})
+    try:
+        with_retries(
+            lambda: CheckPass(job, settings, options, report).execute(),
+            settings,
+            report,
+            what="check attempt",
+        )
+    except IdsyncError as exc:
+        report.fail(exc)
+        exc.report = report  # type: ignore[attr-defined]
+        log.error("[%s] check error: %s", job.name, exc, extra={**context, "event": "error"})
+        raise
+    finally:
+        report.finish()
+        quick = replace(settings, connect_timeout_s=min(settings.connect_timeout_s, 3.0))
+        history.record(quick, job, "check", report.to_dict())
+        log.info(
+            "[%s] check end: %s, %d missing, %d orphans, %d rejected, %.2f s",
+            job.name, report.status, report.missing, report.orphans, report.rejected,
+            report.duration_s, extra={**context, "event": "check-end"},
+        )  # fmt: skip
+    return report
+
+
+def check_after(
+    job: Job, settings: Settings, synced: SyncReport, options: CheckOptions | None = None
+) -> CheckReport | None:
+    """The check of ``idsync run --check-after``: None when the sync did not finish (its own
+    report says why); else the check's report, whose failure is reported, not raised."""
+    if synced.error is not None:
+        return None
+    try:
+        return check(job, settings, options)
+    except IdsyncError as exc:
+        found: CheckReport = getattr(exc, "report", None) or CheckReport(job=job.name)
+        return found
+
+
+def exit_code_after(synced: SyncReport, checked: CheckReport | None) -> int:
+    """One exit code for a sync and the check after it: the sync's failure first, then 4 if
+    drift remains (or the check's failure code), else the sync's code."""
+    if synced.exit_code not in (0, 4) or checked is None:
+        return synced.exit_code
+    return checked.exit_code or synced.exit_code
+
+
+@dataclass
+class Sides:
+    """The two sides of the ObjectId part, and the values of the rest."""
+
+    source: MongoBuckets | SortedIds
+    target: MySQLBuckets | SortedIds
+    source_rest: Iterator[object]
+    target_rest: Iterator[str]
+
+
+class CheckPass:
+    """One attempt at a check, wired together once."""
+
+    def __init__(
+        self, job: Job, settings: Settings, options: CheckOptions, report: CheckReport
+    ) -> None:
+        self.job, self.settings, self.options, self.report = job, settings, options, report
+        self.reads = Reads()
+
+    def execute(self) -> None:
+        with (
+            MongoSource(self.settings, self.job) as source,
+            MySQLTarget(self.settings, self.job) as target,
+        ):
+            info = source.ping()
+            self.report.source = {
+                "address": source.address, "database": source.database,
+                "collection": self.job.collection, "field": self.job.field,
+                "flavour": info.flavour, "version": info.version, "scan": str(source.order),
+            }  # fmt: skip
+            target.connect()
+            column = target.inspect()
+            self.report.target = {
+                "address": target.address, "database": target.url.database,
+                "table": self.job.table, "column": self.job.column,
+                "collation": column.collation, "unique_index": column.unique,
+            }  # fmt: skip
+            sent_before = session_bytes_sent(target)
+            tally = Tally(self.report, target, column)
+            if self._choose(source, target, column):
+                self._buckets(source, target, column, tally)
+            else:
+                self._exact(source, target, column.fit, tally)
+            tally.flush()
+            self._measure(target, sent_before)
+
+    def _choose(self, source: MongoSource, target: MySQLTarget, column: Column) -> bool:
+        """Set each side's method; True when at least one side counts by buckets."""
+        every = self._exact_reason(column)
+        if every is not None:
+            self.report.method = {
+                "source": SideMethod(reason=every),
+                "target": SideMethod(reason=every),
+            }
+            return False
+        source_why = MongoBuckets(source, self.reads).probe()
+        if source.flavour == "ferretdb":
+            lacks = f"; it also lacks the operators: {source_why}" if source_why else ""
+            source_why = FERRETDB_REASON + lacks
+        target_why = MySQLBuckets(target, column, self.reads).probe()
+        if target_why is None and not sorts_hex_as_bytes(target, column):
+            target_why = f"collation {column.collation} does not sort hex text as bytes do"
+        self.report.method = {
+            "source": SideMethod(Method.EXACT if source_why else Method.BUCKETS, source_why),
+            "target": SideMethod(Method.EXACT if target_why else Method.BUCKETS, target_why),
+        }
+        return not (source_why and target_why)
+
+    def _exact_reason(self, column: Column) -> str | None:
+        if self.options.check_exact:
+            return "every id asked for (--exact)"
+        if self.job.field != "_id":
+            return f"{self.job.field} is not _id: its values repeat, so counts do not compare"
+        if column.fit.problem("0" * 24) is not None:
+            return "the column cannot hold an ObjectId's 24 characters"
+        return None
+
+    def _exact(
+        self, source: MongoSource, target: MySQLTarget, fit: ColumnFit, tally: Tally
+    ) -> None:
+        """Every id of both sides: the target in a set, the source streamed through the diff."""
+        existing = tally.target_set(target_values(target, self.reads))
+        self.report.target_ids = tally.rows_read
+        if self.job.field == "_id":
+            raw: Iterable[object] = mongo_values(source, {}, self.reads)
+        else:
+            raw = self._counted(source.values())
+        tally.diff(self._encode(raw, fit), existing, unique_source=self.job.field == "_id")
+        self.report.source_ids = self.reads.source_ids
+
+    def _counted(self, values: Iterable[object]) -> Iterator[object]:
+        for value in values:
+            self.reads.source_ids += 1
+            yield value
+
+    def _encode(self, values: Iterable[object], fit: ColumnFit) -> Iterator[str]:
+        """Canonical texts that the column can hold; the rest are rejected, as by the sync."""
+        report, hex_fits = self.report, fit.problem("0" * 24) is None
+        for value in values:
+            if hex_fits and isinstance(value, str) and is_oid_text(value):
+                yield value  # an ObjectId's text, or a string id that is already canonical
+                continue
+            try:
+                text = encode_id(value)
+            except UnsupportedId as exc:
+                report.reject(describe(value), exc.reason)
+                continue
+            problem = fit.problem(text)
+            if problem is not None:
+                report.reject(describe(text), problem)
+                continue
+            yield text
+
+    def _sides(self, source: MongoSource, target: MySQLTarget, column: Column) -> Sides:
+        method = self.report.method
+        if method["source"].method is Method.BUCKETS:
+            mongo: MongoBuckets | SortedIds = MongoBuckets(source, self.reads)
+            source_rest: Iterator[object] = mongo_values(source, NOT_OBJECT_IDS, self.reads)
+        else:
+            mongo = SortedIds()
+            source_rest = _split(mongo_values(source, {}, self.reads), mongo)
+        if method["target"].method is Method.BUCKETS:
+            counted = MySQLBuckets(target, column, self.reads)
+            mysql: MySQLBuckets | SortedIds = counted
+            target_rest: Iterator[str] = counted.others()
+        else:
+            mysql = SortedIds()
+            target_rest = _split_texts(target_values(target, self.reads), mysql)
+        return Sides(mongo, mysql, source_rest, target_rest)
+
+    def _buckets(
+        self, source: MongoSource, target: MySQLTarget, column: Column, tally: Tally
+    ) -> None:
+        sides = self._sides(source, target, column)
+        # The rest first: it is exact, and its 24-hex string ids join the ObjectIds' buckets.
+        rest_target = tally.target_set(sides.target_rest)
+        hex_strings: list[str] = []
+        seen = [0]
+        rest_source = _divert(
+            self._encode(_count(sides.source_rest, seen), column.fit), hex_strings
+        )
+        tally.diff(rest_source, rest_target, unique_source=True)
+        rest_rows, rest_seen = tally.rows_read, seen[0] - len(hex_strings)
+        if isinstance(sides.source, SortedIds):
+            sides.source.add(hex_strings)
+            mongo: MongoBuckets | SortedIds | Combined = sides.source
+        else:
+            mongo = Combined(sides.source, SortedIds(hex_strings))
+
+        def leaf(bucket: Difference) -> None:
+            wanted = tally.target_set(sides.target.ids(bucket.prefix) if bucket.target else ())
+            tally.diff(mongo.ids(bucket.prefix) if bucket.source else (), wanted, True)
+
+        walk = Walk(mongo, sides.target, leaf, self.options.bucket_ids, self.options.leaf_ids)
+        figures = WalkFigures()
+        found = walk.top(figures)
+        total = max(figures.source_ids, figures.target_ids)
+        if found and figures.at_stake > self.options.exact_share * total:
+            self.report.warnings.append(
+                f"buckets holding {figures.at_stake:,} of {total:,} ObjectIds differ:"
+                " read both sides whole instead of splitting them"
+            )
+            figures.read += 1
+            leaf(Difference("", figures.source_ids, figures.target_ids))
+        else:
+            for bucket in found:
+                walk.descend(bucket, figures)
+        self._record(figures, rest_seen, rest_rows)
+
+    def _record(self, figures: WalkFigures, rest_seen: int, rest_rows: int) -> None:
+        report = self.report
+        report.bucket_prefix = figures.level
+        report.buckets_compared, report.buckets_differing = figures.compared, figures.differing
+        report.buckets_split, report.buckets_read = figures.split, figures.read
+        report.source_ids = rest_seen + figures.source_ids
+        report.target_ids = rest_rows + figures.target_ids
+
+    def _measure(self, target: MySQLTarget, sent_before: int | None) -> None:
+        report, reads = self.report, self.reads
+        report.ids_read_source, report.ids_read_target = reads.source_ids, reads.target_ids
+        report.count_seconds = {
+            "mongodb": round(reads.mongo_count_s, 3),
+            "mysql": round(reads.mysql_count_s, 3),
+        }
+        sent_after = session_bytes_sent(target)
+        if sent_before is not None and sent_after is not None:
+            report.bytes_read["mysql"] = sent_after - sent_before
+        if self.job.field == "_id":
+            report.bytes_read["mongodb"] = reads.mongo_bytes
+
+
+def _count(values: Iterable[object], seen: list[int]) -> Iterator[object]:
+    for value in values:
+        seen[0] += 1
+        yield value
+
+
+def _split(values: Iterable[object], oids: SortedIds) -> Iterator[object]:
+    """Pass on the values that are not ObjectId texts; collect those into ``oids``."""
+    held: list[str] = []
+    for value in values:
+        if isinstance(value, str) and is_oid_text(value):
+            held.append(value)
+        else:
+            yield value
+    oids.add(held)
+
+
+def _split_texts(values: Iterable[str], shaped: SortedIds) -> Iterator[str]:
+    for value in _split(values, shaped):
+        yield str(value)
+
+
+def _divert(texts: Iterable[str], shaped: list[str]) -> Iterator[str]:
+    """Pass on texts not shaped like an ObjectId's; collect the others into ``shaped``."""
+    for text in texts:
+        if is_oid_text(text):
+            shaped.append(text)
+        else:
+            yield text

@@ -1,0 +1,196 @@
+"""CheckReport: what a check found, as a typed object, a JSON object or a short text summary."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from idsync.errors import IdsyncError
+from idsync.report import MAX_SAMPLES, Rejected
+
+
+class CheckStatus(StrEnum):
+    """Outcome of a check; each has its exit code."""
+
+    OK = "ok"
+    """Both sides agree: every source id is in the target and nothing else is."""
+    DRIFT = "drift"
+    """Ids are missing, orphaned or cannot be stored: see the counts and samples."""
+    FAILED = "failed"
+    """Stopped by an error before it could tell."""
+
+
+CHECK_EXIT_CODES = {CheckStatus.OK: 0, CheckStatus.FAILED: 1, CheckStatus.DRIFT: 4}
+
+
+class Method(StrEnum):
+    """How one side was compared."""
+
+    BUCKETS = "buckets"
+    """Counted per range of ObjectIds on the server; ids read only where counts differ."""
+    EXACT = "exact"
+    """Every id read and compared."""
+
+
+@dataclass
+class SideMethod:
+    """How one side was compared, and why it was not by buckets when it was not."""
+
+    method: Method = Method.EXACT
+    reason: str | None = None
+
+
+@dataclass
+class CheckReport:
+    """Figures of one check of one job. Counts are of distinct ids unless said otherwise."""
+
+    job: str
+    exact: bool = False
+    """Every id was asked to be compared (``--exact`` or ``check_exact``)."""
+    status: CheckStatus = CheckStatus.OK
+    exit_code: int = 0
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    duration_s: float = 0.0
+    source_ids: int = 0
+    """Ids in the source (counted on the server or read)."""
+    target_ids: int = 0
+    """Rows with a value in the target column (counted on the server or read)."""
+    missing: int = 0
+    """Source ids that the target lacks and could store: what `idsync run` would insert."""
+    missing_samples: list[str] = field(default_factory=list)
+    orphans: int = 0
+    """Target values no source id has: reported only, never deleted."""
+    orphan_samples: list[str] = field(default_factory=list)
+    rejected: int = 0
+    """Source ids that cannot be stored exactly (no text form, too long, wrong character set,
+    the same text as another source id, or equal to another stored value under the column's
+    collation)."""
+    rejected_samples: list[Rejected] = field(default_factory=list)
+    duplicate_rows: int = 0
+    """Target rows repeating a value of another row, where rows were read (no UNIQUE index)."""
+    method: dict[str, SideMethod] = field(
+        default_factory=lambda: {"source": SideMethod(), "target": SideMethod()}
+    )
+    """Per side: ``buckets`` or ``exact``, with the reason for taking the exact way."""
+    bucket_prefix: int | None = None
+    """Hex characters of the id that name a top-level bucket (8 and less: a time range)."""
+    buckets_compared: int = 0
+    """Top-level buckets whose counts were compared."""
+    buckets_differing: int = 0
+    """Top-level buckets whose counts differed."""
+    buckets_split: int = 0
+    """Differing buckets counted again in 16 smaller ones."""
+    buckets_read: int = 0
+    """Buckets whose ids were read from both sides and compared one by one."""
+    ids_read_source: int = 0
+    """Ids read from MongoDB (counts are not ids)."""
+    ids_read_target: int = 0
+    """Values read from MySQL (counts are not ids)."""
+    bytes_read: dict[str, int | None] = field(
+        default_factory=lambda: {"mongodb": None, "mysql": None}
+    )
+    """Bytes received: from MongoDB, the BSON of every reply batch the check read; from MySQL,
+    the server's own count for the check's session (``Bytes_sent``). None: not measured."""
+    count_seconds: dict[str, float] = field(default_factory=lambda: {"mongodb": 0.0, "mysql": 0.0})
+    """Time each server took to count per bucket (the rest of ``duration_s`` is reading)."""
+    attempts: int = 0
+    retried: list[str] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)
+    target: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    _clock: float = field(default_factory=time.monotonic, repr=False)
+
+    def start_attempt(self) -> None:
+        """Forget what a failed attempt found."""
+        self.attempts += 1
+        keep = {"job", "exact", "run_id", "started_at", "attempts", "retried", "_clock"}
+        fresh = CheckReport(job=self.job)
+        for name, value in vars(fresh).items():
+            if name not in keep:
+                setattr(self, name, value)
+
+    def add_missing(self, text: str) -> None:
+        self.missing += 1
+        if len(self.missing_samples) < MAX_SAMPLES:
+            self.missing_samples.append(text)
+
+    def add_orphan(self, text: str) -> None:
+        self.orphans += 1
+        if len(self.orphan_samples) < MAX_SAMPLES:
+            self.orphan_samples.append(text)
+
+    def reject(self, text: str, reason: str) -> None:
+        self.rejected += 1
+        if len(self.rejected_samples) < MAX_SAMPLES:
+            self.rejected_samples.append(Rejected(text, reason))
+
+    def fail(self, exc: IdsyncError) -> None:
+        self.error = str(exc)
+        self.exit_code = exc.exit_code
+        self.status = CheckStatus.FAILED
+
+    def finish(self) -> None:
+        self.duration_s = round(time.monotonic() - self._clock, 3)
+        if self.error is None:
+            drift = self.missing or self.orphans or self.rejected
+            self.status = CheckStatus.DRIFT if drift else CheckStatus.OK
+            self.exit_code = CHECK_EXIT_CODES[self.status]
+
+    @property
+    def in_sync(self) -> bool:
+        return self.status is CheckStatus.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("_clock")
+        data["status"] = str(self.status)
+        data["method"] = {
+            side: {"method": str(m.method), "reason": m.reason} for side, m in self.method.items()
+        }
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    def to_text(self) -> str:
+        src, tgt = self.source, self.target
+        lines = [
+            f"{self.job}: {self.status}{' (exact)' if self.exact else ''}",
+            f"  source  {src.get('address', '?')}/{src.get('database', '?')}"
+            f" {src.get('collection', '?')}.{src.get('field', '?')}"
+            f" ({src.get('flavour', '?')}): {self.source_ids:,} ids, {self._how('source')}",
+            f"  target  {tgt.get('address', '?')}/{tgt.get('database', '?')}"
+            f" {tgt.get('table', '?')}.{tgt.get('column', '?')}: {self.target_ids:,} rows,"
+            f" {self._how('target')}",
+        ]
+        if self.bucket_prefix is not None:
+            lines.append(
+                f"  buckets {self.buckets_compared:,} compared ({self.bucket_prefix} hex chars)"
+                f" · {self.buckets_differing:,} differing · {self.buckets_split:,} split"
+                f" · {self.buckets_read:,} read"
+            )
+        lines.append(
+            f"  missing {self.missing:,} · orphans {self.orphans:,} · rejected {self.rejected:,}"
+            f" · read {self.ids_read_source:,} + {self.ids_read_target:,} ids"
+            f" · {self.duration_s:.2f} s"
+        )
+        lines += [f"  missing {text}" for text in self.missing_samples[:5]]
+        lines += [f"  orphan  {text}" for text in self.orphan_samples[:5]]
+        lines += [f"  rejected {r.id!r}: {r.reason}" for r in self.rejected_samples[:5]]
+        if max(self.missing, self.orphans, self.rejected) > 5:
+            lines.append("  … more in the samples of --json")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        if self.error:
+            lines.append(f"  error: {self.error}")
+        return "\n".join(lines)
+
+    def _how(self, side: str) -> str:
+        chosen = self.method[side]
+        return str(chosen.method) + (f" ({chosen.reason})" if chosen.reason else "")

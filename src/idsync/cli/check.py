@@ -1,0 +1,90 @@
+"""`idsync check`: compare both sides without writing; exit 0 in sync, 4 on drift.
+
+Also what `idsync run --check-after` prints: :func:`emit_with_check`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from idsync.check import CheckOptions, check, check_after, exit_code_after
+from idsync.check_report import CheckReport
+from idsync.cli.common import Context, common_options, export_options, publish_metrics, resolve
+from idsync.config import Job
+from idsync.errors import IdsyncError
+from idsync.observability import redact
+from idsync.report import SyncReport
+
+
+@click.command(name="check")
+@common_options
+@click.option(
+    "--exact/--fast",
+    default=None,
+    envvar="IDSYNC_CHECK_EXACT",
+    show_default=True,
+    help="Compare every id (--exact), or counts per range of ObjectIds first (--fast); "
+    "env IDSYNC_CHECK_EXACT=1 makes --exact the default for scheduled runs.",
+)
+@click.option("--read-batch-size", type=int, metavar="N", help="Ids per read round trip.")
+@click.option("--socket-timeout", type=float, metavar="S", help="Longest one read may take (300).")
+@click.option("--retries", type=int, metavar="N", help="New attempts after a transient failure.")
+@export_options
+def check_command(**kw: Any) -> None:
+    """Prove the target holds exactly the source's ids, or say where it does not.
+
+    Reports ids missing in MySQL, rows with no MongoDB document (orphans, never deleted) and ids
+    that cannot be stored. Exit 0 in sync, 4 on drift, 1 on failure, 2 on a usage error.
+    """
+    ctx = resolve(kw, {
+        "read_batch_size": kw["read_batch_size"], "socket_timeout_s": kw["socket_timeout"],
+        "retries": kw["retries"],
+    })  # fmt: skip
+    try:
+        report = check(ctx.job, ctx.settings, CheckOptions(check_exact=_exact(kw, ctx)))
+    except IdsyncError as exc:
+        report = getattr(exc, "report", None) or _failed(ctx.job, exc)
+    publish_metrics(ctx, report.to_dict(), "check", kw)
+    _emit(report.to_json() if ctx.as_json else report.to_text(), report.error, ctx)
+    sys.exit(report.exit_code)
+
+
+def _exact(kw: dict[str, Any], ctx: Context) -> bool:
+    """--exact/--fast if given, else the check_exact setting (TOML [settings])."""
+    return ctx.settings.check_exact if kw["exact"] is None else bool(kw["exact"])
+
+
+def _failed(job: Job, exc: IdsyncError) -> CheckReport:
+    report = CheckReport(job=job.name)
+    report.fail(exc)
+    return report
+
+
+def _emit(text: str, error: str | None, ctx: Context) -> None:
+    click.echo(redact(text, ctx.secrets))
+    logging.shutdown()
+    if error:
+        click.echo(f"idsync: {redact(error, ctx.secrets)}", err=True)
+
+
+def emit_with_check(synced: SyncReport, job: Job, ctx: Context, *, exact: bool) -> NoReturn:
+    """Print a sync's report with the check made after it, and exit with one code.
+
+    JSON: the sync's object with the check's under ``"check"`` (null when the sync did not
+    finish). Exit: the sync's failure first, then 4 if drift remains, else the sync's code.
+    """
+    checked = check_after(job, ctx.settings, synced, CheckOptions(check_exact=exact))
+    if ctx.as_json:
+        data = synced.to_dict()
+        data["check"] = checked.to_dict() if checked else None
+        text = json.dumps(data, ensure_ascii=False)
+    else:
+        text = synced.to_text() + (f"\ncheck: {checked.to_text()}" if checked else "")
+    error = synced.error or (checked.error if checked else None)
+    _emit(text, error, ctx)
+    sys.exit(exit_code_after(synced, checked))

@@ -1,0 +1,30 @@
+"""`idsync doctor`: check both servers, the table and the data before a job runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from idsync.cli.common import common_options, resolve
+from idsync.doctor import diagnose
+from idsync.observability import redact
+
+
+@click.command()
+@common_options
+def doctor(**kw: Any) -> None:
+    """Check servers, privileges, table, column and ids; exit 0 ok, 4 warnings, 1 failures."""
+    ctx = resolve(kw, {})
+    report = diagnose(ctx.job, ctx.settings)
+    if ctx.as_json:
+        click.echo(redact(json.dumps(report.to_dict()), ctx.secrets))
+    else:
+        for finding in report.findings:
+            line = f"{finding.level:<5} {finding.check:<15} {finding.detail}"
+            click.echo(redact(line, ctx.secrets))
+            if finding.fix and finding.level != "ok":
+                click.echo(f"{'':<21} → {finding.fix}")
+    sys.exit(report.exit_code)

@@ -1,0 +1,144 @@
+"""`idsync watch`: a full pass, then follow new ids as they come, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from dataclasses import replace
+from typing import Any
+
+import click
+
+from idsync.cli.common import Context, common_options, die, resolve, stop_on_signals
+from idsync.config import RunOptions
+from idsync.errors import ConfigError, IdsyncError
+from idsync.health import Health, HealthServer
+from idsync.metrics import Metrics
+from idsync.observability import redact
+from idsync.watch import WatchSummary
+from idsync.watch import watch as follow
+from idsync.watch_options import WatchMode, WatchOptions, parse_duration
+
+log = logging.getLogger("idsync")
+
+
+@click.command()
+@common_options
+@click.option(
+    "--mode",
+    type=click.Choice([m.value for m in WatchMode]),
+    default=WatchMode.AUTO.value,
+    show_default=True,
+    help="Change streams, polling, or change streams where the server has them.",
+)
+@click.option("--poll-interval", type=float, metavar="S", help="Seconds between polls (1).")
+@click.option(
+    "--poll-window", type=float, metavar="S", help="How far back each poll looks again (60)."
+)
+@click.option(
+    "--reconcile-every",
+    metavar="DURATION",
+    default="1h",
+    show_default=True,
+    help="A full pass this often (90s, 30m, 1h).",
+)
+@click.option(
+    "--skip-initial-pass",
+    is_flag=True,
+    help="Resume from the checkpoint (or start from now) without a first full pass.",
+)
+@click.option(
+    "--max-batch-wait", type=float, metavar="S", help="Longest an id waits for its batch (0.2)."
+)
+@click.option("--http", metavar="HOST:PORT", help="Serve /healthz and /metrics (off by default).")
+@click.option(
+    "--stuck-after", type=float, metavar="S", help="/healthz says 503 after this long stuck (60)."
+)
+@click.option(
+    "--backoff-max", type=float, metavar="S", help="Longest pause between reconnections (30)."
+)
+@click.option("--batch-size", type=int, metavar="N", help="Ids per insert transaction.")
+@click.option("--read-batch-size", type=int, metavar="N", help="Ids per read round trip.")
+@click.option(
+    "--lock-timeout", type=float, metavar="S", help="Seconds to wait for a lock (default 30)."
+)
+@click.option(
+    "--log-ids/--no-log-ids",
+    default=True,
+    show_default=True,
+    help="One 'Inserted <column>: <id>' line per id, as the original job logged.",
+)
+@click.option(
+    "--allow-empty-source",
+    is_flag=True,
+    help="Let full passes proceed when the source has no ids but the target has rows.",
+)
+def watch(**kw: Any) -> None:
+    """Keep the target complete continuously: a full pass, then every new id within a second."""
+    extra = {"read_batch_size": kw["read_batch_size"], "lock_timeout_s": kw["lock_timeout"]}
+    ctx = resolve(kw, extra, buffered_logs=False)
+    job = replace(ctx.job, batch_size=kw["batch_size"]) if kw["batch_size"] else ctx.job
+    try:
+        options = _options(kw)
+    except ConfigError as exc:
+        die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
+    run_options = RunOptions(allow_empty_source=kw["allow_empty_source"], log_ids=kw["log_ids"])
+    metrics, health = Metrics(job.name), Health(options.stuck_after_s)
+    try:
+        with contextlib.ExitStack() as stack:
+            stop = stack.enter_context(stop_on_signals())
+            if options.http_address is not None:
+                server = stack.enter_context(HealthServer(options.http_address, health, metrics))
+                host, port = server.address
+                log.info("[%s] serving http://%s:%d/healthz and /metrics", job.name, host, port)
+            summary = follow(
+                job,
+                ctx.settings,
+                options,
+                stop,
+                run_options=run_options,
+                metrics=metrics,
+                health=health,
+            )
+    except IdsyncError as exc:
+        logging.shutdown()
+        die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
+    _emit(summary, ctx)
+
+
+def _options(kw: dict[str, Any]) -> WatchOptions:
+    flags = {
+        "poll_interval_s": kw["poll_interval"],
+        "poll_window_s": kw["poll_window"],
+        "max_batch_wait_s": kw["max_batch_wait"],
+        "stuck_after_s": kw["stuck_after"],
+        "backoff_max_s": kw["backoff_max"],
+    }
+    given = {name: value for name, value in flags.items() if value is not None}
+    if "poll_interval_s" in given and "stuck_after_s" not in given:
+        # Slow polls are progress too: never call a watcher stuck between two of them.
+        given["stuck_after_s"] = max(WatchOptions.stuck_after_s, 3 * given["poll_interval_s"])
+    if "backoff_max_s" in given:
+        given["backoff_min_s"] = min(WatchOptions.backoff_min_s, given["backoff_max_s"])
+    return WatchOptions(
+        mode=WatchMode(kw["mode"]),
+        reconcile_every_s=parse_duration(kw["reconcile_every"]),
+        initial_pass=not kw["skip_initial_pass"],
+        http=kw["http"],
+        **given,
+    )
+
+
+def _emit(summary: WatchSummary, ctx: Context) -> None:
+    if ctx.as_json:
+        click.echo(redact(json.dumps({**summary.to_dict(), "status": "stopped"}), ctx.secrets))
+    else:
+        click.echo(
+            f"{summary.job}: stopped ({summary.mode}) · inserted {summary.inserted:,}"
+            f" · rejected {summary.rejected:,} · batches {summary.batches:,}"
+            f" · full passes {summary.full_passes} · reconnects {summary.reconnects}"
+        )
+    logging.shutdown()
+    sys.exit(0)

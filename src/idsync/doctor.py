@@ -1,0 +1,246 @@
+"""`doctor`: check both sides of a job before it runs, each finding with what to do about it."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from idsync import history
+from idsync.config import Job, Settings
+from idsync.errors import IdsyncError
+from idsync.ids import UnsupportedId, encode_id
+from idsync.source import MongoSource
+from idsync.target import Column, MySQLTarget
+
+SAMPLE = 1000
+SKEW_WARN_S = 2.0
+
+
+class Level(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's outcome."""
+
+    check: str
+    level: Level
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class DoctorReport:
+    job: str
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, check: str, level: Level, detail: str, fix: str = "") -> None:
+        self.findings.append(Finding(check, level, detail, fix))
+
+    @property
+    def exit_code(self) -> int:
+        levels = {f.level for f in self.findings}
+        return 1 if Level.FAIL in levels else 4 if Level.WARN in levels else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": self.job, "exit_code": self.exit_code,
+                "findings": [asdict(f) for f in self.findings]}  # fmt: skip
+
+
+def diagnose(job: Job, settings: Settings) -> DoctorReport:
+    """Run every check that the reachable servers allow; never raises for a server's state."""
+    report = DoctorReport(job.name)
+    with MongoSource(settings, job) as source, MySQLTarget(settings, job) as target:
+        mongo_ok = _check(report, "mongodb", lambda: _mongo(source))
+        mysql_ok = _check(report, "mysql", lambda: _mysql(target))
+        column: Column | None = None
+        if mysql_ok:
+            column = _target_checks(report, target, job)
+        if mongo_ok:
+            _check(report, "id-types", lambda: _id_types(source, column))
+            _check(report, "change-streams", lambda: _change_streams(source))
+        if mongo_ok and mysql_ok:
+            _check(report, "clock-skew", lambda: _clock_skew(source, target))
+    return report
+
+
+def _check(report: DoctorReport, name: str, probe: Callable[[], Finding]) -> bool:
+    """Add the probe's finding (or its error as a failure); True unless it failed."""
+    try:
+        finding = probe()
+    except (IdsyncError, PyMongoError) as exc:
+        finding = Finding(name, Level.FAIL, str(exc).splitlines()[0], _FIXES.get(name, ""))
+    report.findings.append(finding)
+    return finding.level is not Level.FAIL
+
+
+_FIXES = {
+    "mongodb": "check IDSYNC_MONGO_URI and that the server is up",
+    "mysql": "check IDSYNC_MYSQL_URL, the user's password and that the server is up",
+    "table": "run `idsync init`",
+}
+
+
+def _mongo(source: MongoSource) -> Finding:
+    info = source.ping()
+    return Finding("mongodb", Level.OK, f"{info.flavour} {info.version} at {source.address}")
+
+
+def _mysql(target: MySQLTarget) -> Finding:
+    target.connect()
+    return Finding("mysql", Level.OK, f"{target.server_version()} at {target.address}")
+
+
+def _target_checks(report: DoctorReport, target: MySQLTarget, job: Job) -> Column | None:
+    found: list[Column] = []
+
+    def table() -> Finding:
+        found.append(target.inspect())
+        return Finding("table", Level.OK, f"{target.url.database}.{job.table}.{job.column}")
+
+    if not _check(report, "table", table):
+        return None
+    column = found[0]
+    _check(report, "unique-index", lambda: _unique(column, job))
+    _check(report, "column", lambda: _column_fit(target, column))
+    _check(report, "privileges", lambda: _privileges(target, job))
+    _check(report, "history", lambda: _history(target))
+    _check(report, "local-infile", lambda: _local_infile(target))
+    return column
+
+
+def _unique(column: Column, job: Job) -> Finding:
+    if column.unique:
+        return Finding("unique-index", Level.OK, f"UNIQUE index on {job.column}")
+    return Finding(
+        "unique-index", Level.WARN, "no UNIQUE index: writers other than idsync may duplicate",
+        f"ALTER TABLE {job.table} ADD UNIQUE ({job.column})",
+    )  # fmt: skip
+
+
+def _column_fit(target: MySQLTarget, column: Column) -> Finding:
+    fit, collation = column.fit, column.collation or "binary"
+    detail = f"{column.data_type}({fit.max_chars or fit.max_bytes}) {fit.charset or ''} {collation}"
+    problems = []
+    if (fit.max_chars or fit.max_bytes or 0) < 24:
+        problems.append("too short for a 24-character ObjectId")
+    if collation.endswith("_ci"):
+        problems.append("case-insensitive: ids differing only in case collide")
+    if _pads(target, collation):
+        problems.append("PAD SPACE: ids differing only in trailing spaces collide")
+    if fit.charset in ("utf8mb3", "utf8", "latin1", "ascii", "ucs2"):
+        problems.append(f"{fit.charset} cannot hold every string id")
+    if not problems:
+        return Finding("column", Level.OK, detail.strip())
+    fix = "create the column as VARCHAR(64) CHARACTER SET utf8mb4 with a binary NO PAD collation"
+    return Finding("column", Level.WARN, f"{detail.strip()}: {'; '.join(problems)}", fix)
+
+
+def _pads(target: MySQLTarget, collation: str) -> bool:
+    """Whether trailing spaces are ignored in comparisons (PAD SPACE)."""
+    if collation == "binary":
+        return False
+    try:  # MySQL 8 says so in its catalog; MariaDB says so in the name ("nopad")
+        rows = target.query(
+            "SELECT PAD_ATTRIBUTE FROM information_schema.COLLATIONS WHERE COLLATION_NAME = %s",
+            (collation,),
+        )
+        return bool(rows) and str(rows[0][0]).upper() == "PAD SPACE"
+    except IdsyncError:
+        return "nopad" not in collation
+
+
+def _privileges(target: MySQLTarget, job: Job) -> Finding:
+    db = target.url.database
+    grants = target.query(
+        "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES UNION ALL "
+        "SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA = %s"
+        " UNION ALL SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES"
+        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+        (db, db, job.table),
+    )
+    have = {str(row[0]).upper() for row in grants}
+    lacking = sorted({"SELECT", "INSERT"} - have)
+    if not lacking:
+        return Finding("privileges", Level.OK, f"SELECT and INSERT on {db}.{job.table}")
+    return Finding(
+        "privileges", Level.WARN,
+        f"no {' or '.join(lacking)} grant found on {db}.{job.table} (roles are not read)",
+        f"GRANT SELECT, INSERT ON {db}.{job.table} TO the user in the URL",
+    )  # fmt: skip
+
+
+def _history(target: MySQLTarget) -> Finding:
+    rows = target.query(
+        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+        (target.url.database, history.TABLE),
+    )
+    if rows:
+        return Finding("history", Level.OK, f"{history.TABLE} present")
+    return Finding("history", Level.WARN, f"no {history.TABLE}: runs leave no history",
+                   "run `idsync init`")  # fmt: skip
+
+
+def _local_infile(target: MySQLTarget) -> Finding:
+    value = target.query("SELECT @@local_infile")[0][0]
+    state = "ON" if int(value) else "OFF"
+    return Finding("local-infile", Level.OK, f"{state} (idsync does not need it)")
+
+
+def _id_types(source: MongoSource, column: Column | None) -> Finding:
+    kinds: Counter[str] = Counter()
+    longest = 0
+    for value in source.sample(SAMPLE):
+        try:
+            text = encode_id(value)
+            kinds[type(value).__name__] += 1
+            longest = max(longest, len(text))
+        except UnsupportedId as exc:
+            kinds[exc.reason] += 1
+    seen = ", ".join(f"{name} {count}" for name, count in kinds.most_common())
+    detail = f"{sum(kinds.values())} sampled: {seen or 'collection empty'}"
+    bad = [k for k in kinds if k.startswith(("unsupported", "empty"))]
+    room = column.fit.max_chars or column.fit.max_bytes if column else None
+    if bad or (room is not None and longest > room):
+        return Finding("id-types", Level.WARN, detail + f"; longest id {longest} characters",
+                       "ids of these types are rejected; see the README's id table")  # fmt: skip
+    return Finding("id-types", Level.OK, detail)
+
+
+def _change_streams(source: MongoSource) -> Finding:
+    if source.supports_change_streams():
+        return Finding("change-streams", Level.OK, "available: `idsync watch` follows them")
+    return Finding(
+        "change-streams", Level.WARN,
+        "not available: `idsync watch` polls for new ObjectIds instead",
+        "use a replica set for change streams; polling misses ids that are not recent ObjectIds"
+        " until the next full pass",
+    )  # fmt: skip
+
+
+def _clock_skew(source: MongoSource, target: MySQLTarget) -> Finding:
+    before = time.time()
+    mongo = source.server_time()
+    mysql_time = target.query("SELECT UTC_TIMESTAMP(6)")[0][0].replace(tzinfo=UTC)
+    local = datetime.fromtimestamp((before + time.time()) / 2, UTC)
+    if mongo is None:
+        return Finding("clock-skew", Level.OK, "MongoDB does not report its time: not measured")
+    skews = {
+        "MongoDB": (mongo - local).total_seconds(),
+        "MySQL": (mysql_time - local).total_seconds(),
+    }
+    detail = ", ".join(f"{name} {skew:+.2f} s" for name, skew in skews.items()) + " vs this host"
+    if max(abs(s) for s in skews.values()) > SKEW_WARN_S:
+        return Finding("clock-skew", Level.WARN, detail,
+                       "sync the clocks (NTP): polling trusts ObjectId times")  # fmt: skip
+    return Finding("clock-skew", Level.OK, detail)

@@ -1,0 +1,96 @@
+"""Metrics of one-shot runs, for Prometheus: a textfile (node_exporter) or a Pushgateway.
+
+The same names as `idsync watch` serves (see metrics.py), plus `idsync_last_run_*` gauges that
+describe the newest run, which is what an alert on a scheduled job wants to see.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Gauge, push_to_gateway, write_to_textfile
+
+from idsync.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("ok", "partial", "failed", "refused", "drift")
+
+
+def run_metrics(
+    report: Mapping[str, Any], command: str = "run", last_success: float | None = None
+) -> Metrics:
+    """A registry describing one run or check (``report`` is a report's ``to_dict()``)."""
+    job = str(report["job"])
+    metrics = Metrics(job)
+    metrics.set_mode("stopped")  # a one-shot run follows nothing once it has ended
+    metrics.seen.inc(int(report.get("source_ids") or 0))
+    metrics.inserted.inc(int(report.get("inserted") or 0))
+    metrics.rejected.inc(int(report.get("rejected") or 0))
+    metrics.batches.inc(int(report.get("batches") or 0))
+    finished = time.time()
+    if report["status"] in ("ok", "partial") and not report.get("dry_run"):
+        metrics.full_passes.inc()
+        last_success = finished
+    if last_success is not None:
+        metrics.last_success.set(last_success)
+    _last_run(metrics, report, command == "check")
+    return metrics
+
+
+def _last_run(metrics: Metrics, report: Mapping[str, Any], drift: bool) -> None:
+    reg, job = metrics.registry, str(report["job"])
+
+    def gauge(name: str, text: str, value: float) -> None:
+        Gauge(name, text, ["job"], registry=reg).labels(job).set(value)
+
+    started = datetime.fromisoformat(str(report["started_at"])).timestamp()
+    gauge("idsync_last_run_timestamp_seconds", "When the newest run started.", started)
+    gauge("idsync_last_run_duration_seconds", "How long it took.", float(report["duration_s"]))
+    gauge("idsync_last_run_exit_code", "Its exit code (0 ok, 4 rejected or drift).",
+          float(report.get("exit_code") or 0))  # fmt: skip
+    status = Gauge("idsync_last_run_status", "1 for the newest run's status, 0 for the others.",
+                   ["job", "status"], registry=reg)  # fmt: skip
+    for name in STATUSES:
+        status.labels(job, name).set(1.0 if report["status"] == name else 0.0)
+    gauge("idsync_last_run_rejected_ids", "Ids the newest run rejected.",
+          float(report.get("rejected") or 0))  # fmt: skip
+    if drift:
+        ids = Gauge("idsync_drift_ids", "Ids found out of sync by the newest check.",
+                    ["job", "kind"], registry=reg)  # fmt: skip
+        for kind in ("missing", "orphans"):
+            ids.labels(job, kind).set(float(report.get(kind) or 0))
+
+
+def publish(
+    report: Mapping[str, Any],
+    command: str,
+    metrics_file: str | None,
+    pushgateway: str | None,
+    last_success: float | None = None,
+) -> list[str]:
+    """Write and/or push the run's metrics; return warnings instead of failing the run."""
+    if not metrics_file and not pushgateway:
+        return []
+    metrics = run_metrics(report, command, last_success)
+    problems = []
+    if metrics_file:
+        try:  # a temporary file renamed over the old one: a scrape never sees half a file
+            write_to_textfile(metrics_file, metrics.registry)
+        except OSError as exc:
+            problems.append(f"metrics file {metrics_file} not written: {exc}")
+    if pushgateway:
+        try:
+            group = {"idsync_job": str(report["job"])}
+            push_to_gateway(
+                pushgateway, job="idsync", registry=metrics.registry, grouping_key=group, timeout=10
+            )
+        except OSError as exc:
+            problems.append(f"metrics not pushed to {pushgateway}: {exc}")
+    for problem in problems:
+        log.warning("[%s] %s", report["job"], problem)
+    return problems

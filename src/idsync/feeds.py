@@ -1,0 +1,177 @@
+"""The MongoDB side of a watcher: new values from a change stream, or from polling.
+
+Both give :class:`Change` objects: the raw values a new document brings, when it happened, and
+(for change streams) the resume token after it. Neither writes anything nor keeps state beyond
+the connection: the watcher decides what is committed and where to resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId, Timestamp
+from pymongo.change_stream import CollectionChangeStream
+from pymongo.errors import OperationFailure, PyMongoError
+
+from idsync.errors import IdsyncError
+from idsync.source import MongoSource, field_values, mongo_error
+
+log = logging.getLogger(__name__)
+
+# Codes MongoDB gives when a stream cannot go on from where it was: the resume point fell off
+# the oplog (CappedPositionLost, ChangeStreamHistoryLost, and the 4.0 codes for the same) or
+# the token is not valid for this stream (ChangeStreamFatalError, InvalidResumeToken).
+_POSITION_LOST = {136, 260, 280, 286, 40576, 40585}
+# Servers that ignore maxAwaitTimeMS answer an empty getMore at once: pause this long between
+# two such answers rather than spin.
+_IDLE_PAUSE_S = 0.05
+
+
+class ChangeStreamsUnsupported(IdsyncError):
+    """The server cannot open a change stream at all (standalone server, FerretDB)."""
+
+    exit_code = 2
+
+
+class StreamLost(IdsyncError):
+    """The stream cannot go on from its position: token too old or invalid, stream invalidated.
+
+    What happened after the position must be recovered some other way (a gap pass)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One new document's contribution."""
+
+    values: list[object]
+    """Raw values of the job's field (the `_id` itself for `_id` jobs)."""
+    at: datetime | None
+    """When it happened: the cluster time of the event, else the ObjectId's time."""
+    token: Mapping[str, Any] | None = None
+    """The change stream's resume token just after this change."""
+    key: object = None
+    """The document's `_id`."""
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _id_time(value: object) -> datetime | None:
+    return value.generation_time if isinstance(value, ObjectId) else None
+
+
+class StreamFeed:
+    """Insert events from a change stream, one at a time."""
+
+    def __init__(self, source: MongoSource, max_await_s: float, stop: threading.Event) -> None:
+        self.source, self.stop = source, stop
+        self._await_ms = max(1, int(max_await_s * 1000))
+        self._stream: CollectionChangeStream[dict[str, Any]] | None = None
+        self._quick_empty = False
+
+    def open(self, token: Mapping[str, Any] | None) -> None:
+        """Open after ``token``, or from now when it is None."""
+        self.close()
+        try:
+            self._stream = self.source.change_stream(token, self._await_ms)
+        except OperationFailure as exc:
+            reason = f"{exc.details.get('errmsg') if exc.details else exc}"
+            if token is not None:
+                raise StreamLost(f"cannot resume the change stream: {reason}") from None
+            raise ChangeStreamsUnsupported(
+                f"MongoDB at {self.source.address} cannot open a change stream: {reason}"
+            ) from None
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.source.address, "opening a change stream") from None
+
+    @property
+    def token(self) -> Mapping[str, Any] | None:
+        """Where the stream is: after the last change returned, or further on when idle."""
+        return self._stream.resume_token if self._stream is not None else None
+
+    def next(self) -> Change | None:
+        """The next change, or None when there is none yet (the server may wait a little)."""
+        assert self._stream is not None, "open() first"
+        started = time.monotonic()
+        try:
+            event = self._stream.try_next()
+        except OperationFailure as exc:
+            if exc.code in _POSITION_LOST:
+                raise StreamLost(f"change stream lost its position: {exc}") from None
+            raise mongo_error(exc, self.source.address, "reading the change stream") from None
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.source.address, "reading the change stream") from None
+        if event is None:
+            self._quick_empty = time.monotonic() - started < _IDLE_PAUSE_S
+            return None
+        return self._change(event)
+
+    def idle(self) -> None:
+        """Nothing to do: pause before asking again if the server did not wait by itself."""
+        if self._quick_empty:
+            self.stop.wait(_IDLE_PAUSE_S)
+
+    def _change(self, event: Mapping[str, Any]) -> Change:
+        kind = event.get("operationType")
+        if kind == "invalidate":
+            raise StreamLost("change stream invalidated (collection dropped or renamed)")
+        key = (event.get("documentKey") or {}).get("_id")
+        if self.source.job.field == "_id":
+            values: list[object] = [] if key is None else [key]
+        else:
+            values = field_values(event.get("fullDocument") or {}, self.source.job.field)
+        cluster = event.get("clusterTime")
+        at = cluster.as_datetime() if isinstance(cluster, Timestamp) else _id_time(key)
+        return Change(values=values, at=at, token=self.token, key=key)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.close()
+            except PyMongoError:
+                log.debug("closing a change stream failed", exc_info=True)
+            self._stream = None
+
+
+@dataclass
+class Poller:
+    """Documents with ObjectId `_id`s newer than a time, each reported once.
+
+    On MongoDB the query is a range scan of the `_id` index. FerretDB does not push the range
+    down: every poll reads the whole collection and filters it (fine for thousands of
+    documents, costly for millions; see the README).
+    """
+
+    source: MongoSource
+    window_s: float
+    _recent: dict[ObjectId, datetime] = field(default_factory=dict)
+
+    def poll(self, since: datetime) -> list[Change]:
+        """New documents created after ``since - window_s``, not reported by an earlier poll."""
+        floor = ObjectId.from_datetime(since - timedelta(seconds=self.window_s))
+        fresh = [c for c in self.scan(floor) if c.key not in self._recent]
+        # Forget what the window no longer reaches: memory stays one window of documents.
+        for key in [k for k, at in self._recent.items() if at < floor.generation_time]:
+            del self._recent[key]
+        return fresh
+
+    def remember(self, changes: list[Change]) -> None:
+        """Called once ``changes`` are committed: later polls skip them."""
+        for change in changes:
+            if isinstance(change.key, ObjectId):
+                self._recent[change.key] = change.key.generation_time
+
+    def scan(self, floor: ObjectId) -> Iterator[Change]:
+        """Every document whose ObjectId is above ``floor``, reported or not."""
+        field_name = self.source.job.field
+        for doc in self.source.newer_than(floor):
+            key = doc.get("_id")
+            values = [key] if field_name == "_id" else field_values(doc, field_name)
+            yield Change(values=values, at=_id_time(key), key=key)

@@ -1,0 +1,168 @@
+"""The MySQL side of a watcher: pending batches, and committing each with its checkpoint.
+
+The watcher has a connection of its own (a full pass opens others). On it, it holds a named
+lock that allows one watcher per job and target (two would overwrite each other's checkpoint),
+and it commits every batch together with the checkpoint that covers it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from idsync import state
+from idsync.config import Job, Settings
+from idsync.errors import IdsyncError, LockHeldError
+from idsync.feeds import Change
+from idsync.ids import ColumnFit, UnsupportedId, describe, encode_id
+from idsync.state import Checkpoint
+from idsync.target import BatchResult, MySQLTarget
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingBatch:
+    """Changes read but not yet committed, encoded the way a full pass encodes them."""
+
+    fit: ColumnFit
+    texts: dict[str, None] = field(default_factory=dict)
+    """Ids to insert, in order, each once."""
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    seen: int = 0
+    token: Mapping[str, Any] | None = None
+    """Resume token after the last change: the checkpoint of this batch."""
+    last_id: str | None = None
+    oldest_at: datetime | None = None
+    newest_at: datetime | None = None
+    started: float | None = None
+    """When the first change came (monotonic): a batch is written at most this much later."""
+
+    def add(self, change: Change) -> None:
+        if self.started is None:
+            self.started = time.monotonic()
+        self.changes.append(change)
+        for value in change.values:
+            self.seen += 1
+            try:
+                text = encode_id(value)
+            except UnsupportedId as exc:
+                self.rejected.append((describe(value), exc.reason))
+                continue
+            problem = self.fit.problem(text)
+            if problem is None:
+                self.texts[text] = None
+                self.last_id = text
+            else:
+                self.rejected.append((describe(text), problem))
+        self.token = change.token or self.token
+        if change.at is not None:
+            self.oldest_at = min(self.oldest_at or change.at, change.at)
+            self.newest_at = max(self.newest_at or change.at, change.at)
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    def age(self) -> float:
+        return 0.0 if self.started is None else time.monotonic() - self.started
+
+
+class Sink:
+    """One connection to the target, the watcher's lock on it, and its checkpoint row."""
+
+    def __init__(self, settings: Settings, job: Job) -> None:
+        self.settings, self.job = settings, job
+        self.key = state.target_key(job.table, job.column)
+        self.checkpoint: Checkpoint | None = None
+        self.unique = True
+        self._target: MySQLTarget | None = None
+        self._fit: ColumnFit | None = None
+
+    @property
+    def address(self) -> str:
+        return self.settings.mysql.address
+
+    def open(self) -> None:
+        """Connect (if not connected), check the column, take the lock, read the checkpoint."""
+        if self._target is not None:
+            return
+        target = MySQLTarget(self.settings, self.job)
+        try:
+            target.connect()
+            column = target.inspect()
+            lock = state.watch_lock_name(target.url.database, self.key, self.job.name)
+            timeout = self.settings.lock_timeout_s
+
+            def prepare(cursor: Any) -> tuple[bool, Checkpoint | None]:
+                state.create_table(cursor)
+                if not state.take_lock(cursor, lock, timeout):
+                    return False, None
+                return True, state.load(cursor, self.job.name, self.key)
+
+            locked, checkpoint = target.transaction(prepare, f"preparing {state.STATE_TABLE}")
+            if not locked:
+                raise LockHeldError(
+                    f"another watcher of job {self.job.name} holds the lock {lock} on "
+                    f"{target.address} (waited {timeout:g}s)"
+                )
+        except BaseException:
+            target.close()
+            raise
+        self._target, self._fit, self.unique = target, column.fit, column.unique
+        self.checkpoint = checkpoint
+        if not column.unique:
+            log.warning(
+                "[%s] %s.%s has no UNIQUE index: a full pass and the stream may both insert an"
+                " id created while the pass runs; add one: ALTER TABLE %s ADD UNIQUE (%s)",
+                self.job.name, self.job.table, self.job.column, self.job.table, self.job.column,
+            )  # fmt: skip
+
+    def new_batch(self) -> PendingBatch:
+        assert self._fit is not None, "open() first"
+        return PendingBatch(self._fit)
+
+    def commit(self, texts: list[str], checkpoint: Checkpoint | None) -> BatchResult:
+        """Insert ``texts`` and, in the same transaction, save ``checkpoint`` (if any)."""
+        target = self._live()
+
+        def save(cursor: Any) -> None:
+            if checkpoint is not None:
+                state.save(cursor, self.job.name, self.key, checkpoint)
+
+        try:
+            result = target.insert_batch(texts, before_commit=save)
+        except IdsyncError:
+            self.close()  # the transaction is gone with the connection; reconnect next time
+            raise
+        if checkpoint is not None:
+            self.checkpoint = checkpoint
+        return result
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        """Save ``checkpoint`` alone (the position moved, with nothing to insert)."""
+        target = self._live()
+        try:
+            target.transaction(
+                lambda cursor: state.save(cursor, self.job.name, self.key, checkpoint),
+                f"saving the checkpoint in {state.STATE_TABLE}",
+            )
+        except IdsyncError:
+            self.close()
+            raise
+        self.checkpoint = checkpoint
+
+    def _live(self) -> MySQLTarget:
+        if self._target is None:
+            self.open()
+        assert self._target is not None
+        return self._target
+
+    def close(self) -> None:
+        if self._target is not None:
+            self._target.close()  # also releases the lock: the server drops it with the session
+            self._target = None

@@ -1,0 +1,214 @@
+"""What a watcher's parts share: its connections, its figures, and the passes and commits that
+both ways of following (change stream, polling) make in the same way."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from bson import ObjectId
+
+from idsync.config import Job, RunOptions, Settings
+from idsync.errors import IdsyncError, InterruptedRun, LockHeldError
+from idsync.feeds import Poller, now_utc
+from idsync.health import Health
+from idsync.metrics import Metrics
+from idsync.sink import PendingBatch, Sink
+from idsync.source import MongoSource
+from idsync.state import Checkpoint
+from idsync.sync import sync
+from idsync.watch_options import WatchOptions
+
+log = logging.getLogger("idsync")
+
+STREAM, POLLING = "change-stream", "polling"
+_PASS_RETRY_S = 300.0  # a periodic full pass that failed is tried again this much later
+
+
+@dataclass
+class WatchSummary:
+    """What a watcher did, from its start to its stop."""
+
+    job: str
+    mode: str = "starting"
+    seen: int = 0
+    inserted: int = 0
+    rejected: int = 0
+    batches: int = 0
+    full_passes: int = 0
+    gap_passes: int = 0
+    reconnects: int = 0
+    streams_lost: int = 0
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class _Beat:
+    """A full pass's progress, taken as a sign of life."""
+
+    def __init__(self, health: Health) -> None:
+        self.health = health
+
+    def start(self, phase: str, total: int | None) -> None:
+        self.health.beat()
+
+    def advance(self, phase: str, count: int) -> None:
+        self.health.beat()
+
+
+class Core:
+    """One watcher's shared state. Single-threaded; only ``stop`` is touched from outside."""
+
+    def __init__(
+        self,
+        job: Job,
+        settings: Settings,
+        options: WatchOptions,
+        stop: threading.Event,
+        *,
+        run_options: RunOptions,
+        metrics: Metrics,
+        health: Health,
+    ) -> None:
+        self.job, self.settings, self.options, self.stop = job, settings, options, stop
+        self.run_options, self.metrics, self.health = run_options, metrics, health
+        self.sink = Sink(settings, job)
+        self.summary = WatchSummary(job.name)
+        self.started = False
+        """Following at least once: from then on every failure is retried, never raised."""
+        self.token_unusable = False
+        """The stored resume token failed: the next stream opens from now, after a gap pass."""
+        first = 0.0 if options.initial_pass else options.reconcile_every_s
+        self.next_pass = time.monotonic() + first
+        self.last_saved = time.monotonic()
+        self.pause = options.backoff_min_s
+
+    # --- progress and pauses ----------------------------------------------------------------
+
+    def progress(self) -> None:
+        self.health.beat()
+        self.pause = self.options.backoff_min_s
+
+    def wait_backoff(self) -> None:
+        self.stop.wait(self.pause)
+        self.pause = min(self.pause * 2, self.options.backoff_max_s)
+
+    def set_mode(self, mode: str) -> None:
+        if mode in (STREAM, POLLING):
+            self.summary.mode = mode
+        self.metrics.set_mode(mode)
+        self.health.set_mode(mode)
+
+    def count_lost(self) -> None:
+        self.summary.streams_lost += 1
+        self.metrics.streams_lost.inc()
+
+    # --- passes -----------------------------------------------------------------------------
+
+    def pass_due(self) -> bool:
+        return time.monotonic() >= self.next_pass
+
+    def reconcile(self) -> None:
+        """The periodic full pass. Its failure postpones it and never stops the following:
+        if a server is really gone, following finds out by itself and reconnects."""
+        try:
+            self.full_pass()
+        except InterruptedRun:
+            raise
+        except LockHeldError as exc:  # another run is making that very pass: try again soon
+            self.next_pass = time.monotonic() + self.options.backoff_max_s
+            log.info("[%s] full pass postponed: %s", self.job.name, exc)
+        except IdsyncError as exc:
+            self.next_pass = time.monotonic() + min(self.options.reconcile_every_s, _PASS_RETRY_S)
+            self.health.trouble(f"full pass failed: {exc}")
+            log.error("[%s] full pass failed, following goes on: %s", self.job.name, exc)
+
+    def full_pass(self) -> None:
+        """One pass as `idsync run` makes it; raises what it raises."""
+        log.info("[%s] full pass", self.job.name, extra={"job": self.job.name})
+        report = sync(
+            self.job, self.settings, self.run_options, progress=_Beat(self.health), stop=self.stop
+        )
+        self.next_pass = time.monotonic() + self.options.reconcile_every_s
+        self.summary.full_passes += 1
+        self.summary.seen += report.source_ids
+        self.summary.inserted += report.inserted
+        self.summary.rejected += report.rejected
+        self.metrics.full_passes.inc()
+        self.metrics.seen.inc(report.source_ids)
+        self.metrics.inserted.inc(report.inserted)
+        self.metrics.rejected.inc(report.rejected)
+        self.metrics.caught_up()
+        self.progress()
+
+    def gap_pass(self, source: MongoSource, since: datetime) -> None:
+        """Ids created since ``since`` (less the window): what a lost stream may have missed.
+        ObjectIds order by creation time, so this reads only the documents since then."""
+        floor = since - timedelta(seconds=self.options.poll_window_s)
+        log.warning(
+            "[%s] gap pass: documents created since %s; ids that are not ObjectIds come with "
+            "the next full pass",
+            self.job.name, when(floor),
+        )  # fmt: skip
+        batch = self.sink.new_batch()
+        for change in Poller(source, 0.0).scan(ObjectId.from_datetime(floor)):
+            batch.add(change)
+            if len(batch) >= self.job.batch_size:
+                self.commit(batch, None)
+                batch = self.sink.new_batch()
+        if len(batch):
+            self.commit(batch, None)
+        self.summary.gap_passes += 1
+        self.metrics.gap_passes.inc()
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def commit(self, batch: PendingBatch, checkpoint: Checkpoint | None) -> None:
+        """Insert the batch and save ``checkpoint`` with it, in one transaction."""
+        result = self.sink.commit(list(batch.texts), checkpoint)
+        if checkpoint is not None:
+            self.last_saved = time.monotonic()
+        rejected = batch.rejected + result.rejected
+        summary, metrics = self.summary, self.metrics
+        summary.seen += batch.seen
+        summary.inserted += result.inserted
+        summary.rejected += len(rejected)
+        summary.batches += 1
+        metrics.seen.inc(batch.seen)
+        metrics.inserted.inc(result.inserted)
+        metrics.rejected.inc(len(rejected))
+        metrics.batches.inc()
+        lag = (now_utc() - batch.oldest_at).total_seconds() if batch.oldest_at else 0.0
+        metrics.caught_up(lag)
+        self.progress()
+        for text, reason in rejected:
+            log.warning("[%s] rejected %r: %s", self.job.name, text, reason)
+        self._log_inserted(result.landed, result.inserted)
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        self.sink.save(checkpoint)
+        self.last_saved = time.monotonic()
+
+    def save_due(self) -> bool:
+        """Time to save a position that moved with nothing to insert."""
+        return time.monotonic() - self.last_saved >= self.options.checkpoint_every_s
+
+    def _log_inserted(self, landed: list[str], inserted: int) -> None:
+        name, column = self.job.name, self.job.column
+        if not inserted or not self.run_options.log_ids or not log.isEnabledFor(logging.INFO):
+            return
+        if inserted != len(landed):
+            log.info("[%s] inserted %d of %d ids; the others were stored already", name,
+                     inserted, len(landed))  # fmt: skip
+            return
+        lines = "\n".join(f"[{name}] Inserted {column}: {text}" for text in landed)
+        log.info("%s", lines, extra={"job": name, "event": "inserted", "ids": landed})
+
+
+def when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "never"

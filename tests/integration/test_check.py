@@ -1,0 +1,270 @@
+"""`idsync check` against real servers: every planted difference is found, nothing is written.
+
+Each test runs on FerretDB (whose side is read whole) and on mongo-java-server (counted per
+bucket on the server) unless it is about one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+import uuid
+from collections.abc import Sequence
+
+import pytest
+from bson import Int64, ObjectId
+
+from idsync import Job, Settings, sync
+from idsync.check import CheckOptions, check, check_after, exit_code_after
+from idsync.check_report import CheckReport, CheckStatus, Method
+from idsync.errors import TransientError
+from tests.conftest import Env
+
+pytestmark = pytest.mark.integration
+
+BASE = 1_700_000_000
+
+
+def spread_ids(n: int, seed: int = 1, every_s: int = 7) -> list[ObjectId]:
+    """ObjectIds made over time (one every ``every_s`` seconds), as an application makes them."""
+    rng = random.Random(seed)
+    return [ObjectId(struct.pack(">I", BASE + i * every_s) + rng.randbytes(8)) for i in range(n)]
+
+
+def synced(env: Env, ids: Sequence[object], job: Job | None = None) -> None:
+    env.add_source(ids)
+    env.init_table(job)
+    sync(job or Job(), env.settings())
+
+
+def drop_row(env: Env, text: str) -> None:
+    env.sql("DELETE FROM cm_cluster_id WHERE cluster_id = %s", (text,))
+
+
+def add_row(env: Env, text: str) -> None:
+    env.sql("INSERT INTO cm_cluster_id (cluster_id) VALUES (%s)", (text,))
+
+
+def fast_and_exact(env: Env) -> tuple[CheckReport, CheckReport]:
+    return check(Job(), env.settings()), check(Job(), env.settings(), CheckOptions(True))
+
+
+def test_in_sync_reads_no_objectid(source_env: Env) -> None:
+    synced(source_env, [*spread_ids(3000), "a-string-id", 42])
+    rows_before = source_env.target_ids()
+    fast, exact = fast_and_exact(source_env)
+    for report in (fast, exact):
+        assert (report.status, report.exit_code) == (CheckStatus.OK, 0)
+        assert (report.missing, report.orphans, report.rejected) == (0, 0, 0)
+        assert (report.source_ids, report.target_ids) == (3002, 3002)
+    assert fast.method["target"].method is Method.BUCKETS
+    assert fast.buckets_compared > 1 and fast.buckets_differing == 0
+    assert fast.ids_read_target == 2  # the two ids that are not ObjectIds
+    assert exact.ids_read_target == 3002
+    assert source_env.target_ids() == rows_before  # nothing written
+
+
+def test_missing_ids_are_found_and_named(source_env: Env) -> None:
+    ids = spread_ids(3000)
+    synced(source_env, ids)
+    gone = [str(ids[5]), str(ids[1500]), str(ids[2999])]
+    for text in gone:
+        drop_row(source_env, text)
+    for report in fast_and_exact(source_env):
+        assert (report.status, report.exit_code) == (CheckStatus.DRIFT, 4)
+        assert report.missing == 3 and sorted(report.missing_samples) == sorted(gone)
+        assert (report.orphans, report.rejected) == (0, 0)
+
+
+def test_orphans_are_found_and_kept(source_env: Env) -> None:
+    synced(source_env, spread_ids(3000))
+    planted = [str(spread_ids(1, seed=99)[0]), "not-in-mongodb", str(ObjectId())]
+    for text in planted:
+        add_row(source_env, text)
+    for report in fast_and_exact(source_env):
+        assert report.status is CheckStatus.DRIFT
+        assert report.orphans == 3 and sorted(report.orphan_samples) == sorted(planted)
+        assert report.missing == 0
+    assert set(planted) <= set(source_env.target_ids())  # reported, never deleted
+
+
+def test_rejected_ids_unencodable_and_too_long(source_env: Env) -> None:
+    job = Job(table="short_ids", column="cid")
+    source_env.sql("CREATE TABLE short_ids (cid VARCHAR(30) NOT NULL, UNIQUE KEY (cid))")
+    too_long = "x" * 31
+    source_env.add_source([*spread_ids(500), 1.5, True, "", too_long, 7, "7"])
+    sync(job, source_env.settings())
+    for options in (CheckOptions(), CheckOptions(check_exact=True)):
+        report = check(job, source_env.settings(), options)
+        assert report.status is CheckStatus.DRIFT and report.exit_code == 4
+        assert (report.missing, report.orphans, report.rejected) == (0, 0, 5)
+        assert {r.reason for r in report.rejected_samples} == {
+            "unsupported type: double",
+            "unsupported type: bool",
+            "empty string",
+            "too long for column: 31 characters > 30",
+            "another source id has the same text (e.g. int 5 and '5')",
+        }
+
+
+def test_mixed_id_types_each_found_missing(source_env: Env) -> None:
+    uid = uuid.uuid4()
+    hex_string = "0123456789abcdef01234567"  # a string, not an ObjectId, in MongoDB
+    oids = spread_ids(2000)
+    synced(source_env, [*oids, "trip-A", "ünïcødé-☃", 42, Int64(2**40), -7, uid, hex_string])
+    fast, exact = fast_and_exact(source_env)
+    assert fast.status is CheckStatus.OK and exact.status is CheckStatus.OK
+    gone = [str(oids[10]), "trip-A", "ünïcødé-☃", str(2**40), str(uid), hex_string]
+    for text in gone:
+        drop_row(source_env, text)
+    add_row(source_env, "ABCDEF0123456789ABCDEF01")  # uppercase: not an ObjectId's text
+    for report in fast_and_exact(source_env):
+        assert report.status is CheckStatus.DRIFT
+        assert sorted(report.missing_samples) == sorted(gone)
+        assert report.orphan_samples == ["ABCDEF0123456789ABCDEF01"]
+
+
+def test_missing_and_orphan_in_one_bucket_need_exact(source_env: Env) -> None:
+    """Counts cannot tell one id swapped for another in the same bucket: the fast path says
+    in sync (documented), --exact finds both."""
+    ids = spread_ids(3000)
+    synced(source_env, ids)
+    missing = str(ids[1234])
+    orphan = missing[:-1] + ("0" if missing[-1] != "0" else "1")  # same bucket at any level
+    drop_row(source_env, missing)
+    add_row(source_env, orphan)
+    fast, exact = fast_and_exact(source_env)
+    assert fast.status is CheckStatus.OK and fast.buckets_differing == 0
+    assert exact.status is CheckStatus.DRIFT
+    assert (exact.missing_samples, exact.orphan_samples) == ([missing], [orphan])
+
+
+def test_objectid_and_string_with_the_same_hex(operators_env: Env) -> None:
+    """MongoDB keeps them apart (FerretDB cannot store both); one text, so one is rejected."""
+    oid = spread_ids(1)[0]
+    synced(operators_env, [*spread_ids(1000, seed=3), oid, str(oid)])
+    for report in fast_and_exact(operators_env):
+        assert report.status is CheckStatus.DRIFT
+        assert (report.missing, report.orphans, report.rejected) == (0, 0, 1)
+        assert report.rejected_samples[0].id == str(oid)
+
+
+def test_fast_path_on_a_server_with_the_operators(operators_env: Env) -> None:
+    ids = spread_ids(20_000)
+    synced(operators_env, ids)
+    drop_row(operators_env, str(ids[7777]))
+    add_row(operators_env, str(spread_ids(1, seed=42, every_s=1)[0]))
+    fast, exact = fast_and_exact(operators_env)
+    assert fast.method["source"].method is Method.BUCKETS
+    assert fast.method["target"].method is Method.BUCKETS
+    assert (fast.missing, fast.orphans) == (exact.missing, exact.orphans) == (1, 1)
+    assert fast.missing_samples == [str(ids[7777])]
+    assert exact.ids_read_source == 20_000
+    assert fast.ids_read_source + fast.ids_read_target < 0.02 * 20_000
+    assert fast.bytes_read["mongodb"] is not None and fast.bytes_read["mysql"] is not None
+    assert fast.bytes_read["mongodb"] < exact.bytes_read["mongodb"] / 20  # type: ignore[operator]
+
+
+def test_ferretdb_side_is_read_whole_and_says_why(env: Env) -> None:
+    synced(env, spread_ids(1000))
+    report = check(Job(), env.settings())
+    assert report.source["flavour"] == "ferretdb"
+    assert report.method["source"].method is Method.EXACT
+    assert "FerretDB" in (report.method["source"].reason or "")
+    assert report.method["target"].method is Method.BUCKETS
+    assert report.ids_read_source == 1000 and report.ids_read_target == 0
+
+
+def test_most_buckets_differ_reads_whole(operators_env: Env) -> None:
+    operators_env.add_source(spread_ids(3000))
+    operators_env.init_table()
+    report = check(Job(), operators_env.settings())
+    assert report.missing == 3000 and report.status is CheckStatus.DRIFT
+    assert any("read both sides whole" in w for w in report.warnings)
+
+
+def test_collation_collision_is_rejected_not_missing(source_env: Env) -> None:
+    source_env.sql(
+        "CREATE TABLE cm_cluster_id (id BIGINT AUTO_INCREMENT PRIMARY KEY,"
+        " cluster_id VARCHAR(64) COLLATE utf8mb4_general_ci NOT NULL, UNIQUE KEY (cluster_id))"
+    )
+    source_env.add_source(["abc", "def", *spread_ids(100)])
+    sync(Job(), source_env.settings())
+    source_env.sql("UPDATE cm_cluster_id SET cluster_id = 'ABC' WHERE cluster_id = 'abc'")
+    for report in fast_and_exact(source_env):
+        assert (report.missing, report.orphans, report.rejected) == (0, 1, 1)
+        assert report.orphan_samples == ["ABC"]
+        assert "collides with stored value 'ABC'" in report.rejected_samples[0].reason
+
+
+def test_non_id_field_goes_the_exact_way(source_env: Env) -> None:
+    job = Job(name="users", field="user", table="user_ids", column="user_id")
+    source_env.mongo_db["cluster_trips"].insert_many(
+        [{"user": "u1"}, {"user": "u1"}, {"user": ["u2", "u3"]}, {"other": 1}]
+    )
+    source_env.init_table(job)
+    sync(job, source_env.settings())
+    source_env.sql("DELETE FROM user_ids WHERE user_id = 'u2'")
+    report = check(job, source_env.settings())
+    assert report.method["source"].method is Method.EXACT
+    assert "not _id" in (report.method["source"].reason or "")
+    assert (report.missing_samples, report.orphans, report.rejected) == (["u2"], 0, 0)
+
+
+def test_check_after_a_sync_reports_remaining_orphans(operators_env: Env) -> None:
+    ids = spread_ids(500)
+    operators_env.add_source(ids)
+    operators_env.init_table()
+    add_row(operators_env, "left-behind")
+    done = sync(Job(), operators_env.settings())
+    after = check_after(Job(), operators_env.settings(), done)
+    assert after is not None and after.missing == 0 and after.orphans == 1
+    assert (done.exit_code, exit_code_after(done, after)) == (0, 4)
+
+
+def test_unreachable_source_fails_with_the_report(env: Env) -> None:
+    bad = Settings(
+        mongo_uri="mongodb://127.0.0.1:1/x", mysql_url=env.mysql_url, connect_timeout_s=1, retries=0
+    )
+    with pytest.raises(TransientError) as caught:
+        check(Job(), bad)
+    report = caught.value.report  # type: ignore[attr-defined]
+    assert (report.status, report.exit_code) == (CheckStatus.FAILED, 1)
+
+
+def test_cli_exit_codes_and_one_json_object(source_env: Env) -> None:
+    ids = spread_ids(300)
+    synced(source_env, ids)
+    done = source_env.idsync("check", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "ok"
+    drop_row(source_env, str(ids[3]))
+    for args, env in ((("--json",), None), ((), {"IDSYNC_CHECK_EXACT": "1"})):
+        done = source_env.idsync("check", *args, env=env)
+        assert done.returncode == 4, done.stderr
+        if args:
+            report = json.loads(done.stdout)
+            assert (report["status"], report["missing_samples"]) == ("drift", [str(ids[3])])
+        else:
+            assert "drift (exact)" in done.stdout and str(ids[3]) in done.stdout
+    failed = source_env.idsync(
+        "check", "--json", "--mongo-uri", "mongodb://127.0.0.1:1/x", "--connect-timeout", "1"
+    )
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["status"] == "failed"
+
+
+def test_run_check_after(env: Env) -> None:
+    env.add_source([ObjectId() for _ in range(5)])
+    env.idsync("init")
+    env.sql("INSERT INTO cm_cluster_id (cluster_id) VALUES ('orphan-row')")
+    done = env.idsync("run", "--check-after", "--json", "--no-log-ids")
+    report = json.loads(done.stdout)
+    assert report["inserted"] == 5 and report["check"]["orphans"] == 1
+    assert done.returncode == 4  # drift remains: an orphan the sync never deletes
+    env.sql("DELETE FROM cm_cluster_id WHERE cluster_id = 'orphan-row'")
+    clean = env.idsync("run", "--check-after", "--exact", "--json", "--no-log-ids")
+    assert clean.returncode == 0 and json.loads(clean.stdout)["check"]["status"] == "ok"
+    kinds = [r[0] for r in env.sql("SELECT command FROM idsync_runs ORDER BY id")]
+    assert kinds == ["run", "check", "run", "check"]

@@ -1,0 +1,182 @@
+"""`idsync watch` against real servers: change streams (mongo-java-server), polling (FerretDB)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import signal
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from idsync import Job
+from idsync.health import Health
+from idsync.metrics import Metrics
+from idsync.watch import WatchSummary, watch
+from idsync.watch_options import WatchOptions
+from tests.conftest import Env
+from tests.watch_support import Daemon, free_port, http_get, metric, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def fast(**kw: Any) -> WatchOptions:
+    """Options for tests: short waits, so that conditions come true soon."""
+    return WatchOptions(max_batch_wait_s=0.05, poll_interval_s=0.2, stuck_after_s=30.0, **kw)
+
+
+class Running:
+    """The library's ``watch()`` in a thread, stopped (and checked) on exit."""
+
+    def __init__(self, env: Env, options: WatchOptions, job: Job | None = None) -> None:
+        self.job = job or Job()
+        self.stop = threading.Event()
+        self.metrics = Metrics(self.job.name)
+        self.health = Health(options.stuck_after_s)
+        self.summary: WatchSummary | None = None
+        self.error: BaseException | None = None
+        self._args = (env.settings(lock_timeout_s=1.0), options)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        settings, options = self._args
+        try:
+            self.summary = watch(
+                self.job, settings, options, self.stop, metrics=self.metrics, health=self.health
+            )
+        except BaseException as exc:
+            self.error = exc
+
+    def value(self, name: str) -> float | None:
+        return metric(self.metrics.render().decode(), name)
+
+    def __enter__(self) -> Running:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop.set()
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "watch() did not return after stop was set"
+        if kind is None:
+            assert self.error is None, f"watch() failed: {self.error!r}"
+
+
+def _count(env: Env) -> int:
+    return int(env.sql("SELECT COUNT(*) FROM cm_cluster_id")[0][0])
+
+
+def test_change_stream_first_pass_then_every_new_id(watch_env: Env) -> None:
+    env = watch_env
+    env.init_table()
+    before = [ObjectId() for _ in range(20)]
+    env.add_source(before)
+    coll = env.mongo_db["cluster_trips"]
+    with Running(env, fast()) as running:
+        wait_until(lambda: _count(env) == 20, "the first full pass")
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the stream")
+        during: list[ObjectId] = []
+        for n in range(1, 30):  # single inserts and bursts, as an application makes them
+            batch = [ObjectId() for _ in range(n)]
+            coll.insert_many([{"_id": oid, "trips": []} for oid in batch])
+            during += batch
+        wait_until(lambda: _count(env) == 20 + len(during), "every inserted id")
+        assert running.value("idsync_ids_inserted_total") == 20 + len(during)
+        assert running.health.report()[0]
+    assert running.summary is not None
+    assert running.summary.mode == "change-stream" and running.summary.full_passes == 1
+    assert env.target_ids() == sorted(str(o) for o in before + during)
+    [(mode, token, last_id)] = env.sql(
+        "SELECT mode, resume_token, last_seen_id FROM idsync_state WHERE job = %s",
+        ("update-cluster-id",),
+    )
+    assert mode == "change-stream" and json.loads(token)["_data"]
+    assert last_id == str(during[-1])
+
+
+def test_polling_follows_new_ids_and_the_full_pass_catches_the_rest(env: Env) -> None:
+    env.init_table()
+    coll = env.mongo_db["cluster_trips"]
+    options = fast()
+    with Running(env, options) as running:
+        wait_until(lambda: running.health.report()[1]["mode"] == "polling", "polling on FerretDB")
+        new = [ObjectId() for _ in range(40)]
+        coll.insert_many([{"_id": oid} for oid in new])
+        # Polling cannot see these: a string id, and an ObjectId made with an old clock.
+        old = ObjectId.from_datetime(datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
+        coll.insert_many([{"_id": "cluster-as-string"}, {"_id": old}])
+        marker = ObjectId()
+        coll.insert_one({"_id": marker})  # inserted after them: once it is in, they were polled
+        wait_until(lambda: str(marker) in env.target_ids(), "the polled ids")
+    assert env.target_ids() == sorted(str(o) for o in [*new, marker])
+    assert running.summary is not None and running.summary.mode == "polling"
+
+    reconciling = fast(initial_pass=False, reconcile_every_s=1.0)
+    with Running(env, reconciling) as running:
+        wait_until(lambda: "cluster-as-string" in env.target_ids(), "the periodic full pass")
+        assert str(old) in env.target_ids()
+
+
+def test_cli_serves_health_and_metrics_and_stops_on_sigterm(watch_env: Env, tmp_path: Path) -> None:
+    env = watch_env
+    env.init_table()
+    port = free_port()
+    daemon = Daemon(
+        tmp_path, env.mongo_uri, env.mysql_url,
+        ["--http", f"127.0.0.1:{port}", "--max-batch-wait", "0.05", "--json"],
+    ).start()  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: "change-stream" in http_get(f"{url}/healthz")[1], "/healthz")
+        status, body = http_get(f"{url}/healthz")
+        assert status == 200 and json.loads(body)["status"] == "ok"
+        ids = [ObjectId() for _ in range(25)]
+        env.add_source(ids)
+        wait_until(lambda: _count(env) == 25, "the inserted ids")
+        status, text = http_get(f"{url}/metrics")
+        assert status == 200
+        for name in (
+            "idsync_ids_seen_total",
+            "idsync_ids_inserted_total",
+            "idsync_ids_rejected_total",
+            "idsync_lag_seconds",
+            "idsync_last_success_timestamp_seconds",
+        ):
+            assert metric(text, name) is not None, name
+        assert metric(text, "idsync_ids_inserted_total") == 25
+        assert 'idsync_mode{idsync_mode="change-stream",job="update-cluster-id"} 1.0' in text
+        assert http_get(f"{url}/nope")[0] == 404
+        daemon.send(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.stderr
+    finally:
+        daemon.kill()
+    summary = json.loads(daemon.stdout)
+    assert (summary["status"], summary["mode"], summary["inserted"]) == (
+        "stopped",
+        "change-stream",
+        25,
+    )
+    assert "SIGTERM received" in daemon.stderr
+
+
+def test_one_watcher_per_job_and_target(watch_env: Env, tmp_path: Path) -> None:
+    env = watch_env
+    env.init_table()
+    with Running(env, fast()) as running:
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the first")
+        second = Daemon(tmp_path, env.mongo_uri, env.mysql_url, ["--lock-timeout", "0.5"])
+        assert second.start().wait() == 3, second.stderr
+        assert "another watcher of job update-cluster-id" in second.stderr
+
+
+def test_change_streams_required_but_missing_is_a_config_error(env: Env) -> None:
+    env.init_table()
+    done = env.idsync("watch", "--mode", "change-stream", "--skip-initial-pass", timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "cannot open a change stream" in done.stderr

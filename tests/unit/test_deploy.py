@@ -1,0 +1,87 @@
+"""The deploy/ examples parse, run commands that idsync accepts, and alert on metrics it exports."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+from prometheus_client import generate_latest
+
+from idsync.cli import cli
+from idsync.export import run_metrics
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def _yaml(name: str) -> Any:
+    return yaml.safe_load((DEPLOY / name).read_text())
+
+
+def _accepted(args: list[str]) -> None:
+    """Parse the arguments the way `idsync` would, without running anything."""
+    command = cli.get_command(click.Context(cli), args[0])
+    assert command is not None, f"no command {args[0]!r}"
+    command.make_context(args[0], list(args[1:]))
+
+
+def test_cronjob() -> None:
+    job = _yaml("kubernetes/cronjob.yaml")
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "CronJob")
+    spec = job["spec"]
+    assert len(spec["schedule"].split()) == 5
+    assert spec["concurrencyPolicy"] == "Forbid"
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    container = pod["containers"][0]
+    assert container["args"][0] == "run"
+    _accepted(container["args"])
+    assert container["envFrom"][0]["secretRef"]["name"]
+
+
+def test_watch_deployment() -> None:
+    deployment = _yaml("kubernetes/watch-deployment.yaml")
+    assert (deployment["apiVersion"], deployment["kind"]) == ("apps/v1", "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][0] == "watch"
+    _accepted(container["args"])
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    port = container["ports"][0]["containerPort"]
+    assert f":{port}" in " ".join(container["args"])
+
+
+def test_systemd_units() -> None:
+    service = configparser.ConfigParser(interpolation=None, strict=True)
+    service.read(DEPLOY / "systemd" / "idsync.service")
+    assert service["Service"]["Type"] == "oneshot"
+    exec_start = shlex.split(service["Service"]["ExecStart"])
+    assert exec_start[0].endswith("/idsync")
+    _accepted(exec_start[1:])
+    assert "4" in service["Service"]["SuccessExitStatus"].split()
+    timer = configparser.ConfigParser(interpolation=None, strict=True)
+    timer.read(DEPLOY / "systemd" / "idsync.timer")
+    assert timer["Timer"]["Unit"] == "idsync.service"
+    assert timer["Install"]["WantedBy"] == "timers.target"
+
+
+def _exported_names() -> set[str]:
+    report = {"job": "j", "status": "ok", "started_at": "2026-01-01T00:00:00+00:00",
+              "duration_s": 1.0, "exit_code": 0, "missing": 0, "orphans": 0}  # fmt: skip
+    names = set()
+    for command in ("run", "check"):
+        text = generate_latest(run_metrics(report, command).registry).decode()
+        names |= set(re.findall(r"^(idsync_\w+?)(?:\{| )", text, re.MULTILINE))
+    return names
+
+
+@pytest.mark.parametrize("rule", _yaml("prometheus/alerts.yaml")["groups"][0]["rules"])
+def test_alert_rules_use_exported_metrics(rule: dict[str, Any]) -> None:
+    assert rule["alert"].startswith("Idsync")
+    used = set(re.findall(r"idsync_\w+", rule["expr"]))
+    assert used and used <= _exported_names(), used - _exported_names()
+    assert rule["annotations"]["summary"]

@@ -1,0 +1,124 @@
+"""The watcher's parts that need no server: options, checkpoints, batches, health over HTTP."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+
+import pytest
+from bson import Int64, ObjectId
+
+from idsync.errors import ConfigError
+from idsync.feeds import Change
+from idsync.health import Health, HealthServer
+from idsync.ids import ColumnFit
+from idsync.metrics import Metrics
+from idsync.sink import PendingBatch
+from idsync.state import Checkpoint, encode_token, watch_lock_name
+from idsync.watch_options import WatchOptions, parse_address, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("30m", 1800.0), ("1h", 3600.0), ("1.5h", 5400.0),
+     ("1d", 86400.0), ("200ms", 0.2)],
+)  # fmt: skip
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "h", "1 hour", "-5s", "5x"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_duration(text)
+
+
+def test_addresses() -> None:
+    assert parse_address("127.0.0.1:9464") == ("127.0.0.1", 9464)
+    assert parse_address("[::1]:9464") == ("::1", 9464)
+    assert parse_address(":9464") == ("0.0.0.0", 9464)
+    for bad in ("9464", "host:", "host:99999", "a b:1"):
+        with pytest.raises(ConfigError):
+            parse_address(bad)
+
+
+def test_options_are_checked() -> None:
+    assert WatchOptions(http="127.0.0.1:0").http_address == ("127.0.0.1", 0)
+    for bad in (
+        {"poll_interval_s": 0},
+        {"reconcile_every_s": 0.5},
+        {"backoff_min_s": 5, "backoff_max_s": 1},
+        {"poll_interval_s": 90},  # would be "stuck" between two polls
+        {"http": "nowhere"},
+    ):
+        with pytest.raises(ConfigError):
+            WatchOptions(**bad)
+
+
+def test_resume_tokens_survive_the_state_table() -> None:
+    token = {"_data": "82656F1E2A000000012B0229296E04"}
+    checkpoint = Checkpoint("change-stream", resume_token=encode_token(token))
+    assert checkpoint.token() == token
+    assert Checkpoint("change-stream").token() is None
+    with pytest.raises(ValueError, match="not JSON"):
+        Checkpoint("change-stream", resume_token="{oops").token()
+    with pytest.raises(ValueError, match="not a document"):
+        Checkpoint("change-stream", resume_token="[1]").token()
+
+
+def test_lock_names_fit_the_server_limit() -> None:
+    assert watch_lock_name("maas", "t.c", "job") == "idsync-watch:maas.t.c:job"
+    assert len(watch_lock_name("d" * 64, "t" * 64 + ".c", "j" * 64)) <= 64
+
+
+def test_pending_batch_encodes_like_a_full_pass() -> None:
+    batch = PendingBatch(ColumnFit(max_chars=24, max_bytes=None, charset="utf8mb4"))
+    oid = ObjectId()
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    raw: list[object] = [oid, Int64(7), 1.5, "x" * 30, oid]
+    for value in raw:
+        batch.add(Change(values=[value], at=at, token={"_data": "01"}, key=None))
+    assert list(batch.texts) == [str(oid), "7"]  # each once, in order
+    assert [reason for _text, reason in batch.rejected] == [
+        "unsupported type: double",
+        "too long for column: 30 characters > 24",
+    ]
+    assert (batch.seen, len(batch), batch.token) == (5, 5, {"_data": "01"})
+    assert batch.oldest_at == batch.newest_at == at
+
+
+def test_health_turns_503_when_stuck_and_serves_metrics() -> None:
+    now = [0.0]
+    health = Health(stuck_after_s=10, clock=lambda: now[0])
+    metrics = Metrics("demo")
+    metrics.set_mode("polling")
+    metrics.inserted.inc(3)
+    with HealthServer(("127.0.0.1", 0), health, metrics) as server:
+        base = "http://{}:{}".format(*server.address)
+        assert _get(base + "/healthz")[0] == 200
+        now[0] = 11.0
+        health.trouble("MongoDB unreachable")
+        code, body = _get(base + "/healthz")
+        assert code == 503
+        assert json.loads(body) == {
+            "status": "stuck",
+            "mode": "starting",
+            "seconds_since_progress": 11.0,
+            "error": "MongoDB unreachable",
+        }
+        health.beat()
+        assert _get(base + "/healthz")[0] == 200
+        code, text = _get(base + "/metrics")
+        assert code == 200
+        assert 'idsync_ids_inserted_total{job="demo"} 3.0' in text
+        assert 'idsync_mode{idsync_mode="polling",job="demo"} 1.0' in text
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
