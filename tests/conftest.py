@@ -8,6 +8,7 @@ Each test gets its own MongoDB database and MySQL database, dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -120,67 +121,56 @@ class Env:
         )
 
 
-@pytest.fixture
-def env(servers: None) -> Iterator[Env]:
-    name = f"idsync_t_{uuid.uuid4().hex[:10]}"
-    client: MongoClient[dict[str, Any]] = MongoClient(MONGO_URI, uuidRepresentation="standard")
-    admin = mysql_connect(MYSQL_URL)
-    admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    conn = mysql_connect(MYSQL_URL, database=name)
-    env = Env(
-        mongo_db=client[name],
-        mysql=conn,
-        mongo_uri=_with_path(MONGO_URI, name),
-        mysql_url=_with_path(MYSQL_URL, name),
-    )
-    try:
-        yield env
-    finally:
-        conn.close()
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
-        client.drop_database(name)
-        client.close()
+@contextlib.contextmanager
+def databases(mongo_uri: str, prefix: str) -> Iterator[Env]:
+    """A fresh MongoDB database on ``mongo_uri`` and a MySQL database, both dropped afterwards.
 
-
-# --- watch: a MongoDB with change streams (mongo-java-server from `dev/services up mongo-java`)
-
-WATCH_MONGO_URI = os.environ.get("IDSYNC_TEST_WATCH_MONGO_URI", "mongodb://127.0.0.1:27019/")
-
-
-@pytest.fixture
-def watch_env(servers: None) -> Iterator[Env]:
-    """Like ``env``, with the MongoDB database on the change-stream server.
-
-    Database names are fresh each time: mongo-java-server invalidates every later stream on a
+    Names are new every time: mongo-java-server invalidates every later change stream on a
     collection that was once dropped.
     """
-    name = f"idsync_w_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     client: MongoClient[dict[str, Any]] = MongoClient(
-        WATCH_MONGO_URI, uuidRepresentation="standard", serverSelectionTimeoutMS=3000
+        mongo_uri, uuidRepresentation="standard", serverSelectionTimeoutMS=3000
     )
     try:
         client.admin.command("ping")
     except Exception as exc:
         client.close()
         pytest.fail(
-            f"change-stream MongoDB not reachable at {WATCH_MONGO_URI} ({exc}); "
-            "run `dev/services up mongo-java` or set IDSYNC_TEST_WATCH_MONGO_URI"
+            f"MongoDB not reachable at {mongo_uri} ({exc}); run `dev/services up all`"
+            " or set IDSYNC_TEST_MONGO_URI / IDSYNC_TEST_WATCH_MONGO_URI"
         )
     admin = mysql_connect(MYSQL_URL)
     admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     conn = mysql_connect(MYSQL_URL, database=name)
-    env = Env(
-        mongo_db=client[name],
-        mysql=conn,
-        mongo_uri=_with_path(WATCH_MONGO_URI, name),
-        mysql_url=_with_path(MYSQL_URL, name),
-    )
     try:
-        yield env
+        yield Env(
+            mongo_db=client[name],
+            mysql=conn,
+            mongo_uri=_with_path(mongo_uri, name),
+            mysql_url=_with_path(MYSQL_URL, name),
+        )
     finally:
         conn.close()
         admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()
         client.drop_database(name)
         client.close()
+
+
+@pytest.fixture
+def env(servers: None) -> Iterator[Env]:
+    with databases(MONGO_URI, "idsync_t") as env:
+        yield env
+
+
+# A MongoDB with change streams and more aggregation operators: mongo-java-server
+# (`dev/services up all`), for the watch and check tests.
+WATCH_MONGO_URI = os.environ.get("IDSYNC_TEST_WATCH_MONGO_URI", "mongodb://127.0.0.1:27019/")
+
+
+@pytest.fixture
+def watch_env(servers: None) -> Iterator[Env]:
+    """Like ``env``, with the MongoDB database on the change-stream server."""
+    with databases(WATCH_MONGO_URI, "idsync_w") as env:
+        yield env

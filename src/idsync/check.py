@@ -38,7 +38,7 @@ from idsync.check_sides import (
 from idsync.check_tally import Tally
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, IdsyncError
-from idsync.ids import ColumnFit, UnsupportedId, describe, encode_id
+from idsync.ids import ColumnFit, UnsupportedId, encode_fitting
 from idsync.report import SyncReport
 from idsync.retry import with_retries
 from idsync.source import MongoSource
@@ -246,13 +246,9 @@ class CheckPass:
                 yield value  # an ObjectId's text, or a string id that is already canonical
                 continue
             try:
-                text = encode_id(value)
+                text = encode_fitting(value, fit)
             except UnsupportedId as exc:
-                report.reject(describe(value), exc.reason)
-                continue
-            problem = fit.problem(text)
-            if problem is not None:
-                report.reject(describe(text), problem)
+                report.reject(exc.shown, exc.reason)
                 continue
             yield text
 

@@ -26,11 +26,12 @@ _SAMPLE_CHARS = 120
 
 
 class UnsupportedId(ValueError):
-    """The value has no canonical text form; ``reason`` says why in a few words."""
+    """The value has no canonical text the target can hold; ``reason`` says why in a few words,
+    ``shown`` is the value as a report prints it."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, shown: str = "") -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.shown = reason, shown
 
 
 def _encode_str(value: str) -> str:
@@ -146,3 +147,16 @@ class ColumnFit:
             return None
         reason, fits = _CHARSET_CHECKS.get(self.charset, ("", lambda _text: True))
         return None if fits(text) else f"character {reason}"
+
+
+def encode_fitting(value: object, fit: ColumnFit) -> str:
+    """The canonical text of ``value`` if ``fit`` holds it exactly, else :class:`UnsupportedId`
+    with ``shown`` set: the one gate every id passes before a sync or a check compares it."""
+    try:
+        text = encode_id(value)
+    except UnsupportedId as exc:
+        raise UnsupportedId(exc.reason, describe(value)) from None
+    problem = fit.problem(text)
+    if problem is not None:
+        raise UnsupportedId(problem, describe(text))
+    return text

@@ -10,7 +10,7 @@ from typing import Protocol
 from idsync.config import Job, RunOptions, Settings
 from idsync.diff import DiffCounts, Tag, diff_ids
 from idsync.errors import GuardError, InterruptedRun
-from idsync.ids import ColumnFit, UnsupportedId, describe, encode_id
+from idsync.ids import ColumnFit, UnsupportedId, encode_fitting
 from idsync.report import SyncReport
 from idsync.source import MongoSource, ScanOrder
 from idsync.target import Column, MySQLTarget
@@ -130,13 +130,9 @@ class SyncPass:
                 report.source_ids = seen
                 self.progress.advance("source", 10_000)
             try:
-                text = encode_id(value)
+                text = encode_fitting(value, fit)
             except UnsupportedId as exc:
-                report.reject(describe(value), exc.reason)
-                continue
-            problem = fit.problem(text)
-            if problem is not None:
-                report.reject(describe(text), problem)
+                report.reject(exc.shown, exc.reason)
                 continue
             yield text
         report.source_ids = seen
