@@ -25,6 +25,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from idsync.config import Job, MySQLURL, Settings
+from idsync.schema import create_target_table
 from idsync.target import MySQLTarget
 
 MONGO_URI = os.environ.get("IDSYNC_TEST_MONGO_URI", "mongodb://127.0.0.1:27018/")
@@ -90,7 +91,7 @@ class Env:
     def init_table(self, job: Job | None = None) -> None:
         with MySQLTarget(self.settings(), job or Job()) as target:
             target.connect()
-            target.create_table()
+            create_target_table(target)
 
     def target_ids(self, table: str = "cm_cluster_id", column: str = "cluster_id") -> list[str]:
         """Every stored value, duplicates kept, sorted."""

@@ -361,39 +361,6 @@ class MySQLTarget:
                 )
         return found & set(ids)
 
-    def create_table(self) -> bool:
-        """Create the table for ids if it is missing; never alter one that exists."""
-        if self.table_exists():
-            return False
-        if self.column in ("id", "created_at"):
-            raise ConfigError(f"column name {self.column!r} clashes with idsync's own columns")
-        col = _quote(self.column)
-        ddl = (
-            f"CREATE TABLE IF NOT EXISTS {_quote(self.table)} ("
-            " `id` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
-            f" {col} VARCHAR(64) CHARACTER SET utf8mb4 COLLATE {self._exact_collation()} NOT NULL,"
-            " `created_at` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
-            f" UNIQUE KEY {_quote('uq_' + self.column)} ({col})"
-            ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-        )
-        self._query(ddl, (), f"creating {self.table}")
-        return True
-
-    def _exact_collation(self) -> str:
-        """A binary NO PAD collation: two ids are equal only when every byte is."""
-        rows = self._query(
-            "SELECT COLLATION_NAME FROM information_schema.COLLATIONS "
-            "WHERE COLLATION_NAME IN ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin')"
-        )
-        names = {str(name) for (name,) in rows}
-        for preferred in ("utf8mb4_nopad_bin", "utf8mb4_0900_bin"):
-            if preferred in names:
-                return preferred
-        log.warning(
-            "server has no NO PAD binary collation; ids differing by trailing spaces collide"
-        )
-        return "utf8mb4_bin"
-
     def transaction(self, work: Callable[[Any], _T], doing: str) -> _T:
         """Run ``work(cursor)`` in one transaction on this connection and commit it."""
         try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from idsync import history, state
+from idsync import history, schema, state
 from idsync.cli.common import common_options, die, resolve
 from idsync.config import BUILTIN_JOB, Job, find_file
 from idsync.errors import ConfigError, IdsyncError
@@ -24,7 +24,7 @@ def init(**kw: Any) -> None:
     try:
         with MySQLTarget(ctx.settings, job) as target:
             target.connect()
-            created = target.create_table()
+            created = schema.create_target_table(target)
             column = target.inspect()
             history_created = history.create_table(target)
             target.transaction(state.create_table, f"creating {state.STATE_TABLE}")
