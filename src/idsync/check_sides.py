@@ -15,16 +15,12 @@ from typing import Any
 
 import bson
 from bson import ObjectId
-from bson.binary import UuidRepresentation
-from bson.codec_options import CodecOptions
 
 from idsync.buckets import HEX, OID_TEXT_SQL, prefix_bounds
 from idsync.errors import TerminalError
-from idsync.source import MongoSource
+from idsync.source import MongoSource, split_batch
 from idsync.target import Column, MySQLTarget
 
-_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD)
-_OID_DOC = b"\x16\x00\x00\x00\x07_id\x00"  # a whole {_id: ObjectId} document is 22 bytes
 _LOWEST = ObjectId("0" * 24)
 OBJECT_IDS: dict[str, Any] = {"_id": {"$gte": _LOWEST}}
 """Every ObjectId ``_id``: a comparison with an ObjectId matches ObjectIds only (MongoDB's type
@@ -46,23 +42,6 @@ class Reads:
     mongo_bytes: int = 0
     mongo_count_s: float = 0.0
     mysql_count_s: float = 0.0
-
-
-def split_batch(batch: bytes, oids: list[str], others: list[object]) -> None:
-    """Sort the ``{_id}`` documents of a raw batch into ObjectId texts and other raw values.
-
-    ObjectIds are sliced straight out of the bytes (about 5 times faster than decoding);
-    anything else is decoded as the sync decodes it (UUIDs in the standard representation).
-    """
-    pos, end = 0, len(batch)
-    while pos < end:
-        if batch.startswith(_OID_DOC, pos):
-            oids.append(batch[pos + 9 : pos + 21].hex())
-            pos += 22
-            continue
-        size = int.from_bytes(batch[pos : pos + 4], "little")
-        others.append(bson.decode(batch[pos : pos + size], _CODEC).get("_id"))
-        pos += size
 
 
 def _range_query(prefix: str) -> dict[str, Any]:

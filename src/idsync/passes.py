@@ -118,9 +118,12 @@ class SyncPass:
 
     def _encode(self, values: Iterable[object], fit: ColumnFit) -> Iterator[str]:
         """Canonical text of each value that the column can hold exactly; the rest are rejected."""
-        report, seen = self.report, 0
+        report, seen, stop = self.report, 0, self.stop
+        # An ObjectId's text (24 ASCII characters) is already canonical and fits any column
+        # that fits one of them: the common case skips the per-id checks.
+        short_ascii_fits = fit.problem("0" * 24) is None
         for value in values:
-            if self.stop.is_set():
+            if stop.is_set():
                 raise InterruptedRun(
                     f"interrupted after {report.batches} committed batches "
                     f"({report.inserted:,} ids inserted); run again to finish"
@@ -129,6 +132,9 @@ class SyncPass:
             if seen % 10_000 == 0:
                 report.source_ids = seen
                 self.progress.advance("source", 10_000)
+            if short_ascii_fits and type(value) is str and len(value) == 24 and value.isascii():
+                yield value
+                continue
             try:
                 text = encode_fitting(value, fit)
             except UnsupportedId as exc:

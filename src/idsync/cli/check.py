@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from typing import Any, NoReturn
 
 import click
 
 from idsync.check import CheckOptions, check, check_after, exit_code_after
 from idsync.check_report import CheckReport
-from idsync.cli.common import Context, common_options, export_options, publish_metrics, resolve
+from idsync.cli.common import (
+    Context,
+    common_options,
+    export_options,
+    finish,
+    publish_metrics,
+    resolve,
+)
 from idsync.config import Job
 from idsync.errors import IdsyncError
 from idsync.observability import redact
@@ -51,7 +57,7 @@ def check_command(**kw: Any) -> None:
         report = getattr(exc, "report", None) or _failed(ctx.job, exc)
     publish_metrics(ctx, report.to_dict(), "check", kw)
     _emit(report.to_json() if ctx.as_json else report.to_text(), report.error, ctx)
-    sys.exit(report.exit_code)
+    finish(report.exit_code)
 
 
 def _exact(kw: dict[str, Any], ctx: Context) -> bool:
@@ -87,4 +93,4 @@ def emit_with_check(synced: SyncReport, job: Job, ctx: Context, *, exact: bool) 
         text = synced.to_text() + (f"\ncheck: {checked.to_text()}" if checked else "")
     error = synced.error or (checked.error if checked else None)
     _emit(text, error, ctx)
-    sys.exit(exit_code_after(synced, checked))
+    finish(exit_code_after(synced, checked))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
-from idsync.cli.common import common_options, resolve
+from idsync.cli.common import common_options, finish, resolve
 from idsync.doctor import diagnose
 from idsync.observability import redact
 
@@ -27,4 +26,4 @@ def doctor(**kw: Any) -> None:
             click.echo(redact(line, ctx.secrets))
             if finding.fix and finding.level != "ok":
                 click.echo(f"{'':<21} → {finding.fix}")
-    sys.exit(report.exit_code)
+    finish(report.exit_code)

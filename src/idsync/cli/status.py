@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from idsync import history
-from idsync.cli.common import Context, common_options, die, resolve
+from idsync.cli.common import Context, common_options, die, finish, resolve
 from idsync.errors import IdsyncError
 from idsync.history import RunRecord
 from idsync.target import MySQLTarget
@@ -58,7 +57,7 @@ def status(**kw: Any) -> None:
     now = datetime.now(UTC)
     stale = [job for job, run in last.items() if _is_stale(run, now, max_age)]
     _show(ctx, runs, last, now, stale)
-    sys.exit(STALE if stale else 0)
+    finish(STALE if stale else 0)
 
 
 def _command(run: RunRecord) -> str:

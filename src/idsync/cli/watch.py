@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sys
 from dataclasses import replace
 from typing import Any
 
 import click
 
-from idsync.cli.common import Context, common_options, die, resolve, stop_on_signals
+from idsync.cli.common import Context, common_options, die, finish, resolve, stop_on_signals
 from idsync.config import RunOptions
 from idsync.errors import ConfigError, IdsyncError
 from idsync.health import Health, HealthServer
@@ -141,4 +140,4 @@ def _emit(summary: WatchSummary, ctx: Context) -> None:
             f" · full passes {summary.full_passes} · reconnects {summary.reconnects}"
         )
     logging.shutdown()
-    sys.exit(0)
+    finish(0)
