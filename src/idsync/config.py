@@ -176,6 +176,8 @@ class RunOptions:
     """Ignore the max-inserts guards."""
     record_history: bool = True
     """Append the run to the `idsync_runs` table (when `idsync init` has created it)."""
+    history_command: str = "run"
+    """What the history row calls the run: `run`, or `watch` for a watcher's full pass."""
 
 
 @dataclass(frozen=True)

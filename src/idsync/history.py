@@ -151,12 +151,16 @@ def recent(target: MySQLTarget, job: str | None, limit: int) -> list[RunRecord]:
     return [_from_row(row) for row in rows]
 
 
-def last_success(target: MySQLTarget, job: str, command: str = "run") -> RunRecord | None:
+def last_success(
+    target: MySQLTarget, job: str, commands: tuple[str, ...] = ("run", "watch")
+) -> RunRecord | None:
+    """The newest finished, real (not dry) pass of ``job`` by one of ``commands``."""
     names = ", ".join(f"`{name}`" for name in _COLUMNS)
+    marks = ", ".join(["%s"] * len(commands))
     rows = target.query(
-        f"SELECT {names} FROM `{TABLE}` WHERE `job` = %s AND `command` = %s"
+        f"SELECT {names} FROM `{TABLE}` WHERE `job` = %s AND `command` IN ({marks})"
         " AND `status` IN (%s, %s) AND NOT `dry_run` ORDER BY `finished_at` DESC LIMIT 1",
-        [job, command, *SUCCESS],
+        [job, *commands, *SUCCESS],
         "reading run history",
     )
     return _from_row(rows[0]) if rows else None

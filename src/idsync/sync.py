@@ -60,7 +60,7 @@ def sync(
         if options.record_history:
             # A short timeout: when MySQL is what failed, the run has waited long enough.
             quick = replace(settings, connect_timeout_s=min(settings.connect_timeout_s, 3.0))
-            history.record(quick, job, "run", report.to_dict())
+            history.record(quick, job, options.history_command, report.to_dict())
         counts = {"inserted": report.inserted, "rejected": report.rejected}
         log.info(
             "[%s] job end: %s, %d inserted, %d rejected, %.2f s",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 from bson import ObjectId
@@ -131,9 +131,8 @@ class Core:
     def full_pass(self) -> None:
         """One pass as `idsync run` makes it; raises what it raises."""
         log.info("[%s] full pass", self.job.name, extra={"job": self.job.name})
-        report = sync(
-            self.job, self.settings, self.run_options, progress=_Beat(self.health), stop=self.stop
-        )
+        options = replace(self.run_options, history_command="watch")
+        report = sync(self.job, self.settings, options, progress=_Beat(self.health), stop=self.stop)
         self.next_pass = time.monotonic() + self.options.reconcile_every_s
         self.summary.full_passes += 1
         self.summary.seen += report.source_ids

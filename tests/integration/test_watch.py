@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from idsync import Job
+from idsync import Job, history
 from idsync.health import Health
 from idsync.metrics import Metrics
 from idsync.watch import WatchSummary, watch
@@ -102,6 +102,7 @@ def test_change_stream_first_pass_then_every_new_id(watch_env: Env) -> None:
 
 def test_polling_follows_new_ids_and_the_full_pass_catches_the_rest(env: Env) -> None:
     env.init_table()
+    env.sql(history.DDL)
     coll = env.mongo_db["cluster_trips"]
     options = fast()
     with Running(env, options) as running:
@@ -121,6 +122,8 @@ def test_polling_follows_new_ids_and_the_full_pass_catches_the_rest(env: Env) ->
     with Running(env, reconciling) as running:
         wait_until(lambda: "cluster-as-string" in env.target_ids(), "the periodic full pass")
         assert str(old) in env.target_ids()
+    commands = {row[0] for row in env.sql("SELECT command FROM idsync_runs")}
+    assert commands == {"watch"}  # the watcher's full passes are in the run history
 
 
 def test_cli_serves_health_and_metrics_and_stops_on_sigterm(watch_env: Env, tmp_path: Path) -> None:

@@ -204,7 +204,8 @@ def publish_metrics(ctx: Context, report: dict[str, Any], command: str, kw: dict
     if report["status"] not in history.SUCCESS:
         with contextlib.suppress(IdsyncError), MySQLTarget(ctx.settings, ctx.job) as target:
             target.connect()
-            found = history.last_success(target, ctx.job.name, command)
+            kinds = ("check",) if command == "check" else ("run", "watch")
+            found = history.last_success(target, ctx.job.name, kinds)
             last = found.finished_at.timestamp() if found else None
     export.publish(report, command, kw["metrics_file"], kw["pushgateway"], last)
 
