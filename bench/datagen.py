@@ -12,13 +12,14 @@ import os
 import random
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import MySQLdb
 from bson import ObjectId
 from pymongo import MongoClient
 from pymongo.collection import Collection
+from pymongo.errors import OperationFailure
 
 from idsync.config import MySQLURL
 
@@ -64,20 +65,56 @@ def documents(n: int, seed: int = 7, trips: int = 20) -> Iterator[dict[str, Any]
         }
 
 
-def load(coll: Collection[dict[str, Any]], n: int, seed: int = 7, chunk: int = 2000) -> bool:
-    """Make ``coll`` hold exactly the first ``n`` clusters of ``seed``; False if it already did."""
+def id_documents(n: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """``n`` documents holding only the ``_id`` of :func:`cluster_ids`: a million ids, cheaply."""
+    for oid in cluster_ids(n, seed):
+        yield {"_id": oid}
+
+
+SHAPES: dict[str, Callable[[int, int], Iterator[dict[str, Any]]]] = {
+    "clusters": documents,
+    "ids": id_documents,
+}
+"""Document shapes: realistic clusters (~2 KB), or ``{_id}`` alone."""
+
+
+def count(coll: Collection[dict[str, Any]]) -> int:
+    """Documents in ``coll`` by the server's statistics: FerretDB answers ``count`` (and so
+    ``estimated_document_count``) by reading every document, ``collStats`` from its catalog."""
+    try:
+        return int(coll.database.command("collStats", coll.name)["count"])
+    except (OperationFailure, KeyError):
+        return coll.estimated_document_count()
+
+
+def load(
+    coll: Collection[dict[str, Any]],
+    n: int,
+    seed: int = 7,
+    chunk: int = 2000,
+    *,
+    shape: str = "clusters",
+    after_chunk: Callable[[], None] | None = None,
+) -> bool:
+    """Make ``coll`` hold exactly the first ``n`` documents of ``seed`` in ``shape``; False if it
+    already did (its manifest entry says so and the count agrees). ``after_chunk`` runs after each
+    bulk insert (the benchmark trims mongo-java-server's in-memory oplog there)."""
     manifest = coll.database[MANIFEST]
-    wanted = {"_id": coll.name, "n": n, "seed": seed}
-    if manifest.find_one(wanted) and coll.estimated_document_count() == n:
+    wanted: dict[str, Any] = {"_id": coll.name, "n": n, "seed": seed}
+    if shape != "clusters":
+        wanted["shape"] = shape
+    if manifest.find_one({"_id": coll.name}) == wanted and count(coll) == n:
         return False
     coll.drop()
     manifest.delete_many({"_id": coll.name})
     batch: list[dict[str, Any]] = []
-    for doc in documents(n, seed):
+    for doc in SHAPES[shape](n, seed):
         batch.append(doc)
         if len(batch) == chunk:
             coll.insert_many(batch, ordered=False)
             batch = []
+            if after_chunk:
+                after_chunk()
     if batch:
         coll.insert_many(batch, ordered=False)
     manifest.insert_one(wanted)
@@ -113,6 +150,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--collection", default="cluster_trips")
     parser.add_argument(
+        "--shape", choices=sorted(SHAPES), default="clusters", help="2 KB clusters or {_id} only"
+    )
+    parser.add_argument(
         "--prefill",
         type=float,
         default=0.0,
@@ -123,7 +163,7 @@ def main() -> None:
     client: MongoClient[dict[str, Any]] = MongoClient(os.environ["IDSYNC_MONGO_URI"])
     with client:
         db = client.get_default_database()
-        loaded = load(db[args.collection], args.n, args.seed)
+        loaded = load(db[args.collection], args.n, args.seed, shape=args.shape)
     state = "loaded" if loaded else "already loaded"
     print(f"{args.collection}: {args.n:,} clusters {state} (seed {args.seed})", file=sys.stderr)
     if args.prefill:
