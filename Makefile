@@ -46,8 +46,8 @@ test: setup lint
 	$(PY) -m pytest
 
 # idsync against the job it replaces and against what the servers allow (bench/README.md): about
-# 35 minutes on 2 cores; writes bench/results/results.md, results.json and wall_vs_n.png.
-# BENCH_ARGS passes flags to bench.run, e.g. BENCH_ARGS="--sizes 10k,100k,1m --sources ferretdb".
+# 45 minutes on 2 cores; writes bench/results/results.md, results.json and wall_vs_n.png.
+# BENCH_ARGS passes flags to bench.run, e.g. BENCH_ARGS="--sources mongo-java --repeat 5".
 BENCH_ARGS ?=
 bench: setup
 	$(PY) -c 'import matplotlib, psutil, pyinstrument' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'

@@ -146,7 +146,7 @@ def prefill(mysql_url: str, table: str, column: str, ids: list[str]) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=30_000, help="clusters to load")
+    parser.add_argument("--n", type=int, default=30_000, help="documents to load")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--collection", default="cluster_trips")
     parser.add_argument(
@@ -165,7 +165,8 @@ def main() -> None:
         db = client.get_default_database()
         loaded = load(db[args.collection], args.n, args.seed, shape=args.shape)
     state = "loaded" if loaded else "already loaded"
-    print(f"{args.collection}: {args.n:,} clusters {state} (seed {args.seed})", file=sys.stderr)
+    noun = "clusters" if args.shape == "clusters" else "{_id} documents"
+    print(f"{args.collection}: {args.n:,} {noun} {state} (seed {args.seed})", file=sys.stderr)
     if args.prefill:
         ids = [str(i) for i in cluster_ids(args.n, args.seed)]
         rng = random.Random(args.seed)

@@ -8,6 +8,8 @@ benchmark's nor the parent's (see that module for why the parent must be small).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -48,7 +50,19 @@ def run_process(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> Proce
         tempfile.NamedTemporaryFile("r", suffix=".json") as report,
     ):
         spawn = [sys.executable, "-S", str(SPAWN), report.name, *argv]
-        subprocess.run(spawn, env=dict(env), cwd=cwd, stdout=out, stderr=err, check=True)
+        # Its own process group: if the benchmark is stopped, the command is stopped with it
+        # (a sync left running would hold the target's lock and load the servers).
+        proc = subprocess.Popen(
+            spawn, env=dict(env), cwd=cwd, stdout=out, stderr=err, start_new_session=True
+        )
+        try:
+            proc.wait()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        if proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, spawn)
         cost = json.load(report)
         out.seek(0)
         stdout = out.read().decode("utf-8", "replace")

@@ -29,11 +29,11 @@ class Block:
         )
 
 
-# `make bench`: about 40 minutes on 2 cores the first time (FerretDB loads 111,000 clusters once
+# `make bench`: about 45 minutes on 2 cores the first time (FerretDB loads 111,000 clusters once
 # and keeps them), a little less after. FerretDB reads 2 KB documents at ~1,000/s whatever the
 # client does, so at 100,000 it runs the everyday scenario (b) only: the other three would take
-# 27 more runs of 100-150 s (about an hour) to say again what (b) says. `--sizes 1m` adds a
-# million clusters (hours on FerretDB; mongo-java-server would need a ~55 GB heap, and is skipped).
+# 27 more runs of 100-150 s (about an hour) to say again what (b) says. `--sizes 1m` selects a
+# million clusters (hours on FerretDB; mongo-java-server would need a ~55 GB heap: skipped, noted).
 DEFAULT_PLAN = (
     Block(("mongo-java",), "clusters", (1_000, 10_000, 100_000)),
     Block(("ferretdb",), "clusters", (1_000, 10_000)),

@@ -59,7 +59,8 @@ def header(data: dict[str, Any]) -> list[str]:
     return [
         "# idsync benchmark results",
         "",
-        f"Measured {data.get('finished_at', '?')}, in {data.get('duration_s', 0) / 60:.0f} min,"
+        f"Measured {data.get('finished_at', '?')}, in {data.get('duration_s', 0) / 60:.0f} min"
+        f"{_sessions(data)},"
         f" on {m.get('cpus')} {TIMES} {m.get('cpu_model')}, {m.get('memory_gb')} GB RAM,"
         f" {m.get('os')} (kernel {m.get('kernel')}).",
         f"Client: Python {sw.get('python')}, pymongo {sw.get('pymongo')},"
@@ -73,6 +74,15 @@ def header(data: dict[str, Any]) -> list[str]:
         " other's: below 1 is better.",
         "",
     ]
+
+
+def _sessions(data: dict[str, Any]) -> str:
+    merged = sum(1 for note in data.get("notes", []) if "measured again and merged" in note)
+    return (
+        f" (a full run and {merged} merged re-run{'s' * (merged > 1)}: see the notes)"
+        if merged
+        else ""
+    )
 
 
 def cluster_tables(cells: list[Cell], servers: dict[str, Any]) -> list[str]:
@@ -194,30 +204,30 @@ def refresh_readme(cells: list[Cell]) -> None:
 
 
 def plot(cells: list[Cell], path: Path, data: dict[str, Any]) -> None:
+    """A row per source and document shape, a panel per scenario, a line per contender."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
 
-    clusters = [c for c in cells if c["shape"] == "clusters" and c.get("wall_s")]
-    sources = sorted({c["source"] for c in clusters}, key=lambda s: s != "mongo-java")
-    if not sources:
+    measured = [c for c in cells if c.get("wall_s")]
+    rows = sorted(
+        {(c["source"], c["shape"]) for c in measured},
+        key=lambda r: (r[1] != "clusters", r[0] != "mongo-java", r),
+    )
+    if not rows:
         return
     fig, axes = plt.subplots(
-        len(sources), len(SCENARIOS), figsize=(16, 3.8 * len(sources)), squeeze=False, sharey="row"
+        len(rows), len(SCENARIOS), figsize=(16, 3.8 * len(rows)), squeeze=False, sharey="row"
     )
-    for row, source in enumerate(sources):
+    for row, (source, shape) in enumerate(rows):
         for col, scenario in enumerate(SCENARIOS):
-            ax = axes[row][col]
-            mine = [c for c in clusters if c["source"] == source and c["scenario"] == scenario]
-            _lines(ax, mine)
-            ax.set(xscale="log", yscale="log", xlabel="N (documents)")
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: size_label(int(v))))
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-            ax.set_title(f"{source}: ({scenario}) {SCENARIOS[scenario]}", fontsize=9)
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=7)
+            mine = [
+                c
+                for c in measured
+                if (c["source"], c["shape"], c["scenario"]) == (source, shape, scenario)
+            ]
+            _panel(axes[row][col], mine, f"{source}, {shape}: ({scenario}) {SCENARIOS[scenario]}")
         axes[row][0].set_ylabel("wall seconds (median)")
     m = data.get("machine", {})
     fig.suptitle(
@@ -229,6 +239,21 @@ def plot(cells: list[Cell], path: Path, data: dict[str, Any]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _panel(ax: Any, cells: list[Cell], title: str) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    if not cells:
+        ax.axis("off")
+        return
+    _lines(ax, cells)
+    ax.set(xscale="log", yscale="log", xlabel="N (documents)")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: size_label(int(v))))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def _lines(ax: Any, cells: list[Cell]) -> None:

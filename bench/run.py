@@ -2,7 +2,7 @@
 
 ``python -m bench.run`` runs the default plan (see ``bench/plan.py``); ``make bench`` runs it and
 publishes into ``bench/results/``. ``python -m bench.run --sizes 1000 --repeat 1`` is a quick check
-(about a minute) that writes to ``bench/out/``. ``--help`` lists the flags.
+(about 30 seconds) that writes to ``bench/out/``. ``--help`` lists the flags.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -120,7 +121,8 @@ def load_dataset(uri: str, dataset: Dataset, private: bool) -> dict[str, Any]:
         if private:  # a JIT-compiled server: warm it up before timing anything
             for _ in coll.find({}, {"_id": 1}, batch_size=10_000).sort("_id", 1):
                 pass
-    say(f"{dataset.name}: {'loaded' if loaded else 'already loaded'} in {seconds:.1f}s")
+    state = "loaded" if loaded else "already loaded, checked"
+    say(f"{dataset.name}: {state} in {seconds:.1f}s")
     return {"loaded": loaded, "load_s": round(seconds, 2)}
 
 
@@ -235,26 +237,39 @@ def new_results(p: plan.Plan) -> Results:
     return Results(path, {"cells": [], "datasets": [], "notes": [], "servers": {}})
 
 
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run_process, which stops the command
+
+
 def main(argv: list[str] | None = None) -> None:
     p = plan.parse(argv)
+    signal.signal(signal.SIGTERM, _stop)
     if "IDSYNC_MYSQL_URL" not in os.environ:
         raise SystemExit('bench: set IDSYNC_MYSQL_URL (eval "$(dev/services env)")')
     results, begun = new_results(p), time.time()
     data = results.data
-    data.update(machine=env.machine(), software=env.software(), repeat=p.repeat, seed=p.seed)
-    data["settle_s"] = p.settle_s
-    data["plan"] = [block.describe() for block in p.blocks]
+    earlier = (data.get("plan", []), data.get("duration_s", 0)) if data["cells"] else ([], 0)
+    software = env.software()
+    data.setdefault("software", software)  # a merge keeps the first run's; its note names ours
+    data.update(machine=env.machine(), repeat=p.repeat, seed=p.seed, settle_s=p.settle_s)
+    plan_now = [block.describe() for block in p.blocks]
+    data["plan"] = list(dict.fromkeys([*earlier[0], *plan_now]))
     for work in group(p):
         try:
             run_source(work, p, results)
         except Unavailable as exc:
             data["notes"].append(f"{work.source.name}: not measured: {exc}")
             say(f"{work.source.name}: not measured: {exc}")
-    data["duration_s"] = round(time.time() - begun)
+    data["duration_s"] = earlier[1] + round(time.time() - begun)
     data["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    if earlier[0]:
+        data["notes"].append(
+            f"{data['finished_at']}: measured again and merged: {'; '.join(plan_now)}"
+            f" (idsync {software['idsync']})"
+        )
     results.save()
     report.render(p.out)
-    say(f"done in {data['duration_s'] / 60:.1f} min: {p.out}/results.md")
+    say(f"done in {(time.time() - begun) / 60:.1f} min: {p.out}/results.md")
 
 
 def run_source(work: Work, p: plan.Plan, results: Results) -> None:

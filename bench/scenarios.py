@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import MySQLdb
+
 from bench.conn import mysql_connect, with_path
 from bench.datagen import cluster_ids
 
 TABLE, COLUMN = "cm_cluster_id", "cluster_id"
+_GONE = {2006, 2013}  # the client's "server has gone away" and "lost connection"
 SCENARIOS = {
     "a": "first sync into an empty table",
     "b": "1% of ids missing",
@@ -105,8 +108,15 @@ class BenchTable:
             self._conn = None
 
     def _execute(self, sql: str, args: tuple[object, ...] = ()) -> Any:
-        cur = self._conn.cursor()
-        cur.execute(sql, args)
+        try:
+            cur = self._conn.cursor()
+            cur.execute(sql, args)
+        except MySQLdb.OperationalError as exc:
+            if exc.args[0] not in _GONE:
+                raise
+            self._conn = mysql_connect(self.url)  # the server restarted: once more, anew
+            cur = self._conn.cursor()
+            cur.execute(sql, args)
         rows = cur.fetchall()
         self._conn.commit()
         return rows
