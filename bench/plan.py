@@ -75,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--sizes", help="documents per dataset, e.g. 10k,100k,1m (default 10k,100k)")
     add(
         "--scenarios",
-        help=f"letters of {ALL}: " + "; ".join(f"{k}: {v}" for k, v in SCENARIOS.items()),
+        # argparse expands %-formats in help: the scenarios' "1%" must be escaped.
+        help=f"letters of {ALL}: "
+        + "; ".join(f"{k}: {v}" for k, v in SCENARIOS.items()).replace("%", "%%"),
     )
     add("--contenders", help=f"of {','.join(CONTENDERS)} (default: all)")
     add("--docs", choices=("clusters", "ids"), help="2 KB clusters (default) or {_id} only")

@@ -209,6 +209,7 @@ def summarize(cell: dict[str, Any]) -> None:
         cell["reported_s"] = Spread.of([run["reported_s"] for run in runs]).as_dict()
     if runs and "fixed_s" in runs[0]:
         cell["fixed_s"] = Spread.of([run["fixed_s"] for run in runs]).as_dict()
+        cell["parts_s"] = Spread.of([run["parts_s"] for run in runs]).as_dict()
         cell["parts"] = {
             part: Spread.of([run["parts"][part]["wall_s"] for run in runs]).median
             for part in runs[0]["parts"]

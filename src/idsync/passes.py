@@ -8,9 +8,10 @@ from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from idsync.config import Job, RunOptions, Settings
-from idsync.diff import DiffCounts, Tag, diff_ids
+from idsync.diff import DiffCounts, Tag, diff_batches
 from idsync.errors import GuardError, InterruptedRun
 from idsync.ids import ColumnFit, UnsupportedId, encode_fitting
+from idsync.readahead import ReadAhead
 from idsync.report import SyncReport
 from idsync.source import MongoSource, ScanOrder
 from idsync.target import Column, MySQLTarget
@@ -75,10 +76,12 @@ class SyncPass:
             column = self._inspect(target)
             if not self.options.dry_run:
                 target.lock(self.settings.lock_timeout_s)
-            existing = self._read_target(target)
-            self.progress.start("source", source.estimated_count() if self.shown else None)
-            values = self._encode(source.values(), column.fit)
-            self._stream(values, existing, BatchWriter(self, target, self._insert_limit()))
+            # The source's first batches are read while the target's ids are.
+            with ReadAhead(source.value_batches()) as batches:
+                existing = self._read_target(target)
+                self.progress.start("source", source.estimated_count() if self.shown else None)
+                texts = self._encode(batches, column.fit)
+                self._stream(texts, existing, BatchWriter(self, target, self._insert_limit()))
             self._guard_empty_source()
 
     def _inspect(self, target: MySQLTarget) -> Column:
@@ -100,7 +103,9 @@ class SyncPass:
 
     def _read_target(self, target: MySQLTarget) -> set[str]:
         self.progress.start("target", None)
-        existing = set(target.read_ids())
+        existing: set[str] = set()
+        for texts in target.read_id_batches():
+            existing.update(texts)
         self.progress.advance("target", len(existing))
         if self.report.attempts == 1:
             self.report.target_ids_before = len(existing)
@@ -116,42 +121,50 @@ class SyncPass:
             limits.append(int(options.max_inserts_fraction * self.report.target_ids_before))
         return min(limits) if limits else None
 
-    def _encode(self, values: Iterable[object], fit: ColumnFit) -> Iterator[str]:
+    def _encode(
+        self, batches: Iterable[tuple[list[str], list[object]]], fit: ColumnFit
+    ) -> Iterator[list[str]]:
         """Canonical text of each value that the column can hold exactly; the rest are rejected."""
-        report, seen, stop = self.report, 0, self.stop
-        # An ObjectId's text (24 ASCII characters) is already canonical and fits any column
-        # that fits one of them: the common case skips the per-id checks.
-        short_ascii_fits = fit.problem("0" * 24) is None
-        for value in values:
+        report, stop = self.report, self.stop
+        # An ObjectId's text (24 lowercase hex characters) is already canonical and fits any
+        # column that fits one of them: the common case skips the per-id checks.
+        oid_texts_fit = fit.problem("0" * 24) is None
+        for oids, others in batches:
             if stop.is_set():
                 raise InterruptedRun(
                     f"interrupted after {report.batches} committed batches "
                     f"({report.inserted:,} ids inserted); run again to finish"
                 )
-            seen += 1
-            if seen % 10_000 == 0:
-                report.source_ids = seen
-                self.progress.advance("source", 10_000)
-            if short_ascii_fits and type(value) is str and len(value) == 24 and value.isascii():
-                yield value
-                continue
-            try:
-                text = encode_fitting(value, fit)
-            except UnsupportedId as exc:
-                report.reject(exc.shown, exc.reason)
-                continue
-            yield text
-        report.source_ids = seen
+            report.source_ids += len(oids) + len(others)
+            self.progress.advance("source", len(oids) + len(others))
+            texts = oids if oid_texts_fit else self._fitting(oids, fit)
+            if others:
+                texts = texts + self._fitting(others, fit)
+            yield texts
 
-    def _stream(self, values: Iterable[str], existing: set[str], writer: BatchWriter) -> None:
+    def _fitting(self, values: Iterable[object], fit: ColumnFit) -> list[str]:
+        texts: list[str] = []
+        for value in values:
+            try:
+                texts.append(encode_fitting(value, fit))
+            except UnsupportedId as exc:
+                self.report.reject(exc.shown, exc.reason)
+        return texts
+
+    def _stream(
+        self, batches: Iterable[list[str]], existing: set[str], writer: BatchWriter
+    ) -> None:
         counts, report = DiffCounts(), self.report
-        for tag, text in diff_ids(values, existing, counts, unique_source=self.job.field == "_id"):
+        unique = self.job.field == "_id"
+        for tag, texts in diff_batches(batches, existing, counts, unique_source=unique):
             if tag is Tag.MISSING:
-                writer.add(text)
+                writer.extend(texts)
             elif tag is Tag.DUPLICATE:
-                report.reject(text, "another source id has the same text (e.g. int 5 and '5')")
+                for text in texts:
+                    report.reject(text, "another source id has the same text (e.g. int 5 and '5')")
             else:
-                report.orphan(text)
+                for text in texts:
+                    report.orphan(text)
         report.present, report.orphans = counts.present, counts.orphans
         report.missing = counts.missing + self.earlier_inserts
         if writer.refused:
@@ -192,22 +205,26 @@ class BatchWriter:
         self.refused = False
         self.log_ids = run.options.log_ids and log.isEnabledFor(logging.INFO)
 
-    def add(self, text: str) -> None:
+    def extend(self, texts: list[str]) -> None:
         if self.refused:
             return
-        self.batch.append(text)
+        self.batch.extend(texts)
         if self.limit is not None:
             if len(self.batch) > self.limit:
                 self.refused, self.batch = True, []
-        elif len(self.batch) >= self.size:
-            self.flush()
+            return
+        while len(self.batch) >= self.size:
+            full, self.batch = self.batch[: self.size], self.batch[self.size :]
+            self._write(full)
 
     def flush(self) -> None:
         batch, self.batch = self.batch, []
-        if self.run.options.dry_run:
-            return
         for start in range(0, len(batch), self.size):
-            self._insert(batch[start : start + self.size])
+            self._write(batch[start : start + self.size])
+
+    def _write(self, batch: list[str]) -> None:
+        if not self.run.options.dry_run:
+            self._insert(batch)
 
     def _insert(self, batch: list[str]) -> None:
         result = self.target.insert_batch(batch)

@@ -35,7 +35,8 @@ class ScanOrder(StrEnum):
     touches a document, and a stable order to resume from."""
     NATURAL = "natural"
     """Unsorted, the server's own order: the only plan that streams on servers that sort in
-    memory (FerretDB loads every matching document before the first batch of a sorted find)."""
+    memory (FerretDB loads every matching document before the first batch of a sorted find).
+    Chosen when the server's explain shows no index scan for the sorted one."""
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,24 @@ class MongoSource:
             raise mongo_error(exc, self.address, "connecting") from None
         flavour = "ferretdb" if any("ferretdb" in key.lower() for key in info) else "mongodb"
         self.flavour = flavour
-        if self._requested_order is None and flavour == "ferretdb":
-            # FerretDB sorts in memory after reading everything; only a natural scan streams.
-            self.order = ScanOrder.NATURAL
+        if self._requested_order is None and self.job.field == "_id":
+            self.order = self._planned_order()
         return ServerInfo(version=str(info.get("version", "?")), flavour=flavour)
+
+    def _planned_order(self) -> ScanOrder:
+        """The `_id` index when the server's plan for the sorted scan walks an index; else its
+        natural order. A server that cannot show such a plan sorts in memory after reading every
+        document (FerretDB does; mongo-java-server has no explain): only a natural scan streams
+        there, while MongoDB answers with a covered index scan that never reads a document."""
+        find = {"find": self.job.collection, "filter": {}, "projection": {"_id": 1}}
+        find |= {"sort": {"_id": 1}, "hint": {"_id": 1}}
+        try:
+            plan = self._coll.database.command("explain", find, verbosity="queryPlanner")
+        except OperationFailure:
+            return ScanOrder.NATURAL
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, "planning the scan") from None
+        return ScanOrder.ID_INDEX if _has_stage(plan, "IXSCAN") else ScanOrder.NATURAL
 
     def estimated_count(self) -> int | None:
         """Documents in the collection by the server's metadata: for progress only."""
@@ -130,22 +145,31 @@ class MongoSource:
 
     def values(self) -> Iterator[object]:
         """Every raw value of the field, one per document (array elements each), streamed."""
-        try:
-            if self.job.field == "_id":
-                yield from self._ids()
-            else:
-                yield from self._field_values()
-        except PyMongoError as exc:
-            raise mongo_error(exc, self.address, f"reading {self.job.collection}") from None
-
-    def _ids(self) -> Iterator[object]:
-        # Raw batches: ObjectIds are sliced out of the bytes, never decoded into documents.
-        for batch in self.id_batches({}):
-            oids: list[str] = []
-            others: list[object] = []
-            split_batch(batch, oids, others)
+        for oids, others in self.value_batches():
             yield from oids
             yield from others
+
+    def value_batches(self) -> Iterator[tuple[list[str], list[object]]]:
+        """The values of :meth:`values` a batch at a time: ObjectIds already as their text
+        (sliced out of the raw bytes, never decoded), every other value as it came."""
+        if self.job.field == "_id":
+            for batch in self.id_batches({}):
+                oids: list[str] = []
+                others: list[object] = []
+                split_batch(batch, oids, others)
+                yield oids, others
+            return
+        try:
+            chunk: list[object] = []
+            for value in self._field_values():
+                chunk.append(value)
+                if len(chunk) >= self._batch:
+                    yield [], chunk
+                    chunk = []
+            if chunk:
+                yield [], chunk
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, f"reading {self.job.collection}") from None
 
     def _field_values(self) -> Iterator[object]:
         path = self.job.field.split(".")
@@ -243,6 +267,15 @@ def field_values(doc: Mapping[str, Any], field: str) -> list[object]:
     return [value for value in _walk(doc, field.split(".")) if value is not None]
 
 
+def _has_stage(node: object, stage: str) -> bool:
+    """Whether an explain output names ``stage`` anywhere (classic, slot-based or sharded)."""
+    if isinstance(node, Mapping):
+        return node.get("stage") == stage or any(_has_stage(v, stage) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_stage(item, stage) for item in node)
+    return False
+
+
 def _walk(node: object, path: list[str]) -> Iterator[object]:
     """Values at a dotted path, descending into arrays the way MongoDB's distinct does."""
     if isinstance(node, list):
@@ -257,7 +290,8 @@ def _walk(node: object, path: list[str]) -> Iterator[object]:
 
 
 _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD)
-_OID_DOC = b"\x16\x00\x00\x00\x07_id\x00"  # a whole {_id: ObjectId} document is 22 bytes
+_OID_DOC = b"\x16\x00\x00\x00\x07_id\x00"  # the header of a whole {_id: ObjectId} document
+_OID_DOC_SIZE = 22  # header, 12 bytes of ObjectId, the document's terminating zero
 
 
 def split_batch(batch: bytes, oids: list[str], others: list[object]) -> None:
@@ -266,12 +300,28 @@ def split_batch(batch: bytes, oids: list[str], others: list[object]) -> None:
     ObjectIds are sliced straight out of the bytes (about 5 times faster than decoding them);
     anything else is decoded as any document is (UUIDs in the standard representation).
     """
+    count, rest = divmod(len(batch), _OID_DOC_SIZE)
+    if not rest and _only_object_ids(batch, count):
+        # The usual batch: one hex conversion, then a slice per id (half the per-id cost).
+        text = batch.hex()
+        step, first = 2 * _OID_DOC_SIZE, 2 * len(_OID_DOC)
+        oids.extend([text[at : at + 24] for at in range(first, len(text), step)])
+        return
     pos, end = 0, len(batch)
     while pos < end:
-        if batch.startswith(_OID_DOC, pos):
+        if batch.startswith(_OID_DOC, pos) and batch[pos + 21] == 0:
             oids.append(batch[pos + 9 : pos + 21].hex())
-            pos += 22
+            pos += _OID_DOC_SIZE
             continue
         size = int.from_bytes(batch[pos : pos + 4], "little")
         others.append(bson.decode(batch[pos : pos + size], _CODEC).get("_id"))
         pos += size
+
+
+def _only_object_ids(batch: bytes, count: int) -> bool:
+    """Whether ``batch`` is ``count`` whole ``{_id: ObjectId}`` documents back to back: every
+    header byte and every terminator checked in one strided pass each."""
+    for at, byte in enumerate(_OID_DOC):
+        if batch[at::_OID_DOC_SIZE].count(byte) != count:
+            return False
+    return batch[_OID_DOC_SIZE - 1 :: _OID_DOC_SIZE].count(0) == count

@@ -7,6 +7,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -92,6 +93,9 @@ def mysql_error(exc: Exception, address: str, doing: str) -> IdsyncError:
 def _text(value: str | bytes) -> str:
     """Column values as text; binary columns' bytes that are not UTF-8 stay visible, escaped."""
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
+_first = itemgetter(0)
 
 
 def _quote(name: str) -> str:
@@ -240,14 +244,20 @@ class MySQLTarget:
 
     def read_ids(self) -> Iterator[str]:
         """Every non-null value of the column, streamed through a server-side cursor."""
-        sql = f"SELECT {_quote(self.column)} FROM {_quote(self.table)}"
+        for texts in self.read_id_batches():
+            yield from texts
+
+    def read_id_batches(self) -> Iterator[list[str]]:
+        """The values of :meth:`read_ids`, a fetch at a time."""
+        column = _quote(self.column)
+        sql = f"SELECT {column} FROM {_quote(self.table)} WHERE {column} IS NOT NULL"
         try:
             cur = self._conn.cursor(MySQLdb.cursors.SSCursor)
             cur.execute(sql)
             while rows := cur.fetchmany(self._read_batch):
-                for (value,) in rows:
-                    if value is not None:
-                        yield _text(value)
+                values = list(map(_first, rows))
+                # A column's values are all text or all bytes (binary columns).
+                yield [_text(v) for v in values] if type(values[0]) is bytes else values
             cur.close()
             self._conn.commit()
         except MySQLdb.Error as exc:

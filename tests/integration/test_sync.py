@@ -8,7 +8,7 @@ import uuid
 import pytest
 from bson import Int64, ObjectId
 
-from idsync import Job, RunOptions, Status, sync
+from idsync import Job, RunOptions, ScanOrder, Status, sync
 from idsync.errors import ConfigError, GuardError, LockHeldError
 from idsync.target import MySQLTarget
 from tests.conftest import MYSQL_URL, Env, mysql_connect
@@ -31,6 +31,27 @@ def test_first_sync_then_nothing_to_do(env: Env) -> None:
     assert env.target_ids() == sorted(str(o) for o in oids)
     again = sync(Job(), env.settings())
     assert (again.target_ids_before, again.present, again.inserted) == (2500, 2500, 0)
+
+
+@pytest.mark.parametrize("order", [None, ScanOrder.ID_INDEX, ScanOrder.NATURAL])
+def test_many_small_batches_in_either_scan_order(env: Env, order: ScanOrder | None) -> None:
+    # Read batches of 7 cut the source mid-way through mixed types and repeats (int 5 and
+    # "5"), so both paths of the batched diff run, and the read-ahead thread hands over 300.
+    oids = [ObjectId() for _ in range(2000)]
+    env.add_source([*oids, 5, "5", "x"])
+    env.init_table()
+    env.sql("INSERT INTO cm_cluster_id (cluster_id) VALUES (%s), (%s)", (str(oids[3]), "orphan"))
+    report = sync(Job(batch_size=300), env.settings(read_batch_size=7), scan_order=order)
+    assert env.target_ids() == sorted({*map(str, oids), "5", "x", "orphan"})
+    assert (report.source_ids, report.present, report.inserted) == (2003, 1, 2001)
+    assert [r.reason for r in report.rejected_samples] == [
+        "another source id has the same text (e.g. int 5 and '5')"
+    ]
+    assert report.orphans == 1
+    if order is not None:
+        assert report.source["scan"] == str(order)
+    elif report.source["flavour"] == "ferretdb":  # its explain shows no index scan
+        assert report.source["scan"] == str(ScanOrder.NATURAL)
 
 
 def test_mixed_types_existing_rows_and_orphans_end_exactly_right(env: Env) -> None:

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from idsync import export, history
+from idsync import history
 from idsync.config import (
     BUILTIN_JOB,
     FileConfig,
@@ -207,6 +207,8 @@ def publish_metrics(ctx: Context, report: dict[str, Any], command: str, kw: dict
             kinds = ("check",) if command == "check" else ("run", "watch")
             found = history.last_success(target, ctx.job.name, kinds)
             last = found.finished_at.timestamp() if found else None
+    from idsync import export  # noqa: PLC0415 (prometheus_client loads only when exporting)
+
     export.publish(report, command, kw["metrics_file"], kw["pushgateway"], last)
 
 

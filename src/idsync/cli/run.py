@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from idsync.cli.check import emit_with_check
 from idsync.cli.common import (
     common_options,
     emit,
@@ -97,6 +96,8 @@ def run(**kw: Any) -> None:
     publish_metrics(ctx, report.to_dict(), "run", kw)
     if kw["check_after"]:
         exact = ctx.settings.check_exact if kw["exact"] is None else bool(kw["exact"])
+        from idsync.cli.check import emit_with_check  # noqa: PLC0415 (loads only when asked)
+
         emit_with_check(report, job, ctx, exact=exact)
     emit(report, ctx)
 

@@ -1,0 +1,65 @@
+"""Reading ahead on a thread: order, errors where they belong, and a stop that closes the source."""
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from idsync.readahead import ReadAhead
+
+
+def test_items_come_out_in_order() -> None:
+    with ReadAhead(iter(range(1000)), depth=3) as items:
+        assert list(items) == list(range(1000))
+
+
+def test_a_source_error_is_raised_where_the_consumer_reaches_it() -> None:
+    def source() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ConnectionError("server gone")
+
+    seen: list[int] = []
+    with pytest.raises(ConnectionError, match="server gone"), ReadAhead(source()) as items:
+        for item in items:
+            seen.append(item)
+    assert seen == [1, 2]
+
+
+def test_leaving_early_stops_the_thread_and_closes_the_source() -> None:
+    closed = threading.Event()
+    produced: list[int] = []
+
+    def endless() -> Iterator[int]:
+        try:
+            n = 0
+            while True:
+                produced.append(n)
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    with ReadAhead(endless(), depth=2) as items:
+        for item in items:
+            if item == 5:
+                break
+    assert closed.wait(timeout=5), "the source was not closed"
+    assert len(produced) <= 5 + 1 + 2 + 1  # at most `depth` (and the one in hand) beyond
+
+
+def test_it_reads_no_further_ahead_than_its_depth() -> None:
+    produced: list[int] = []
+    waiting = threading.Event()
+
+    def counted() -> Iterator[int]:
+        for n in range(100):
+            produced.append(n)
+            yield n
+        waiting.set()
+
+    with ReadAhead(counted(), depth=4) as items:
+        first = next(iter(items))
+        assert not waiting.wait(timeout=0.3)  # it did not read all 100 meanwhile
+        assert first == 0
+        assert len(produced) <= 1 + 4 + 1
