@@ -30,9 +30,11 @@ from idsync.check_sides import (
     MongoBuckets,
     MySQLBuckets,
     Reads,
+    mongo_batches,
     mongo_values,
     session_bytes_sent,
     sorts_hex_as_bytes,
+    target_batches,
     target_values,
 )
 from idsync.check_tally import Tally
@@ -223,20 +225,30 @@ class CheckPass:
     def _exact(
         self, source: MongoSource, target: MySQLTarget, fit: ColumnFit, tally: Tally
     ) -> None:
-        """Every id of both sides: the target in a set, the source streamed through the diff."""
-        existing = tally.target_set(target_values(target, self.reads))
+        """Every id of both sides: the target in a set, the source streamed through the diff,
+        a batch at a time."""
+        existing = tally.target_set_of(target_batches(target, self.reads))
         self.report.target_ids = tally.rows_read
         if self.job.field == "_id":
-            raw: Iterable[object] = mongo_values(source, {}, self.reads)
+            raw = mongo_batches(source, {}, self.reads)
         else:
-            raw = self._counted(source.values())
-        tally.diff(self._encode(raw, fit), existing, unique_source=self.job.field == "_id")
+            raw = self._counted(source.value_batches())
+        texts = (self._encoded(oids, others, fit) for oids, others in raw)
+        tally.diff_batches(texts, existing, unique_source=self.job.field == "_id")
         self.report.source_ids = self.reads.source_ids
 
-    def _counted(self, values: Iterable[object]) -> Iterator[object]:
-        for value in values:
-            self.reads.source_ids += 1
-            yield value
+    def _counted(
+        self, batches: Iterable[tuple[list[str], list[object]]]
+    ) -> Iterator[tuple[list[str], list[object]]]:
+        for oids, others in batches:
+            self.reads.source_ids += len(oids) + len(others)
+            yield oids, others
+
+    def _encoded(self, oids: list[str], others: list[object], fit: ColumnFit) -> list[str]:
+        """One batch's texts: ObjectIds' as they are when the column holds 24 characters."""
+        if fit.problem("0" * 24) is None:
+            return oids + list(self._encode(others, fit)) if others else oids
+        return list(self._encode([*oids, *others], fit))
 
     def _encode(self, values: Iterable[object], fit: ColumnFit) -> Iterator[str]:
         """Canonical texts that the column can hold; the rest are rejected, as by the sync."""

@@ -103,14 +103,22 @@ class MongoBuckets:
 
 def mongo_values(source: MongoSource, query: dict[str, Any], reads: Reads) -> Iterator[object]:
     """The raw ``_id`` of every document matching ``query``; ObjectIds come as their text."""
+    for oids, others in mongo_batches(source, query, reads):
+        yield from oids
+        yield from others
+
+
+def mongo_batches(
+    source: MongoSource, query: dict[str, Any], reads: Reads
+) -> Iterator[tuple[list[str], list[object]]]:
+    """:func:`mongo_values` a reply batch at a time: (ObjectId texts, other raw values)."""
     for batch in source.id_batches(query):
         reads.mongo_bytes += len(batch)
         oids: list[str] = []
         others: list[object] = []
         split_batch(batch, oids, others)
         reads.source_ids += len(oids) + len(others)
-        yield from oids
-        yield from others
+        yield oids, others
 
 
 def _quote(name: str) -> str:
@@ -185,9 +193,15 @@ class MySQLBuckets:
 
 def target_values(target: MySQLTarget, reads: Reads) -> Iterator[str]:
     """Every non-null value of the column, counted as read."""
-    for text in target.read_ids():
-        reads.target_ids += 1
-        yield text
+    for texts in target_batches(target, reads):
+        yield from texts
+
+
+def target_batches(target: MySQLTarget, reads: Reads) -> Iterator[list[str]]:
+    """:func:`target_values` a fetch at a time."""
+    for texts in target.read_id_batches():
+        reads.target_ids += len(texts)
+        yield texts
 
 
 def sorts_hex_as_bytes(target: MySQLTarget, column: Column) -> bool:

@@ -8,11 +8,12 @@ chunks, and only when the column's collation can make two different texts equal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import islice
 
 from idsync.check_report import CheckReport
 from idsync.check_sides import exact_collation, stored_equal
-from idsync.diff import DiffCounts, Tag, diff_ids
+from idsync.diff import DiffCounts, Tag, diff_batches
 from idsync.target import Column, MySQLTarget
 
 _CHUNK = 1000
@@ -33,25 +34,36 @@ class Tally:
 
     def target_set(self, values: Iterable[str]) -> set[str]:
         """The distinct values; rows repeating one are counted as duplicate rows."""
+        return self.target_set_of(_chunks(values))
+
+    def target_set_of(self, batches: Iterable[list[str]]) -> set[str]:
+        """:meth:`target_set` of values that come a batch at a time."""
         found: set[str] = set()
         rows = 0
-        for text in values:
-            rows += 1
-            found.add(text)
+        for batch in batches:
+            rows += len(batch)
+            found.update(batch)
         self.rows_read += rows
         self.report.duplicate_rows += rows - len(found)
         return found
 
     def diff(self, source: Iterable[str], target: set[str], unique_source: bool) -> None:
         """Compare a stream of source texts with the target's set (consumed)."""
+        self.diff_batches(_chunks(source), target, unique_source)
+
+    def diff_batches(
+        self, source: Iterable[list[str]], target: set[str], unique_source: bool
+    ) -> None:
+        """:meth:`diff` of source texts that come a batch at a time."""
         counts = DiffCounts()
-        for tag, text in diff_ids(source, target, counts, unique_source=unique_source):
-            if tag is Tag.MISSING:
-                self._missing(text)
-            elif tag is Tag.DUPLICATE:
-                self.report.reject(text, DUPLICATE_REASON)
-            else:
-                self.report.add_orphan(text)
+        for tag, texts in diff_batches(source, target, counts, unique_source=unique_source):
+            for text in texts:
+                if tag is Tag.MISSING:
+                    self._missing(text)
+                elif tag is Tag.DUPLICATE:
+                    self.report.reject(text, DUPLICATE_REASON)
+                else:
+                    self.report.add_orphan(text)
         self.source_seen += counts.source
 
     def _missing(self, text: str) -> None:
@@ -74,3 +86,9 @@ class Tally:
                 self.report.reject(
                     text, f"collides with stored value {other!r} under the column's collation"
                 )
+
+
+def _chunks(values: Iterable[str], size: int = 10_000) -> Iterator[list[str]]:
+    it = iter(values)
+    while chunk := list(islice(it, size)):
+        yield chunk
