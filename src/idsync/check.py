@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from idsync import history
 from idsync.buckets import Combined, Difference, SortedIds, Walk, WalkFigures, is_oid_text
@@ -113,8 +113,7 @@ def check(
         raise
     finally:
         report.finish()
-        quick = replace(settings, connect_timeout_s=min(settings.connect_timeout_s, 3.0))
-        history.record(quick, job, "check", report.to_dict())
+        history.record(settings, job, "check", report.to_dict())
         log.info(
             "[%s] check end: %s, %d missing, %d orphans, %d rejected, %.2f s",
             job.name, report.status, report.missing, report.orphans, report.rejected,

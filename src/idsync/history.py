@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -119,6 +119,8 @@ def create_table(target: MySQLTarget) -> bool:
 def record(settings: Settings, job: Job, command: str, report: Mapping[str, Any]) -> bool:
     """Append one row; never raises. False (and a warning) if it could not be written."""
     row = RunRecord.from_report(command, report)
+    # A short timeout: when MySQL is what failed, the run has waited long enough.
+    settings = replace(settings, connect_timeout_s=min(settings.connect_timeout_s, 3.0))
     try:
         with MySQLTarget(settings, job) as target:
             target.connect()

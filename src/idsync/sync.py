@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import replace
 
 from idsync import history
 from idsync.config import Job, RunOptions, Settings
@@ -58,9 +57,7 @@ def sync(
     finally:
         report.finish()
         if options.record_history:
-            # A short timeout: when MySQL is what failed, the run has waited long enough.
-            quick = replace(settings, connect_timeout_s=min(settings.connect_timeout_s, 3.0))
-            history.record(quick, job, options.history_command, report.to_dict())
+            history.record(settings, job, options.history_command, report.to_dict())
         counts = {"inserted": report.inserted, "rejected": report.rejected}
         log.info(
             "[%s] job end: %s, %d inserted, %d rejected, %.2f s",

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import threading
+import time
 import uuid
 
 import pytest
 from bson import Int64, ObjectId
 
 from idsync import Job, RunOptions, ScanOrder, Status, sync
-from idsync.errors import ConfigError, GuardError, LockHeldError
+from idsync.errors import ConfigError, GuardError, InterruptedRun, LockHeldError
 from idsync.target import MySQLTarget
 from tests.conftest import MYSQL_URL, Env, mysql_connect
 
@@ -175,6 +177,31 @@ def test_a_held_lock_refuses_after_the_timeout(env: Env) -> None:
         assert info.value.report.status is Status.REFUSED  # type: ignore[attr-defined]
     assert env.target_ids() == []
     assert sync(Job(), env.settings(lock_timeout_s=0.5)).inserted == 1
+
+
+def _read_ahead_threads(wait_s: float = 10) -> list[threading.Thread]:
+    deadline = time.monotonic() + wait_s
+    while (alive := [t for t in threading.enumerate() if t.name == "idsync-read-ahead"]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    return alive
+
+
+def test_no_reading_thread_outlives_a_run_ended_or_refused(env: Env) -> None:
+    env.add_source([ObjectId() for _ in range(3000)])
+    env.init_table()
+    settings = env.settings(read_batch_size=100)  # 30 batches: the thread is still reading
+    stopped = threading.Event()
+    stopped.set()
+    with pytest.raises(InterruptedRun, match="interrupted after 0 committed batches"):
+        sync(Job(), settings, stop=stopped)
+    assert _read_ahead_threads() == []
+    with pytest.raises(GuardError, match="more than the limit"):
+        sync(Job(), settings, RunOptions(max_inserts=10))
+    assert _read_ahead_threads() == []
+    assert sync(Job(), env.settings(read_batch_size=100)).inserted == 3000
+    assert _read_ahead_threads() == []
 
 
 def test_empty_source_with_a_full_target_is_refused(env: Env) -> None:

@@ -119,6 +119,34 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def pass_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of a full pass that `run` and `watch` share."""
+    options = [
+        click.option("--batch-size", type=int, metavar="N", help="Ids per insert transaction."),
+        click.option("--read-batch-size", type=int, metavar="N", help="Ids per read round trip."),
+        click.option(
+            "--lock-timeout",
+            type=float,
+            metavar="S",
+            help="Seconds to wait for another run of the same target (default 30).",
+        ),
+        click.option(
+            "--log-ids/--no-log-ids",
+            default=True,
+            show_default=True,
+            help="One 'Inserted <column>: <id>' line per id, as the original job logged.",
+        ),
+        click.option(
+            "--allow-empty-source",
+            is_flag=True,
+            help="Proceed when the source has no ids but the target has rows.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def resolve(
     kw: dict[str, Any],
     extra_settings: dict[str, Any],

@@ -12,6 +12,7 @@ from idsync.cli.common import (
     common_options,
     emit,
     export_options,
+    pass_options,
     progress_display,
     publish_metrics,
     resolve,
@@ -27,25 +28,7 @@ from idsync.sync import sync
 @click.command()
 @common_options
 @click.option("--dry-run", is_flag=True, help="Compute and report; write nothing.")
-@click.option(
-    "--allow-empty-source",
-    is_flag=True,
-    help="Proceed when the source has no ids but the target has rows.",
-)
-@click.option("--batch-size", type=int, metavar="N", help="Ids per insert transaction.")
-@click.option("--read-batch-size", type=int, metavar="N", help="Ids per read round trip.")
-@click.option(
-    "--lock-timeout",
-    type=float,
-    metavar="S",
-    help="Seconds to wait for another run of the same target (default 30).",
-)
-@click.option(
-    "--log-ids/--no-log-ids",
-    default=True,
-    show_default=True,
-    help="One 'Inserted <column>: <id>' line per id, as the original job logged.",
-)
+@pass_options
 @click.option(
     "--scan-order",
     type=click.Choice(["auto", *[o.value for o in ScanOrder]]),

@@ -10,7 +10,15 @@ from typing import Any
 
 import click
 
-from idsync.cli.common import Context, common_options, die, finish, resolve, stop_on_signals
+from idsync.cli.common import (
+    Context,
+    common_options,
+    die,
+    finish,
+    pass_options,
+    resolve,
+    stop_on_signals,
+)
 from idsync.config import RunOptions
 from idsync.errors import ConfigError, IdsyncError
 from idsync.health import Health, HealthServer
@@ -58,22 +66,7 @@ log = logging.getLogger("idsync")
 @click.option(
     "--backoff-max", type=float, metavar="S", help="Longest pause between reconnections (30)."
 )
-@click.option("--batch-size", type=int, metavar="N", help="Ids per insert transaction.")
-@click.option("--read-batch-size", type=int, metavar="N", help="Ids per read round trip.")
-@click.option(
-    "--lock-timeout", type=float, metavar="S", help="Seconds to wait for a lock (default 30)."
-)
-@click.option(
-    "--log-ids/--no-log-ids",
-    default=True,
-    show_default=True,
-    help="One 'Inserted <column>: <id>' line per id, as the original job logged.",
-)
-@click.option(
-    "--allow-empty-source",
-    is_flag=True,
-    help="Let full passes proceed when the source has no ids but the target has rows.",
-)
+@pass_options
 def watch(**kw: Any) -> None:
     """Keep the target complete continuously: a full pass, then every new id within a second."""
     extra = {"read_batch_size": kw["read_batch_size"], "lock_timeout_s": kw["lock_timeout"]}
