@@ -26,6 +26,13 @@ def test_a_source_error_is_raised_where_the_consumer_reaches_it() -> None:
     assert seen == [1, 2]
 
 
+def _join_readers() -> None:
+    """Wait for every read-ahead thread to end (pytest's timeout bounds a hang)."""
+    for thread in threading.enumerate():
+        if thread.name == "idsync-read-ahead":
+            thread.join()
+
+
 def test_leaving_early_stops_the_thread_and_closes_the_source() -> None:
     closed = threading.Event()
     produced: list[int] = []
@@ -44,22 +51,31 @@ def test_leaving_early_stops_the_thread_and_closes_the_source() -> None:
         for item in items:
             if item == 5:
                 break
-    assert closed.wait(timeout=5), "the source was not closed"
+    _join_readers()
+    assert closed.is_set(), "the source was not closed"
     assert len(produced) <= 5 + 1 + 2 + 1  # at most `depth` (and the one in hand) beyond
 
 
 def test_it_reads_no_further_ahead_than_its_depth() -> None:
-    produced: list[int] = []
-    waiting = threading.Event()
+    # Each item records how many the consumer had taken when it was produced: the thread may
+    # be `depth` items ahead in the queue, plus the one it holds, plus one the consumer has
+    # dequeued but not yet counted.
+    taken = 0
+    lead: list[int] = []
 
     def counted() -> Iterator[int]:
         for n in range(100):
-            produced.append(n)
+            lead.append(n - taken)
             yield n
-        waiting.set()
 
+    firsts: list[tuple[int, int]] = []  # (the first item, items produced when it came)
     with ReadAhead(counted(), depth=4) as items:
-        first = next(iter(items))
-        assert not waiting.wait(timeout=0.3)  # it did not read all 100 meanwhile
-        assert first == 0
-        assert len(produced) <= 1 + 4 + 1
+        for item in items:
+            if not firsts:
+                firsts.append((item, len(lead)))
+            taken += 1
+    assert taken == 100
+    assert max(lead) <= 4 + 1
+    first, produced = firsts[0]
+    assert first == 0
+    assert produced <= 1 + 4 + 1
