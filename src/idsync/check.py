@@ -40,7 +40,7 @@ from idsync.check_sides import (
 from idsync.check_tally import Tally
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, IdsyncError
-from idsync.ids import ColumnFit, UnsupportedId, encode_fitting
+from idsync.ids import ColumnFit, UnsupportedId, encode_batch, encode_fitting
 from idsync.report import SyncReport
 from idsync.retry import with_retries
 from idsync.source import MongoSource
@@ -217,7 +217,7 @@ class CheckPass:
             return "every id asked for (--exact)"
         if self.job.field != "_id":
             return f"{self.job.field} is not _id: its values repeat, so counts do not compare"
-        if column.fit.problem("0" * 24) is not None:
+        if not column.fit.holds_object_ids:
             return "the column cannot hold an ObjectId's 24 characters"
         return None
 
@@ -232,7 +232,7 @@ class CheckPass:
             raw = mongo_batches(source, {}, self.reads)
         else:
             raw = self._counted(source.value_batches())
-        texts = (self._encoded(oids, others, fit) for oids, others in raw)
+        texts = (encode_batch(oids, others, fit, self.report.reject) for oids, others in raw)
         tally.diff_batches(texts, existing, unique_source=self.job.field == "_id")
         self.report.source_ids = self.reads.source_ids
 
@@ -243,15 +243,9 @@ class CheckPass:
             self.reads.source_ids += len(oids) + len(others)
             yield oids, others
 
-    def _encoded(self, oids: list[str], others: list[object], fit: ColumnFit) -> list[str]:
-        """One batch's texts: ObjectIds' as they are when the column holds 24 characters."""
-        if fit.problem("0" * 24) is None:
-            return oids + list(self._encode(others, fit)) if others else oids
-        return list(self._encode([*oids, *others], fit))
-
     def _encode(self, values: Iterable[object], fit: ColumnFit) -> Iterator[str]:
         """Canonical texts that the column can hold; the rest are rejected, as by the sync."""
-        report, hex_fits = self.report, fit.problem("0" * 24) is None
+        report, hex_fits = self.report, fit.holds_object_ids
         for value in values:
             if hex_fits and isinstance(value, str) and is_oid_text(value):
                 yield value  # an ObjectId's text, or a string id that is already canonical

@@ -89,9 +89,7 @@ class MongoBuckets:
     def ids(self, prefix: str) -> Iterator[str]:
         for batch in self.source.id_batches(_range_query(prefix)):
             self.reads.mongo_bytes += len(batch)
-            oids: list[str] = []
-            others: list[object] = []
-            split_batch(batch, oids, others)
+            oids, others = split_batch(batch)
             if others:
                 raise TerminalError(
                     f"MongoDB at {self.source.address} matched {others[0]!r} by an ObjectId"
@@ -114,9 +112,7 @@ def mongo_batches(
     """:func:`mongo_values` a reply batch at a time: (ObjectId texts, other raw values)."""
     for batch in source.id_batches(query):
         reads.mongo_bytes += len(batch)
-        oids: list[str] = []
-        others: list[object] = []
-        split_batch(batch, oids, others)
+        oids, others = split_batch(batch)
         reads.source_ids += len(oids) + len(others)
         yield oids, others
 

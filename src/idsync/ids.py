@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bson import Binary, Decimal128, Int64, ObjectId, Regex, Timestamp
@@ -134,6 +134,11 @@ class ColumnFit:
     charset: str | None
     """The column's character set, None for binary columns."""
 
+    @property
+    def holds_object_ids(self) -> bool:
+        """Whether an ObjectId's text (24 lowercase hex characters) fits exactly."""
+        return self.problem("0" * 24) is None
+
     def problem(self, text: str) -> str | None:
         """Why ``text`` would not be stored exactly, or None when it fits."""
         if self.max_bytes is not None:
@@ -160,3 +165,29 @@ def encode_fitting(value: object, fit: ColumnFit) -> str:
     if problem is not None:
         raise UnsupportedId(problem, describe(text))
     return text
+
+
+def encode_batch(
+    oids: list[str],
+    others: Iterable[object],
+    fit: ColumnFit,
+    reject: Callable[[str, str], None],
+) -> list[str]:
+    """The texts of one batch that ``fit`` holds exactly: ObjectIds' texts (already canonical) as
+    they are when it holds 24 characters, every other value through :func:`encode_fitting`;
+    each value refused is told to ``reject(shown, reason)``."""
+    texts = oids if fit.holds_object_ids else _fitting(oids, fit, reject)
+    rest = _fitting(others, fit, reject)
+    return texts + rest if rest else texts
+
+
+def _fitting(
+    values: Iterable[object], fit: ColumnFit, reject: Callable[[str, str], None]
+) -> list[str]:
+    texts: list[str] = []
+    for value in values:
+        try:
+            texts.append(encode_fitting(value, fit))
+        except UnsupportedId as exc:
+            reject(exc.shown, exc.reason)
+    return texts

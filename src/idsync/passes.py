@@ -10,7 +10,7 @@ from typing import Protocol
 from idsync.config import Job, RunOptions, Settings
 from idsync.diff import DiffCounts, Tag, diff_batches
 from idsync.errors import GuardError, InterruptedRun
-from idsync.ids import ColumnFit, UnsupportedId, encode_fitting
+from idsync.ids import ColumnFit, encode_batch
 from idsync.readahead import ReadAhead
 from idsync.report import SyncReport
 from idsync.source import MongoSource, ScanOrder
@@ -126,9 +126,6 @@ class SyncPass:
     ) -> Iterator[list[str]]:
         """Canonical text of each value that the column can hold exactly; the rest are rejected."""
         report, stop = self.report, self.stop
-        # An ObjectId's text (24 lowercase hex characters) is already canonical and fits any
-        # column that fits one of them: the common case skips the per-id checks.
-        oid_texts_fit = fit.problem("0" * 24) is None
         for oids, others in batches:
             if stop.is_set():
                 raise InterruptedRun(
@@ -137,19 +134,7 @@ class SyncPass:
                 )
             report.source_ids += len(oids) + len(others)
             self.progress.advance("source", len(oids) + len(others))
-            texts = oids if oid_texts_fit else self._fitting(oids, fit)
-            if others:
-                texts = texts + self._fitting(others, fit)
-            yield texts
-
-    def _fitting(self, values: Iterable[object], fit: ColumnFit) -> list[str]:
-        texts: list[str] = []
-        for value in values:
-            try:
-                texts.append(encode_fitting(value, fit))
-            except UnsupportedId as exc:
-                self.report.reject(exc.shown, exc.reason)
-        return texts
+            yield encode_batch(oids, others, fit, report.reject)
 
     def _stream(
         self, batches: Iterable[list[str]], existing: set[str], writer: BatchWriter

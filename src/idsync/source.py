@@ -153,11 +153,7 @@ class MongoSource:
         """The values of :meth:`values` a batch at a time: ObjectIds already as their text
         (sliced out of the raw bytes, never decoded), every other value as it came."""
         if self.job.field == "_id":
-            for batch in self.id_batches({}):
-                oids: list[str] = []
-                others: list[object] = []
-                split_batch(batch, oids, others)
-                yield oids, others
+            yield from map(split_batch, self.id_batches({}))
             return
         try:
             chunk: list[object] = []
@@ -294,7 +290,7 @@ _OID_DOC = b"\x16\x00\x00\x00\x07_id\x00"  # the header of a whole {_id: ObjectI
 _OID_DOC_SIZE = 22  # header, 12 bytes of ObjectId, the document's terminating zero
 
 
-def split_batch(batch: bytes, oids: list[str], others: list[object]) -> None:
+def split_batch(batch: bytes) -> tuple[list[str], list[object]]:
     """Sort the ``{_id}`` documents of a raw batch into ObjectId texts and other raw values.
 
     ObjectIds are sliced straight out of the bytes (about 5 times faster than decoding them);
@@ -305,8 +301,9 @@ def split_batch(batch: bytes, oids: list[str], others: list[object]) -> None:
         # The usual batch: one hex conversion, then a slice per id (half the per-id cost).
         text = batch.hex()
         step, first = 2 * _OID_DOC_SIZE, 2 * len(_OID_DOC)
-        oids.extend([text[at : at + 24] for at in range(first, len(text), step)])
-        return
+        return [text[at : at + 24] for at in range(first, len(text), step)], []
+    oids: list[str] = []
+    others: list[object] = []
     pos, end = 0, len(batch)
     while pos < end:
         if batch.startswith(_OID_DOC, pos) and batch[pos + 21] == 0:
@@ -316,6 +313,7 @@ def split_batch(batch: bytes, oids: list[str], others: list[object]) -> None:
         size = int.from_bytes(batch[pos : pos + 4], "little")
         others.append(bson.decode(batch[pos : pos + size], _CODEC).get("_id"))
         pos += size
+    return oids, others
 
 
 def _only_object_ids(batch: bytes, count: int) -> bool:

@@ -29,17 +29,14 @@ def _raw(ids: Sequence[object]) -> bytes:
 
 @given(st.lists(st.one_of(object_ids, other_ids), max_size=60))
 def test_every_id_comes_out_once_and_exact(ids: list[object]) -> None:
-    oids: list[str] = []
-    others: list[object] = []
-    split_batch(_raw(ids), oids, others)
+    oids, others = split_batch(_raw(ids))
     assert oids == [str(v) for v in ids if isinstance(v, ObjectId)]
     assert others == [v for v in ids if not isinstance(v, ObjectId)]
 
 
 @given(st.lists(object_ids, min_size=1, max_size=60))
 def test_the_fast_path_agrees_with_decoding(ids: list[ObjectId]) -> None:
-    oids: list[str] = []
-    split_batch(_raw(ids), oids, [])
+    oids, _others = split_batch(_raw(ids))
     assert oids == [str(doc["_id"]) for doc in bson.decode_all(_raw(ids))]
 
 
@@ -48,9 +45,7 @@ def test_a_batch_that_only_looks_like_object_ids_is_decoded() -> None:
     # ObjectId under another name; the stride check must not take them for ids.
     ids: list[object] = ["abcdefg", ObjectId()]
     raw = _raw(ids[:1]) + bson.encode({"_iD": ids[1]})
-    oids: list[str] = []
-    others: list[object] = []
-    split_batch(raw, oids, others)
+    oids, others = split_batch(raw)
     assert oids == []
     assert others == ["abcdefg", None]
 
