@@ -191,6 +191,9 @@ class FileConfig:
 
 _SETTING_KEYS = {f.name for f in fields(Settings)}
 _JOB_KEYS = {f.name for f in fields(Job)} - {"name"}
+# The built-in job's defaults describe one table; a job from a file that left any of these out
+# would silently write into it.
+_JOB_REQUIRED = ("collection", "table", "column")
 
 
 def load_file(path: Path) -> FileConfig:
@@ -215,6 +218,12 @@ def load_file(path: Path) -> FileConfig:
         bad = set(body) - _JOB_KEYS
         if bad:
             raise ConfigError(f"{path}: unknown key(s) in [jobs.{name}]: {', '.join(sorted(bad))}")
+        missing = [key for key in _JOB_REQUIRED if key not in body]
+        if missing:
+            raise ConfigError(
+                f"{path}: [jobs.{name}] must name its collection, table and column "
+                f"(field defaults to _id); missing: {', '.join(sorted(missing))}"
+            )
         jobs[name] = Job(name=name, **body)
     return FileConfig(settings=settings, jobs=jobs, path=path)
 

@@ -89,7 +89,9 @@ def test_passwords_never_appear(env: Env) -> None:
 
 def test_config_errors_exit_2_before_any_query(env: Env, tmp_path: Path) -> None:
     config = tmp_path / "idsync.toml"
-    config.write_text('[jobs.evil]\ntable = "x`; DROP TABLE cm_cluster_id; --"\n')
+    config.write_text(
+        '[jobs.evil]\ncollection = "c"\ncolumn = "id"\ntable = "x`; DROP TABLE cm_cluster_id; --"\n'
+    )
     done = env.idsync("run", "--config", str(config), "--job", "evil")
     assert done.returncode == 2
     assert "invalid table" in done.stderr
@@ -97,6 +99,21 @@ def test_config_errors_exit_2_before_any_query(env: Env, tmp_path: Path) -> None
     assert env.idsync("run", "--bogus-flag").returncode == 2
     done = env.idsync("run", env={"IDSYNC_MYSQL_URL": "mysql://u:pw@h:port/db"})
     assert done.returncode == 2 and "pw" not in done.stderr
+
+
+def test_a_job_that_names_too_little_is_a_config_error(env: Env, tmp_path: Path) -> None:
+    env.add_source([ObjectId() for _ in range(9)], collection="other")
+    env.idsync("init")
+    config = tmp_path / "idsync.toml"
+    config.write_text('[jobs.x]\ncollection = "other"\n')
+    listed = env.idsync("jobs", "--config", str(config))
+    assert listed.returncode == 2
+    assert "[jobs.x] must name" in listed.stderr and "column, table" in listed.stderr
+    assert "cm_cluster_id" not in listed.stdout
+    done = env.idsync("run", "--dry-run", "--json", "--config", str(config), "--job", "x")
+    assert done.returncode == 2
+    assert "column, table" in json.loads(done.stdout)["error"]
+    assert env.target_ids() == []
 
 
 def test_init_creates_an_exact_table_and_never_alters(env: Env) -> None:
