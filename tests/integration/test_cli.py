@@ -143,3 +143,32 @@ def test_dry_run_cli(env: Env) -> None:
     report = json.loads(env.idsync("run", "--dry-run", "--json").stdout)
     assert (report["dry_run"], report["missing"], report["inserted"]) == (True, 2, 0)
     assert env.target_ids() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--batch-size", "0"], "--batch-size"),
+        (["--batch-size", "100001"], "--batch-size"),
+        (["--read-batch-size", "0"], "--read-batch-size"),
+        (["--connect-timeout", "nan"], "--connect-timeout"),
+        (["--lock-timeout", "-1"], "--lock-timeout"),
+        (["--retries", "-1"], "--retries"),
+        (["--socket-timeout", "inf"], "--socket-timeout"),
+    ],
+)
+def test_bad_flag_values_exit_2_naming_the_flag(env: Env, args: list[str], named: str) -> None:
+    env.add_source([ObjectId()])
+    env.idsync("init")
+    done = env.idsync("run", "--json", *args)
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr and named in json.loads(done.stdout)["error"]
+    assert env.target_ids() == []
+
+
+def test_a_setting_of_the_wrong_type_exits_2_naming_it(env: Env, tmp_path: Path) -> None:
+    config = tmp_path / "idsync.toml"
+    config.write_text("[settings]\nmongo_uri = 5\n")
+    done = env.idsync("run", "--config", str(config), env={"IDSYNC_MONGO_URI": ""})
+    assert done.returncode == 2, done.stderr
+    assert "mongo_uri" in done.stderr and "internal error" not in done.stderr

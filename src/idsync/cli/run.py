@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import Any
 
 import click
@@ -62,7 +61,7 @@ def run(**kw: Any) -> None:
         "read_batch_size": kw["read_batch_size"], "lock_timeout_s": kw["lock_timeout"],
         "retries": kw["retries"], "socket_timeout_s": kw["socket_timeout"],
     })  # fmt: skip
-    job = replace(ctx.job, batch_size=kw["batch_size"]) if kw["batch_size"] else ctx.job
+    job = ctx.job
     count, share = _max_inserts(kw["max_inserts"])
     options = RunOptions(
         dry_run=kw["dry_run"], allow_empty_source=kw["allow_empty_source"],
