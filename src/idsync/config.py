@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from idsync.errors import ConfigError
+from idsync.urls import MySQLURL as MySQLURL  # noqa: PLC0414 (re-exported, as before)
+from idsync.urls import mongo_userinfo_problem, url_secrets
 
 BUILTIN_JOB = "update-cluster-id"
 CONFIG_FILE = "idsync.toml"
@@ -109,48 +110,6 @@ class Job:
         _between("batch_size", self.batch_size, 1, 100_000)
 
 
-@dataclass(frozen=True)
-class MySQLURL:
-    """A parsed ``mysql://user:password@host:port/database?option=value`` URL."""
-
-    host: str
-    port: int
-    user: str
-    password: str = field(repr=False)
-    database: str
-    unix_socket: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> MySQLURL:
-        try:
-            parts = urlsplit(url)
-            port = parts.port or 3306
-        except ValueError as exc:
-            raise ConfigError(f"invalid MySQL URL: {exc}") from None
-        if parts.scheme not in ("mysql", "mariadb", "mysql+mysqldb"):
-            raise ConfigError("MySQL URL must start with mysql://")
-        database = unquote(parts.path.lstrip("/"))
-        if not database:
-            raise ConfigError("MySQL URL names no database: mysql://user:pass@host:port/DATABASE")
-        _check(_SQL_NAME, database, "MySQL database")
-        query = dict(parse_qsl(parts.query))
-        unknown = set(query) - {"unix_socket"}
-        if unknown:
-            raise ConfigError(f"unknown MySQL URL option(s): {', '.join(sorted(unknown))}")
-        return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=port,
-            user=unquote(parts.username or "root"),
-            password=unquote(parts.password or ""),
-            database=database,
-            unix_socket=query.get("unix_socket"),
-        )
-
-    @property
-    def address(self) -> str:
-        return self.unix_socket or f"{self.host}:{self.port}"
-
-
 _DAY_S = 86_400.0
 
 
@@ -181,6 +140,9 @@ class Settings:
         _check_types(self)
         if not self.mongo_uri.startswith(("mongodb://", "mongodb+srv://")):
             raise BadValue("mongo_uri", "MongoDB URI must start with mongodb:// (mongo_uri)")
+        problem = mongo_userinfo_problem(self.mongo_uri)
+        if problem:
+            raise ConfigError(f"invalid MongoDB URI: {problem}")
         MySQLURL.parse(self.mysql_url)
         # Drivers take milliseconds as integers: below 10 ms a timeout rounds to 0, "none".
         _between("connect_timeout_s", self.connect_timeout_s, 0.01, _DAY_S)
@@ -197,11 +159,8 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Passwords to scrub from anything shown to a person."""
-        found = [self.mysql.password]
-        mongo = urlsplit(self.mongo_uri)
-        if mongo.password:
-            found += [mongo.password, unquote(mongo.password)]
-        return tuple(s for s in found if s)
+        found = (self.mysql.password, *url_secrets(self.mysql_url), *url_secrets(self.mongo_uri))
+        return tuple(dict.fromkeys(s for s in found if s))
 
 
 @dataclass(frozen=True)

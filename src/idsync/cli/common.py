@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -32,8 +31,7 @@ from idsync.observability import configure_logging, redact
 from idsync.report import SyncReport
 from idsync.sync import Progress
 from idsync.target import MySQLTarget
-
-_PASSWORD_IN_URL = re.compile(r"://[^:/@]*:([^@/]+)@")
+from idsync.urls import url_secrets
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ def finish(code: int) -> NoReturn:
 
 def raw_secrets(*urls: str | None) -> tuple[str, ...]:
     """Passwords in URLs, found before parsing, so even a malformed URL never leaks one."""
-    return tuple(m for url in urls if url for m in _PASSWORD_IN_URL.findall(url))
+    return tuple(dict.fromkeys(secret for url in urls for secret in url_secrets(url)))
 
 
 def die(message: str, code: int, secrets: tuple[str, ...], as_json: bool, job: str) -> NoReturn:

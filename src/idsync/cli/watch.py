@@ -76,7 +76,7 @@ def watch(**kw: Any) -> None:
     except ConfigError as exc:
         die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
     run_options = RunOptions(allow_empty_source=kw["allow_empty_source"], log_ids=kw["log_ids"])
-    metrics, health = Metrics(job.name), Health(options.stuck_after_s)
+    metrics, health = Metrics(job.name), Health(options.stuck_after_s, secrets=ctx.secrets)
     try:
         with contextlib.ExitStack() as stack:
             stop = stack.enter_context(stop_on_signals())
