@@ -172,3 +172,20 @@ def test_a_setting_of_the_wrong_type_exits_2_naming_it(env: Env, tmp_path: Path)
     done = env.idsync("run", "--config", str(config), env={"IDSYNC_MONGO_URI": ""})
     assert done.returncode == 2, done.stderr
     assert "mongo_uri" in done.stderr and "internal error" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["status", "--limit", "0"], "--limit"),
+        (["status", "--limit", "-1"], "--limit"),
+        (["status", "--max-age", "soon"], "--max-age"),
+        (["run", "--max-inserts", "inf%"], "--max-inserts"),
+        (["run", "--max-inserts", "nan%"], "--max-inserts"),
+    ],
+)
+def test_other_flag_values_exit_2_naming_the_flag(env: Env, args: list[str], named: str) -> None:
+    env.idsync("init")
+    done = env.idsync(*args)
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr

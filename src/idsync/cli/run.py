@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -91,10 +92,12 @@ def _max_inserts(text: str | None) -> tuple[int | None, float | None]:
     try:
         if text.endswith("%"):
             share = float(text[:-1]) / 100
-            if share >= 0:
+            if 0 <= share < math.inf:
                 return None, share
         elif int(text) >= 0:
             return int(text), None
     except ValueError:
         pass
-    raise click.BadParameter(f"{text!r}: a count (5000) or a share of the target (10%)")
+    raise click.BadParameter(
+        f"{text!r}: a count (5000) or a share of the target (10%)", param_hint="--max-inserts"
+    )
