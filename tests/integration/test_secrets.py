@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import string
 import subprocess
 import urllib.error
@@ -40,6 +41,14 @@ def pieces(secret: str) -> set[str]:
     return {secret} | {secret[i : i + 4] for i in range(len(secret) - 3)}
 
 
+# What differs between two runs whatever the password: times, durations, run ids. Masked, so
+# that a piece of a password is compared with the same text of a run with another password.
+_VOLATILE = re.compile(
+    r'"(?:ts|started_at|finished_at|run_id)": "[^"]*"|"(?:duration_s|seconds)": [\d.]+'
+    r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:\+00:00)?|[+-]?\d+(?:\.\d+)? s\b"
+)
+
+
 def shown(done: subprocess.CompletedProcess[str], env: Env) -> str:
     """Everything a person or a program reads: output, logs, JSON decoded, history rows."""
     texts = [done.stdout, done.stderr]
@@ -47,7 +56,7 @@ def shown(done: subprocess.CompletedProcess[str], env: Env) -> str:
         with contextlib.suppress(ValueError):  # JSON may escape a character: compare meanings
             texts.append(json.dumps(json.loads(line), ensure_ascii=False))
     rows = env.sql("SELECT COALESCE(error, '') FROM idsync_runs")
-    return "\n".join(texts + [str(row[0]) for row in rows])
+    return _VOLATILE.sub("#", "\n".join(texts + [str(row[0]) for row in rows]))
 
 
 def _urls(env: Env, side: str, server: str, written: str) -> dict[str, str]:
