@@ -295,8 +295,8 @@ def resolve_settings(
         if env.get(var):
             merged[key] = env[var]
     merged.update({k: v for k, v in flags.items() if v is not None})
-    if not need_mongo:
-        merged.setdefault("mongo_uri", _UNUSED_MONGO)
+    if not need_mongo:  # whatever the MongoDB URI says, such a command never reads it
+        merged["mongo_uri"] = _UNUSED_MONGO
     for key, var in (("mongo_uri", "IDSYNC_MONGO_URI"), ("mysql_url", "IDSYNC_MYSQL_URL")):
         if not merged.get(key):
             raise ConfigError(f"no {key}: set {var}, pass --{key.replace('_', '-')}, or [settings]")

@@ -185,3 +185,9 @@ def test_a_toml_job_defaults_only_its_field(tmp_path: Path) -> None:
     path.write_text('[jobs.x]\ncollection = "other"\ntable = "t"\ncolumn = "c"\n')
     job = resolve_job("x", load_file(path), None)
     assert (job.collection, job.field, job.table, job.column) == ("other", "_id", "t", "c")
+
+
+def test_a_command_without_mongodb_ignores_its_uri() -> None:
+    flags = {"mongo_uri": "mongodb://u:p/w@h/db", "mysql_url": MYSQL}
+    settings = resolve_settings(flags, {}, None, need_mongo=False)
+    assert settings.mongo_uri.startswith("mongodb://") and "p/w" not in settings.mongo_uri
