@@ -6,15 +6,17 @@ A job says *what* to sync (collection/field to table/column); settings say *wher
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from idsync.errors import ConfigError
+from idsync.urls import MySQLURL as MySQLURL  # noqa: PLC0414 (re-exported, as before)
+from idsync.urls import mongo_userinfo_problem, url_secrets
 
 BUILTIN_JOB = "update-cluster-id"
 CONFIG_FILE = "idsync.toml"
@@ -23,6 +25,49 @@ _SQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _COLLECTION = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,119}(\.[A-Za-z0-9_-]{1,119})*")
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63})*")
 _JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+class BadValue(ConfigError):
+    """A setting or job key with a value of the wrong type or out of range; ``key`` names it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+# What each declared field type accepts. A bool is not an int here (Python says it is), and
+# nothing is converted: `check_exact = "no"` must not read as true.
+_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "str": ((str,), "a string"),
+    "str | None": ((str, type(None)), "a string"),
+    "int": ((int,), "an integer"),
+    "int | None": ((int, type(None)), "an integer"),
+    "float": ((int, float), "a number"),
+    "float | None": ((int, float, type(None)), "a number"),
+    "bool": ((bool,), "true or false"),
+}
+_NAMES = {bool: "a boolean", int: "an integer", float: "a number with a fraction", str: "a string",
+          list: "an array", dict: "a table", type(None): "nothing"}  # fmt: skip
+
+
+def check_type(key: str, value: object, declared: str) -> None:
+    """Raise :class:`BadValue` naming ``key`` unless ``value`` is of the ``declared`` type."""
+    allowed, words = _KINDS[declared]
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+        found = _NAMES.get(type(value), type(value).__name__)
+        raise BadValue(key, f"{key} must be {words}, not {found}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadValue(key, f"{key} must be a finite number, not {value}")
+
+
+def _check_types(obj: object) -> None:
+    for item in fields(obj):  # type: ignore[arg-type]
+        check_type(item.name, getattr(obj, item.name), str(item.type))
+
+
+def _between(key: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise BadValue(key, f"{key} must be from {low:g} to {high:g}, not {value:g}")
 
 
 def _check(pattern: re.Pattern[str], value: object, what: str) -> str:
@@ -52,6 +97,7 @@ class Job:
     """MongoDB database; by default the one named in the URI's path."""
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _check(_JOB_NAME, self.name, "job name")
         _check(_COLLECTION, self.collection, "collection")
         if self.collection.startswith("system."):
@@ -61,50 +107,10 @@ class Job:
         _check(_SQL_NAME, self.column, "column")
         if self.mongo_db is not None:
             _check(_SQL_NAME, self.mongo_db, "MongoDB database")
-        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 100_000:
-            raise ConfigError(f"batch_size must be an integer from 1 to 100000: {self.batch_size}")
+        _between("batch_size", self.batch_size, 1, 100_000)
 
 
-@dataclass(frozen=True)
-class MySQLURL:
-    """A parsed ``mysql://user:password@host:port/database?option=value`` URL."""
-
-    host: str
-    port: int
-    user: str
-    password: str = field(repr=False)
-    database: str
-    unix_socket: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> MySQLURL:
-        try:
-            parts = urlsplit(url)
-            port = parts.port or 3306
-        except ValueError as exc:
-            raise ConfigError(f"invalid MySQL URL: {exc}") from None
-        if parts.scheme not in ("mysql", "mariadb", "mysql+mysqldb"):
-            raise ConfigError("MySQL URL must start with mysql://")
-        database = unquote(parts.path.lstrip("/"))
-        if not database:
-            raise ConfigError("MySQL URL names no database: mysql://user:pass@host:port/DATABASE")
-        _check(_SQL_NAME, database, "MySQL database")
-        query = dict(parse_qsl(parts.query))
-        unknown = set(query) - {"unix_socket"}
-        if unknown:
-            raise ConfigError(f"unknown MySQL URL option(s): {', '.join(sorted(unknown))}")
-        return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=port,
-            user=unquote(parts.username or "root"),
-            password=unquote(parts.password or ""),
-            database=database,
-            unix_socket=query.get("unix_socket"),
-        )
-
-    @property
-    def address(self) -> str:
-        return self.unix_socket or f"{self.host}:{self.port}"
+_DAY_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -131,18 +137,20 @@ class Settings:
     """`idsync check` compares every id, not counts per range first (for scheduled runs)."""
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if not self.mongo_uri.startswith(("mongodb://", "mongodb+srv://")):
-            raise ConfigError("MongoDB URI must start with mongodb:// (set IDSYNC_MONGO_URI)")
+            raise BadValue("mongo_uri", "MongoDB URI must start with mongodb:// (mongo_uri)")
+        problem = mongo_userinfo_problem(self.mongo_uri)
+        if problem:
+            raise ConfigError(f"invalid MongoDB URI: {problem}")
         MySQLURL.parse(self.mysql_url)
-        for name in ("connect_timeout_s", "socket_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive")
-        if self.lock_timeout_s < 0:
-            raise ConfigError("lock_timeout_s must not be negative")
-        if not 1 <= self.read_batch_size <= 1_000_000:
-            raise ConfigError("read_batch_size must be from 1 to 1000000")
-        if not 0 <= self.retries <= 20 or self.retry_backoff_s < 0:
-            raise ConfigError("retries must be from 0 to 20, retry_backoff_s not negative")
+        # Drivers take milliseconds as integers: below 10 ms a timeout rounds to 0, "none".
+        _between("connect_timeout_s", self.connect_timeout_s, 0.01, _DAY_S)
+        _between("socket_timeout_s", self.socket_timeout_s, 0.01, _DAY_S)
+        _between("lock_timeout_s", self.lock_timeout_s, 0, _DAY_S)
+        _between("read_batch_size", self.read_batch_size, 1, 1_000_000)
+        _between("retries", self.retries, 0, 20)
+        _between("retry_backoff_s", self.retry_backoff_s, 0, 3600)
 
     @property
     def mysql(self) -> MySQLURL:
@@ -151,11 +159,8 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Passwords to scrub from anything shown to a person."""
-        found = [self.mysql.password]
-        mongo = urlsplit(self.mongo_uri)
-        if mongo.password:
-            found += [mongo.password, unquote(mongo.password)]
-        return tuple(s for s in found if s)
+        found = (self.mysql.password, *url_secrets(self.mysql_url), *url_secrets(self.mongo_uri))
+        return tuple(dict.fromkeys(s for s in found if s))
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,9 @@ class RunOptions:
     history_command: str = "run"
     """What the history row calls the run: `run`, or `watch` for a watcher's full pass."""
 
+    def __post_init__(self) -> None:
+        _check_types(self)
+
 
 @dataclass(frozen=True)
 class FileConfig:
@@ -189,8 +197,12 @@ class FileConfig:
     path: Path | None = None
 
 
-_SETTING_KEYS = {f.name for f in fields(Settings)}
+_SETTING_TYPES = {f.name: str(f.type) for f in fields(Settings)}
+_SETTING_KEYS = set(_SETTING_TYPES)
 _JOB_KEYS = {f.name for f in fields(Job)} - {"name"}
+# The built-in job's defaults describe one table; a job from a file that left any of these out
+# would silently write into it.
+_JOB_REQUIRED = ("collection", "table", "column")
 
 
 def load_file(path: Path) -> FileConfig:
@@ -205,18 +217,41 @@ def load_file(path: Path) -> FileConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown))}")
     settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{path}: [settings] must be a table")
     bad = set(settings) - _SETTING_KEYS
     if bad:
         raise ConfigError(f"{path}: unknown key(s) in [settings]: {', '.join(sorted(bad))}")
+    for key, value in settings.items():
+        try:
+            check_type(key, value, _SETTING_TYPES[key])
+        except BadValue as exc:
+            raise BadValue(key, f"{path}: [settings] {exc}") from None
+    jobs_table = data.get("jobs", {})
+    if not isinstance(jobs_table, dict):
+        raise ConfigError(f"{path}: [jobs] must be a table of [jobs.NAME] tables")
+    return FileConfig(settings=settings, jobs=_load_jobs(path, jobs_table), path=path)
+
+
+def _load_jobs(path: Path, table: Mapping[str, Any]) -> dict[str, Job]:
     jobs: dict[str, Job] = {}
-    for name, body in data.get("jobs", {}).items():
+    for name, body in table.items():
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: [jobs.{name}] must be a table")
         bad = set(body) - _JOB_KEYS
         if bad:
             raise ConfigError(f"{path}: unknown key(s) in [jobs.{name}]: {', '.join(sorted(bad))}")
-        jobs[name] = Job(name=name, **body)
-    return FileConfig(settings=settings, jobs=jobs, path=path)
+        missing = [key for key in _JOB_REQUIRED if key not in body]
+        if missing:
+            raise ConfigError(
+                f"{path}: [jobs.{name}] must name its collection, table and column "
+                f"(field defaults to _id); missing: {', '.join(sorted(missing))}"
+            )
+        try:
+            jobs[name] = Job(name=name, **body)
+        except BadValue as exc:
+            raise BadValue(exc.key, f"{path}: [jobs.{name}] {exc}") from None
+    return jobs
 
 
 def find_file(explicit: str | None, env: Mapping[str, str]) -> FileConfig | None:
@@ -260,8 +295,8 @@ def resolve_settings(
         if env.get(var):
             merged[key] = env[var]
     merged.update({k: v for k, v in flags.items() if v is not None})
-    if not need_mongo:
-        merged.setdefault("mongo_uri", _UNUSED_MONGO)
+    if not need_mongo:  # whatever the MongoDB URI says, such a command never reads it
+        merged["mongo_uri"] = _UNUSED_MONGO
     for key, var in (("mongo_uri", "IDSYNC_MONGO_URI"), ("mysql_url", "IDSYNC_MYSQL_URL")):
         if not merged.get(key):
             raise ConfigError(f"no {key}: set {var}, pass --{key.replace('_', '-')}, or [settings]")

@@ -6,11 +6,13 @@ describe the newest run, which is what an alert on a scheduled job wants to see.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import Gauge, push_to_gateway, write_to_textfile
 
@@ -84,13 +86,37 @@ def publish(
         except OSError as exc:
             problems.append(f"metrics file {metrics_file} not written: {exc}")
     if pushgateway:
-        try:
-            group = {"idsync_job": str(report["job"])}
-            push_to_gateway(
-                pushgateway, job="idsync", registry=metrics.registry, grouping_key=group, timeout=10
-            )
-        except OSError as exc:
-            problems.append(f"metrics not pushed to {pushgateway}: {exc}")
+        problem = _push(pushgateway, str(report["job"]), metrics)
+        problems += [problem] if problem else []
     for problem in problems:
         log.warning("[%s] %s", report["job"], problem)
     return problems
+
+
+def _gateway_address(url: str) -> str | None:
+    """``scheme://host:port`` of a usable gateway URL, never its userinfo; None if unusable."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def _push(url: str, job: str, metrics: Metrics) -> str | None:
+    """Push; a problem is a warning returned, never an exception: the run has ended already."""
+    address = _gateway_address(url)
+    if address is None:  # its text may hold a password: never repeat it
+        return "metrics not pushed: --pushgateway is not a usable URL (http://HOST:PORT)"
+    try:
+        push_to_gateway(
+            url, job="idsync", registry=metrics.registry, grouping_key={"idsync_job": job},
+            timeout=10,
+        )  # fmt: skip
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        reason = str(exc) if isinstance(exc, OSError) else type(exc).__name__
+        return f"metrics not pushed to {address}: {reason}"
+    return None

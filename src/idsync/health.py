@@ -17,6 +17,7 @@ from typing import Any
 
 from idsync.errors import ConfigError
 from idsync.metrics import CONTENT_TYPE, Metrics
+from idsync.observability import redact
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,14 @@ log = logging.getLogger(__name__)
 class Health:
     """Whether the watcher is following: written by it, read by the HTTP thread."""
 
-    def __init__(self, stuck_after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        stuck_after_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
         self.stuck_after_s = stuck_after_s
+        self._secrets = secrets
         self._clock = clock
         self._lock = threading.Lock()
         self._last_beat = clock()  # starting counts as progress, for stuck_after_s
@@ -40,6 +47,7 @@ class Health:
 
     def trouble(self, error: str) -> None:
         """Something failed; the watcher keeps trying. Shown by `/healthz` until the next beat."""
+        error = redact(error, self._secrets)  # /healthz may be open to more than its operators
         with self._lock:
             self._error = error
 

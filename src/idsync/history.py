@@ -16,6 +16,7 @@ from typing import Any
 
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError
+from idsync.observability import redact
 from idsync.target import MySQLTarget
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,8 @@ def create_table(target: MySQLTarget) -> bool:
 def record(settings: Settings, job: Job, command: str, report: Mapping[str, Any]) -> bool:
     """Append one row; never raises. False (and a warning) if it could not be written."""
     row = RunRecord.from_report(command, report)
+    if row.error:  # a second line of defence: a history row outlives any log
+        row = replace(row, error=redact(row.error, settings.secrets))
     # A short timeout: when MySQL is what failed, the run has waited long enough.
     settings = replace(settings, connect_timeout_s=min(settings.connect_timeout_s, 3.0))
     try:

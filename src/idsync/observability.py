@@ -26,9 +26,9 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     idsync never prints a URL with its password; this is the second line of defence. A short
     password (``"r"``, ``"idsync"``) replaced everywhere would shred every message that happens
     to contain it, so those are replaced only where they stand as a URL's password
-    (``:secret@``).
+    (``:secret@``). Longer secrets go first: one may hold another (candidates of a URL).
     """
-    for secret in secrets:
+    for secret in sorted(set(secrets), key=len, reverse=True):
         if len(secret) >= _SHORT_SECRET:
             text = text.replace(secret, "***")
         elif secret:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import bson
 import pymongo
@@ -23,6 +22,7 @@ from pymongo.uri_parser import parse_uri
 
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, IdsyncError, TerminalError, TransientError
+from idsync.urls import ENCODE_HINT, mongo_userinfo_problem, scrub
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,24 @@ class ServerInfo:
     """"mongodb" or "ferretdb"."""
 
 
-def _server_address(uri: str) -> str:
-    """host:port list of the URI, without credentials: what error messages name."""
-    netloc = urlsplit(uri).netloc
-    return netloc.rsplit("@", 1)[-1] or "localhost:27017"
+def _server_address(parsed: Mapping[str, Any]) -> str:
+    """The hosts the driver connects to, from its own parse of the URI: never a piece of the
+    userinfo, however the password is written."""
+    nodes = parsed.get("nodelist") or [(parsed.get("fqdn") or "localhost", None)]
+    shown = [(f"[{host}]" if ":" in host else host, port) for host, port in nodes]
+    return ",".join(host + (f":{port}" if port else "") for host, port in shown)
+
+
+def _parse(uri: str) -> dict[str, Any]:
+    """The driver's parse of the URI; its complaints quote pieces of the URI: scrubbed."""
+    problem = mongo_userinfo_problem(uri)
+    if problem:
+        raise ConfigError(f"invalid MongoDB URI: {problem}")
+    try:
+        return parse_uri(uri)
+    except (ConfigurationError, ValueError) as exc:
+        reason = scrub(_short(exc), uri)
+        raise ConfigError(f"invalid MongoDB URI: {reason}; {ENCODE_HINT}") from None
 
 
 def _short(exc: BaseException) -> str:
@@ -72,12 +86,13 @@ class MongoSource:
 
     def __init__(self, settings: Settings, job: Job, order: ScanOrder | None = None) -> None:
         self.job = job
-        self.address = _server_address(settings.mongo_uri)
+        parsed = _parse(settings.mongo_uri)
+        self.address = _server_address(parsed)
         self._batch = settings.read_batch_size
         self._requested_order = order
         timeout_ms = int(settings.connect_timeout_s * 1000)
         try:
-            database = job.mongo_db or parse_uri(settings.mongo_uri)["database"]
+            database = job.mongo_db or parsed["database"]
             self._client: MongoClient[dict[str, Any]] = MongoClient(
                 settings.mongo_uri,
                 appname="idsync",
@@ -88,7 +103,8 @@ class MongoSource:
                 retryReads=True,
             )
         except (ConfigurationError, ValueError) as exc:
-            raise ConfigError(f"invalid MongoDB URI: {_short(exc)}") from None
+            reason = scrub(_short(exc), settings.mongo_uri)
+            raise ConfigError(f"invalid MongoDB URI: {reason}; {ENCODE_HINT}") from None
         if not database:
             raise ConfigError("no MongoDB database: name it in the URI path or pass --mongo-db")
         self.database = database

@@ -59,7 +59,7 @@ def watch(
         stop or threading.Event(),
         run_options=run_options or RunOptions(),
         metrics=metrics or Metrics(job.name),
-        health=health or Health(options.stuck_after_s),
+        health=health or Health(options.stuck_after_s, secrets=settings.secrets),
     )
     return Watcher(core).run()
 

@@ -89,7 +89,9 @@ def test_passwords_never_appear(env: Env) -> None:
 
 def test_config_errors_exit_2_before_any_query(env: Env, tmp_path: Path) -> None:
     config = tmp_path / "idsync.toml"
-    config.write_text('[jobs.evil]\ntable = "x`; DROP TABLE cm_cluster_id; --"\n')
+    config.write_text(
+        '[jobs.evil]\ncollection = "c"\ncolumn = "id"\ntable = "x`; DROP TABLE cm_cluster_id; --"\n'
+    )
     done = env.idsync("run", "--config", str(config), "--job", "evil")
     assert done.returncode == 2
     assert "invalid table" in done.stderr
@@ -97,6 +99,21 @@ def test_config_errors_exit_2_before_any_query(env: Env, tmp_path: Path) -> None
     assert env.idsync("run", "--bogus-flag").returncode == 2
     done = env.idsync("run", env={"IDSYNC_MYSQL_URL": "mysql://u:pw@h:port/db"})
     assert done.returncode == 2 and "pw" not in done.stderr
+
+
+def test_a_job_that_names_too_little_is_a_config_error(env: Env, tmp_path: Path) -> None:
+    env.add_source([ObjectId() for _ in range(9)], collection="other")
+    env.idsync("init")
+    config = tmp_path / "idsync.toml"
+    config.write_text('[jobs.x]\ncollection = "other"\n')
+    listed = env.idsync("jobs", "--config", str(config))
+    assert listed.returncode == 2
+    assert "[jobs.x] must name" in listed.stderr and "column, table" in listed.stderr
+    assert "cm_cluster_id" not in listed.stdout
+    done = env.idsync("run", "--dry-run", "--json", "--config", str(config), "--job", "x")
+    assert done.returncode == 2
+    assert "column, table" in json.loads(done.stdout)["error"]
+    assert env.target_ids() == []
 
 
 def test_init_creates_an_exact_table_and_never_alters(env: Env) -> None:
@@ -126,3 +143,49 @@ def test_dry_run_cli(env: Env) -> None:
     report = json.loads(env.idsync("run", "--dry-run", "--json").stdout)
     assert (report["dry_run"], report["missing"], report["inserted"]) == (True, 2, 0)
     assert env.target_ids() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--batch-size", "0"], "--batch-size"),
+        (["--batch-size", "100001"], "--batch-size"),
+        (["--read-batch-size", "0"], "--read-batch-size"),
+        (["--connect-timeout", "nan"], "--connect-timeout"),
+        (["--lock-timeout", "-1"], "--lock-timeout"),
+        (["--retries", "-1"], "--retries"),
+        (["--socket-timeout", "inf"], "--socket-timeout"),
+    ],
+)
+def test_bad_flag_values_exit_2_naming_the_flag(env: Env, args: list[str], named: str) -> None:
+    env.add_source([ObjectId()])
+    env.idsync("init")
+    done = env.idsync("run", "--json", *args)
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr and named in json.loads(done.stdout)["error"]
+    assert env.target_ids() == []
+
+
+def test_a_setting_of_the_wrong_type_exits_2_naming_it(env: Env, tmp_path: Path) -> None:
+    config = tmp_path / "idsync.toml"
+    config.write_text("[settings]\nmongo_uri = 5\n")
+    done = env.idsync("run", "--config", str(config), env={"IDSYNC_MONGO_URI": ""})
+    assert done.returncode == 2, done.stderr
+    assert "mongo_uri" in done.stderr and "internal error" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["status", "--limit", "0"], "--limit"),
+        (["status", "--limit", "-1"], "--limit"),
+        (["status", "--max-age", "soon"], "--max-age"),
+        (["run", "--max-inserts", "inf%"], "--max-inserts"),
+        (["run", "--max-inserts", "nan%"], "--max-inserts"),
+    ],
+)
+def test_other_flag_values_exit_2_naming_the_flag(env: Env, args: list[str], named: str) -> None:
+    env.idsync("init")
+    done = env.idsync(*args)
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr

@@ -199,3 +199,17 @@ def test_an_unreachable_pushgateway_does_not_fail_the_run(env: Env) -> None:
     done = env.idsync("run", "--pushgateway", "http://127.0.0.1:1")
     assert done.returncode == 0
     assert "metrics not pushed to http://127.0.0.1:1" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["http://h:abc", "http://u:s3cr#tPass@h:9091", "not a url", "http://[::1"]
+)
+def test_an_unusable_pushgateway_url_only_warns(env: Env, url: str) -> None:
+    env.add_source([ObjectId()])
+    env.idsync("init")
+    done = env.idsync("run", "--json", "--pushgateway", url)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["inserted"] == 1
+    assert "metrics not pushed" in done.stderr
+    assert "internal error" not in done.stderr
+    assert "s3cr" not in done.stderr

@@ -159,3 +159,35 @@ def test_redaction_of_long_and_short_secrets() -> None:
     assert redact("mysql://u:r@h/d error for user", ["r"]) == "mysql://u:***@h/d error for user"
     assert redact("run `idsync init`", ["idsync"]) == "run `idsync init`"
     assert redact("mysql://idsync:idsync@h/d", ["idsync"]) == "mysql://idsync:***@h/d"
+
+
+@pytest.mark.parametrize(
+    ("body", "missing"),
+    [
+        ('collection = "other"\n', "column, table"),
+        ('table = "t"\ncolumn = "c"\n', "collection"),
+        ('collection = "c"\ntable = "t"\n', "column"),
+        ("batch_size = 10\n", "collection, column, table"),
+        ("", "collection, column, table"),
+    ],
+)
+def test_a_toml_job_names_its_collection_table_and_column(
+    tmp_path: Path, body: str, missing: str
+) -> None:
+    path = tmp_path / "idsync.toml"
+    path.write_text("[jobs.x]\n" + body)
+    with pytest.raises(ConfigError, match=rf"\[jobs\.x\] must name .*missing: {missing}$"):
+        load_file(path)
+
+
+def test_a_toml_job_defaults_only_its_field(tmp_path: Path) -> None:
+    path = tmp_path / "idsync.toml"
+    path.write_text('[jobs.x]\ncollection = "other"\ntable = "t"\ncolumn = "c"\n')
+    job = resolve_job("x", load_file(path), None)
+    assert (job.collection, job.field, job.table, job.column) == ("other", "_id", "t", "c")
+
+
+def test_a_command_without_mongodb_ignores_its_uri() -> None:
+    flags = {"mongo_uri": "mongodb://u:p/w@h/db", "mysql_url": MYSQL}
+    settings = resolve_settings(flags, {}, None, need_mongo=False)
+    assert settings.mongo_uri.startswith("mongodb://") and "p/w" not in settings.mongo_uri

@@ -6,12 +6,11 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 import click
@@ -19,6 +18,7 @@ import click
 from idsync import history
 from idsync.config import (
     BUILTIN_JOB,
+    BadValue,
     FileConfig,
     Job,
     Settings,
@@ -31,8 +31,7 @@ from idsync.observability import configure_logging, redact
 from idsync.report import SyncReport
 from idsync.sync import Progress
 from idsync.target import MySQLTarget
-
-_PASSWORD_IN_URL = re.compile(r"://[^:/@]*:([^@/]+)@")
+from idsync.urls import url_secrets
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def finish(code: int) -> NoReturn:
 
 def raw_secrets(*urls: str | None) -> tuple[str, ...]:
     """Passwords in URLs, found before parsing, so even a malformed URL never leaks one."""
-    return tuple(m for url in urls if url for m in _PASSWORD_IN_URL.findall(url))
+    return tuple(dict.fromkeys(secret for url in urls for secret in url_secrets(url)))
 
 
 def die(message: str, code: int, secrets: tuple[str, ...], as_json: bool, job: str) -> NoReturn:
@@ -160,19 +159,28 @@ def resolve(
         kw["mysql_url"],
         os.environ.get("IDSYNC_MONGO_URI"),
         os.environ.get("IDSYNC_MYSQL_URL"),
+        kw.get("pushgateway"),
     )
+    flags = {
+        "mongo_uri": kw["mongo_uri"],
+        "mysql_url": kw["mysql_url"],
+        "connect_timeout_s": kw["connect_timeout"],
+        "batch_size": kw.get("batch_size"),
+        **extra_settings,
+    }
+    given = {key for key, value in flags.items() if value is not None}
     try:
         file: FileConfig | None = find_file(kw["config_path"], os.environ)
         job = resolve_job(kw["job_name"], file, kw["mongo_db"])
-        flags = {
-            "mongo_uri": kw["mongo_uri"],
-            "mysql_url": kw["mysql_url"],
-            "connect_timeout_s": kw["connect_timeout"],
-            **extra_settings,
-        }
+        if flags.pop("batch_size") is not None:
+            job = replace(job, batch_size=kw["batch_size"])
         settings = resolve_settings(flags, os.environ, file, need_mongo)
     except ConfigError as exc:
-        die(str(exc), exc.exit_code, raw, kw["as_json"], kw["job_name"] or BUILTIN_JOB)
+        message = str(exc)
+        if isinstance(exc, BadValue) and exc.key in given:
+            # A flag's name is its key's: connect_timeout_s is --connect-timeout.
+            message = f"--{exc.key.removesuffix('_s').replace('_', '-')}: {message}"
+        die(message, exc.exit_code, raw, kw["as_json"], kw["job_name"] or BUILTIN_JOB)
     secrets = tuple(dict.fromkeys(raw + settings.secrets))
     buffered = buffered_logs and not sys.stderr.isatty()
     configure_logging(kw["log_level"], kw["log_format"], secrets, buffered=buffered)

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from idsync.cli.common import common_options, finish, resolve
+from idsync.cli.common import common_options, die, finish, resolve
 from idsync.doctor import diagnose
+from idsync.errors import IdsyncError
 from idsync.observability import redact
 
 
@@ -17,7 +18,10 @@ from idsync.observability import redact
 def doctor(**kw: Any) -> None:
     """Check servers, privileges, table, column and ids; exit 0 ok, 4 warnings, 1 failures."""
     ctx = resolve(kw, {})
-    report = diagnose(ctx.job, ctx.settings)
+    try:
+        report = diagnose(ctx.job, ctx.settings)
+    except IdsyncError as exc:  # a URI only the driver can judge is refused before any check
+        die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, ctx.job.name)
     if ctx.as_json:
         click.echo(redact(json.dumps(report.to_dict()), ctx.secrets))
     else:

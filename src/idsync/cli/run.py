@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import math
 import sys
-from dataclasses import replace
 from typing import Any
 
 import click
@@ -62,7 +62,7 @@ def run(**kw: Any) -> None:
         "read_batch_size": kw["read_batch_size"], "lock_timeout_s": kw["lock_timeout"],
         "retries": kw["retries"], "socket_timeout_s": kw["socket_timeout"],
     })  # fmt: skip
-    job = replace(ctx.job, batch_size=kw["batch_size"]) if kw["batch_size"] else ctx.job
+    job = ctx.job
     count, share = _max_inserts(kw["max_inserts"])
     options = RunOptions(
         dry_run=kw["dry_run"], allow_empty_source=kw["allow_empty_source"],
@@ -92,10 +92,12 @@ def _max_inserts(text: str | None) -> tuple[int | None, float | None]:
     try:
         if text.endswith("%"):
             share = float(text[:-1]) / 100
-            if share >= 0:
+            if 0 <= share < math.inf:
                 return None, share
         elif int(text) >= 0:
             return int(text), None
     except ValueError:
         pass
-    raise click.BadParameter(f"{text!r}: a count (5000) or a share of the target (10%)")
+    raise click.BadParameter(
+        f"{text!r}: a count (5000) or a share of the target (10%)", param_hint="--max-inserts"
+    )

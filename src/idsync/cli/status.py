@@ -25,7 +25,9 @@ def parse_age(text: str | None) -> float | None:
         return None
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
     if not match:
-        raise click.BadParameter(f"{text!r}: a duration such as 90m, 26h or 2d")
+        raise click.BadParameter(
+            f"{text!r}: a duration such as 90m, 26h or 2d", param_hint="--max-age"
+        )
     return float(match[1]) * _UNITS[match[2] or "s"]
 
 
@@ -38,7 +40,9 @@ def _ago(seconds: float) -> str:
 
 @click.command()
 @common_options
-@click.option("--limit", type=int, default=10, show_default=True, help="Runs to show.")
+@click.option(
+    "--limit", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Runs to show."
+)
 @click.option("--all-jobs", is_flag=True, help="Show every job's runs, not only --job's.")
 @click.option("--max-age", metavar="AGE", help="Exit 4 if the last success is older (e.g. 26h).")
 def status(**kw: Any) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from dataclasses import replace
 from typing import Any
 
 import click
@@ -71,13 +70,13 @@ def watch(**kw: Any) -> None:
     """Keep the target complete continuously: a full pass, then every new id within a second."""
     extra = {"read_batch_size": kw["read_batch_size"], "lock_timeout_s": kw["lock_timeout"]}
     ctx = resolve(kw, extra, buffered_logs=False)
-    job = replace(ctx.job, batch_size=kw["batch_size"]) if kw["batch_size"] else ctx.job
+    job = ctx.job
     try:
         options = _options(kw)
     except ConfigError as exc:
         die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
     run_options = RunOptions(allow_empty_source=kw["allow_empty_source"], log_ids=kw["log_ids"])
-    metrics, health = Metrics(job.name), Health(options.stuck_after_s)
+    metrics, health = Metrics(job.name), Health(options.stuck_after_s, secrets=ctx.secrets)
     try:
         with contextlib.ExitStack() as stack:
             stop = stack.enter_context(stop_on_signals())
