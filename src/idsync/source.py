@@ -60,6 +60,17 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _dns_failed(exc: BaseException) -> bool:
+    """Whether a mongodb+srv URI failed on its DNS lookup (pymongo wraps dnspython's error in a
+    ConfigurationError): the name may resolve later, unlike a malformed URI."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__module__.split(".")[0] == "dns":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def mongo_error(exc: PyMongoError, address: str, doing: str) -> IdsyncError:
     """Turn a driver error into a one-line idsync error naming the server."""
     if isinstance(exc, OperationFailure):
@@ -88,6 +99,10 @@ class MongoSource:
                 retryReads=True,
             )
         except (ConfigurationError, ValueError) as exc:
+            if _dns_failed(exc):
+                raise TransientError(
+                    f"MongoDB unreachable at {self.address}: DNS lookup failed: {_short(exc)}"
+                ) from None
             raise ConfigError(f"invalid MongoDB URI: {_short(exc)}") from None
         if not database:
             raise ConfigError("no MongoDB database: name it in the URI path or pass --mongo-db")

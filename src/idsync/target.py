@@ -44,12 +44,27 @@ _DENIED = {
 _LOCK_CONFLICTS = {ER.LOCK_DEADLOCK, ER.LOCK_WAIT_TIMEOUT}
 _BATCH_ATTEMPTS = 3
 _CONNECTION_KILLED = 1927  # MariaDB's "Connection was killed"; MySQL reports 2013 instead
+# Only these client errors (2000-2999) mean the server could not be reached or was lost; the
+# rest of that range are faults of the client itself. Codes from 3000 up are the server's own
+# refusals (MySQL 3819, MariaDB 4025: a CHECK constraint), which no retry can fix.
+_UNREACHABLE = {
+    CR.SOCKET_CREATE_ERROR,
+    CR.CONNECTION_ERROR,
+    CR.CONN_HOST_ERROR,
+    CR.IPSOCK_ERROR,
+    CR.UNKNOWN_HOST,
+    CR.SERVER_GONE_ERROR,
+    CR.SERVER_HANDSHAKE_ERR,
+    CR.SERVER_LOST,
+    CR.SERVER_LOST_EXTENDED,
+}
 _TRANSIENT = {
     ER.LOCK_WAIT_TIMEOUT,
     ER.LOCK_DEADLOCK,
     ER.SERVER_SHUTDOWN,
     ER.CON_COUNT_ERROR,
     _CONNECTION_KILLED,
+    *_UNREACHABLE,
 }
 
 
@@ -81,13 +96,20 @@ def mysql_error(exc: Exception, address: str, doing: str) -> IdsyncError:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
     message = exc.args[1] if len(exc.args) > 1 else str(exc)
     text = f"MySQL at {address} failed while {doing}: ({code}) {message}"
-    if code in _TRANSIENT or code >= CR.ERROR_FIRST:  # 2000+: client-side connection errors
+    if code in _TRANSIENT:
         return TransientError(f"MySQL unreachable at {address} while {doing}: ({code}) {message}")
     if code in _NO_TABLE:
         return ConfigError(f"{text}; run `idsync init` to create the table")
     if code in _DENIED:
         return TerminalError(f"{text}; grant the privilege to the user in the URL")
     return TerminalError(text)
+
+
+def lock_failed(address: str, name: str) -> TerminalError:
+    """GET_LOCK's NULL: the wait ended in an error (killed, out of memory), not a held lock."""
+    return TerminalError(
+        f"MySQL at {address} answered NULL to GET_LOCK({name!r}): the wait was killed or failed"
+    )
 
 
 def _text(value: str | bytes) -> str:
@@ -233,6 +255,8 @@ class MySQLTarget:
         """Take the target's named lock, or refuse after ``timeout_s`` if another run holds it."""
         name = self.lock_name()
         got = self._query("SELECT GET_LOCK(%s, %s)", (name, timeout_s), "taking the lock")[0][0]
+        if got is None:
+            raise lock_failed(self.address, name)
         if got != 1:
             raise LockHeldError(
                 f"another run holds the lock {name} on {self.address} "
