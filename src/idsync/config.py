@@ -50,6 +50,9 @@ class Job:
     """Ids inserted and committed per transaction: a crash loses at most one batch."""
     mongo_db: str | None = None
     """MongoDB database; by default the one named in the URI's path."""
+    allow_missing_source: bool = False
+    """Accept a source collection that does not exist (read as empty). Otherwise it is a config
+    error: MongoDB creates collections lazily, so a misspelt name would read as empty."""
 
     def __post_init__(self) -> None:
         _check(_JOB_NAME, self.name, "job name")
@@ -61,6 +64,10 @@ class Job:
         _check(_SQL_NAME, self.column, "column")
         if self.mongo_db is not None:
             _check(_SQL_NAME, self.mongo_db, "MongoDB database")
+        if not isinstance(self.allow_missing_source, bool):
+            raise ConfigError(
+                f"allow_missing_source must be true or false: {self.allow_missing_source!r}"
+            )
         if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 100_000:
             raise ConfigError(f"batch_size must be an integer from 1 to 100000: {self.batch_size}")
 

@@ -67,7 +67,8 @@ def diagnose(job: Job, settings: Settings) -> DoctorReport:
         if mysql_ok:
             column = _target_checks(report, target, job)
         if mongo_ok:
-            _check(report, "id-types", lambda: _id_types(source, column))
+            if _check(report, "collection", lambda: _collection(source, job)):
+                _check(report, "id-types", lambda: _id_types(source, column))
             _check(report, "change-streams", lambda: _change_streams(source))
         if mongo_ok and mysql_ok:
             _check(report, "clock-skew", lambda: _clock_skew(source, target))
@@ -88,12 +89,24 @@ _FIXES = {
     "mongodb": "check IDSYNC_MONGO_URI and that the server is up",
     "mysql": "check IDSYNC_MYSQL_URL, the user's password and that the server is up",
     "table": "run `idsync init`",
+    "collection": "correct the job's collection, or set allow_missing_source = true in the job",
 }
 
 
 def _mongo(source: MongoSource) -> Finding:
-    info = source.ping()
+    info = source.ping(require_collection=False)
     return Finding("mongodb", Level.OK, f"{info.flavour} {info.version} at {source.address}")
+
+
+def _collection(source: MongoSource, job: Job) -> Finding:
+    where = f"{source.database}.{job.collection}"
+    problem = source.missing_collection()
+    if problem is None:
+        return Finding("collection", Level.OK, f"{where} exists")
+    if job.allow_missing_source:
+        return Finding("collection", Level.WARN, f"{problem}: read as empty (allow_missing_source)",
+                       _FIXES["collection"])  # fmt: skip
+    return Finding("collection", Level.FAIL, problem, _FIXES["collection"])
 
 
 def _mysql(target: MySQLTarget) -> Finding:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import difflib
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -122,17 +123,43 @@ class MongoSource:
     def close(self) -> None:
         self._client.close()
 
-    def ping(self) -> ServerInfo:
-        """Fail fast (within the connect timeout) when the server is not there."""
+    def ping(self, require_collection: bool = True) -> ServerInfo:
+        """Fail fast (within the connect timeout) when the server is not there, and with a
+        :class:`ConfigError` when the job's collection does not exist (unless the job allows
+        it, or ``require_collection`` is false)."""
         try:
             info = self._client.admin.command("buildInfo")
         except PyMongoError as exc:
             raise mongo_error(exc, self.address, "connecting") from None
         flavour = "ferretdb" if any("ferretdb" in key.lower() for key in info) else "mongodb"
         self.flavour = flavour
+        if require_collection and not self.job.allow_missing_source:
+            problem = self.missing_collection()
+            if problem:
+                raise ConfigError(f"{problem} (allow_missing_source = true in the job accepts it)")
         if self._requested_order is None and self.job.field == "_id":
             self.order = self._planned_order()
         return ServerInfo(version=str(info.get("version", "?")), flavour=flavour)
+
+    def missing_collection(self) -> str | None:
+        """Why the job's collection cannot be its source, naming the nearest existing names; None
+        when it exists. MongoDB creates collections lazily, so a misspelt one reads as empty."""
+        try:
+            names = self._coll.database.list_collection_names(authorizedCollections=True)
+        except OperationFailure as exc:
+            # A user may read a collection without being allowed to list them: not judged.
+            log.warning("cannot list the collections of %s: %s", self.database, _short(exc))
+            return None
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, "listing collections") from None
+        wanted = self.job.collection
+        if wanted in names:
+            return None
+        near = difflib.get_close_matches(wanted, names, n=3)
+        hint = f"; did you mean {' or '.join(near)}?" if near else ""
+        if not names:
+            hint = " (the database has no collections)"
+        return f"no collection {wanted} in database {self.database}{hint}"
 
     def _planned_order(self) -> ScanOrder:
         """The `_id` index when the server's plan for the sorted scan walks an index; else its

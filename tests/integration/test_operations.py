@@ -85,6 +85,7 @@ def test_doctor_on_a_healthy_setup(env: Env) -> None:
         "privileges": "ok",
         "history": "ok",
         "local-infile": "ok",
+        "collection": "ok",
         "id-types": "ok",
         "clock-skew": "ok",
     }
