@@ -238,11 +238,18 @@ class MongoSource:
         return True
 
     def server_time(self) -> datetime.datetime | None:
-        """The server's clock (``hello.localTime``), if it reports one."""
-        try:
-            moment = self._client.admin.command("hello").get("localTime")
-        except PyMongoError as exc:
-            raise mongo_error(exc, self.address, "asking the time") from None
+        """The server's clock (``hello.localTime``, else ``isMaster``'s), if it reports one."""
+        moment = None
+        # Servers of the MongoDB 4.4 wire (mongo-java-server) have no `hello`; `isMaster` is its
+        # older name.
+        for command in ("hello", "isMaster"):
+            try:
+                moment = self._client.admin.command(command).get("localTime")
+                break
+            except OperationFailure:
+                continue
+            except PyMongoError as exc:
+                raise mongo_error(exc, self.address, "asking the time") from None
         if not isinstance(moment, datetime.datetime):
             return None
         return moment.replace(tzinfo=datetime.UTC) if moment.tzinfo is None else moment

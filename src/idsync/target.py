@@ -41,6 +41,11 @@ _DENIED = {
     ER.ACCESS_DENIED_ERROR,
     ER.SPECIFIC_ACCESS_DENIED_ERROR,
 }
+# Errors a privilege probe (:meth:`MySQLTarget.denied`) may meet after the privilege check passed:
+# a CREATE TABLE built to fail (the table is there, or the probe's own duplicate column), and a
+# statement on a table that does not exist yet.
+CREATE_PASSED = frozenset({ER.TABLE_EXISTS_ERROR, ER.DUP_FIELDNAME})
+ABSENT_PASSED = frozenset({ER.NO_SUCH_TABLE})
 _LOCK_CONFLICTS = {ER.LOCK_DEADLOCK, ER.LOCK_WAIT_TIMEOUT}
 _BATCH_ATTEMPTS = 3
 _CONNECTION_KILLED = 1927  # MariaDB's "Connection was killed"; MySQL reports 2013 instead
@@ -198,6 +203,24 @@ class MySQLTarget:
         except MySQLdb.Error as exc:
             raise mysql_error(exc, self.address, doing) from None
         return rows
+
+    def denied(self, sql: str, passed: frozenset[int] = frozenset()) -> str | None:
+        """Try a statement that changes nothing (zero rows, or DDL bound to fail), then roll back:
+        the server's privilege refusal, or None when it let the statement through. The server
+        checks privileges first, so an error in ``passed`` (one it raises later) also means it
+        did; any other error is raised. Unlike the grant tables, this counts roles too."""
+        try:
+            self._conn.cursor().execute(sql)
+        except MySQLdb.Error as exc:
+            code = exc.args[0] if exc.args else 0
+            if code in _DENIED:
+                return str(exc.args[1])
+            if code not in passed:
+                raise mysql_error(exc, self.address, "checking privileges") from None
+        finally:
+            with contextlib.suppress(MySQLdb.Error):
+                self._conn.rollback()
+        return None
 
     def server_version(self) -> str:
         return str(self._query("SELECT VERSION()")[0][0])

@@ -83,6 +83,7 @@ def test_doctor_on_a_healthy_setup(env: Env) -> None:
         "unique-index": "ok",
         "column": "ok",
         "privileges": "ok",
+        "state": "ok",
         "history": "ok",
         "local-infile": "ok",
         "collection": "ok",
