@@ -69,6 +69,9 @@ _TRANSIENT = {
     ER.SERVER_SHUTDOWN,
     ER.CON_COUNT_ERROR,
     _CONNECTION_KILLED,
+    1969,  # MariaDB: max_statement_time exceeded
+    3024,  # MySQL: max_execution_time exceeded
+    4031,  # MySQL 8.0.24+: disconnected by the server after wait_timeout
     *_UNREACHABLE,
 }
 

@@ -18,6 +18,9 @@ from idsync.target import mysql_error
         (2013, TransientError),  # lost connection during a query
         (1205, TransientError),  # lock wait timeout
         (1927, TransientError),  # MariaDB: connection killed
+        (1969, TransientError),  # MariaDB: statement timeout
+        (3024, TransientError),  # MySQL: statement timeout
+        (4031, TransientError),  # MySQL: disconnected after wait_timeout
         (2014, TerminalError),  # commands out of sync: a client fault, not the network
         (2059, TerminalError),  # authentication plugin cannot be loaded
         (3819, TerminalError),  # MySQL: CHECK constraint violated
