@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
+from pathlib import Path
 
 import pytest
 from bson import ObjectId
 
+from idsync.state import target_key, watch_lock_name
 from tests.conftest import MYSQL_URL, Env, mysql_connect
 from tests.fault.conftest import spawn_cli, wait_for
+from tests.watch_support import Daemon, wait_until
 
 pytestmark = pytest.mark.fault
 
@@ -84,3 +88,39 @@ def test_a_lock_wait_killed_by_the_server_is_an_error_not_a_held_lock(env: Env) 
     assert report["status"] == "failed" and "GET_LOCK" in report["error"]
     assert "another run holds the lock" not in err
     assert env.target_ids() == []
+
+
+def test_a_watcher_lock_wait_killed_by_the_server_is_not_another_watcher(
+    env: Env, tmp_path: Path
+) -> None:
+    env.init_table()
+    database = env.mysql_url.rsplit("/", 1)[-1]
+    lock = watch_lock_name(database, target_key("cm_cluster_id", "cluster_id"), "update-cluster-id")
+    holder = mysql_connect(MYSQL_URL)
+    holder.cursor().execute("SELECT GET_LOCK(%s, 0)", (lock,))
+    args = ["--mode", "poll", "--skip-initial-pass", "--lock-timeout", "60", "--backoff-max", "1"]
+    daemon = Daemon(tmp_path, env.mongo_uri, env.mysql_url, args).start()
+    try:
+        killer = mysql_connect(MYSQL_URL)
+        waiting: list[int] = []
+
+        def find_waiter() -> bool:
+            cur = killer.cursor()
+            cur.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s", (f"%{lock}%",)
+            )
+            mine = (holder.thread_id(), killer.thread_id())
+            waiting.extend(row[0] for row in cur.fetchall() if row[0] not in mine)
+            return bool(waiting)
+
+        wait_until(find_waiter, "the watcher to wait for its lock")
+        killer.cursor().execute(f"KILL QUERY {int(waiting[0])}")
+        wait_until(lambda: "answered NULL to GET_LOCK" in daemon.stderr, "the error to be logged")
+        assert "another watcher" not in daemon.stderr
+        holder.cursor().execute("SELECT RELEASE_LOCK(%s)", (lock,))
+        wait_until(lambda: bool(env.sql("SELECT 1 FROM idsync_state")), "the lock to be taken")
+        daemon.send(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.stderr
+    finally:
+        daemon.kill()
+        holder.close()
