@@ -63,6 +63,15 @@ def test_allow_missing_source_accepts_it(typo_env: Env, tmp_path: Path) -> None:
     assert json.loads(done.stdout)["source_ids"] == 0
 
 
+def test_the_flag_accepts_it_for_the_built_in_job(env: Env) -> None:
+    env.mongo_db.drop_collection("cluster_trips")
+    env.init_table()
+    assert env.idsync("run").returncode == 2
+    done = env.idsync("run", "--allow-missing-source", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["source_ids"] == 0
+
+
 def test_allow_missing_source_must_be_a_boolean(typo_env: Env, tmp_path: Path) -> None:
     config = _config(tmp_path, 'allow_missing_source = "yes"')
     done = typo_env.idsync("run", "--config", config, "--job", "typo")

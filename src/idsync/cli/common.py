@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 import click
@@ -94,6 +94,13 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--mongo-db", metavar="NAME", help="MongoDB database (default: URI path)."),
         click.option(
+            "--allow-missing-source",
+            is_flag=True,
+            default=None,
+            help="Read a source collection that does not exist as empty (job key"
+            " allow_missing_source); otherwise it is an error: a misspelt name reads as empty.",
+        ),
+        click.option(
             "--connect-timeout",
             type=float,
             metavar="S",
@@ -164,6 +171,8 @@ def resolve(
     try:
         file: FileConfig | None = find_file(kw["config_path"], os.environ)
         job = resolve_job(kw["job_name"], file, kw["mongo_db"])
+        if kw["allow_missing_source"]:
+            job = replace(job, allow_missing_source=True)
         flags = {
             "mongo_uri": kw["mongo_uri"],
             "mysql_url": kw["mysql_url"],
