@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -60,18 +61,21 @@ class DoctorReport:
 def diagnose(job: Job, settings: Settings) -> DoctorReport:
     """Run every check that the reachable servers allow; never raises for a server's state."""
     report = DoctorReport(job.name)
-    with MongoSource(settings, job) as source, MySQLTarget(settings, job) as target:
-        mongo_ok = _check(report, "mongodb", lambda: _mongo(source))
+    opened: list[MongoSource] = []
+    # The client is made before any probe: a mongodb+srv name that does not resolve fails here.
+    mongo_ok = _check(report, "mongodb", lambda: _mongo(opened, job, settings))
+    with MySQLTarget(settings, job) as target, contextlib.ExitStack() as stack:
+        source = stack.enter_context(opened[0]) if opened else None
         mysql_ok = _check(report, "mysql", lambda: _mysql(target))
         column: Column | None = None
         if mysql_ok:
             column = _target_checks(report, target, job)
-        if mongo_ok:
+        if source is not None and mongo_ok:
             if _check(report, "collection", lambda: _collection(source, job)):
                 _check(report, "id-types", lambda: _id_types(source, column))
             _check(report, "change-streams", lambda: _change_streams(source))
-        if mongo_ok and mysql_ok:
-            _check(report, "clock-skew", lambda: _clock_skew(source, target))
+            if mysql_ok:
+                _check(report, "clock-skew", lambda: _clock_skew(source, target))
     return report
 
 
@@ -93,7 +97,9 @@ _FIXES = {
 }
 
 
-def _mongo(source: MongoSource) -> Finding:
+def _mongo(opened: list[MongoSource], job: Job, settings: Settings) -> Finding:
+    source = MongoSource(settings, job)
+    opened.append(source)
     info = source.ping(require_collection=False)
     return Finding("mongodb", Level.OK, f"{info.flavour} {info.version} at {source.address}")
 

@@ -122,3 +122,12 @@ def test_a_server_without_hello_is_measured_or_skipped_not_failed(watch_env: Env
     found = {f["check"]: f for f in json.loads(done.stdout)["findings"]}
     assert done.returncode != 1, found
     assert found["clock-skew"]["level"] in ("ok", "warn"), found["clock-skew"]
+
+
+def test_a_mongodb_uri_that_does_not_resolve_is_a_finding(ready: Env) -> None:
+    uri = "mongodb+srv://cluster0.example.invalid/maas"
+    done = ready.idsync("doctor", "--json", env={"IDSYNC_MONGO_URI": uri})
+    assert done.returncode == 1, done.stderr
+    found = {f["check"]: f for f in json.loads(done.stdout)["findings"]}
+    assert found["mongodb"]["level"] == "fail" and "DNS" in found["mongodb"]["detail"]
+    assert found["privileges"]["level"] == "ok"  # MySQL is still examined
