@@ -131,3 +131,17 @@ def test_a_mongodb_uri_that_does_not_resolve_is_a_finding(ready: Env) -> None:
     found = {f["check"]: f for f in json.loads(done.stdout)["findings"]}
     assert found["mongodb"]["level"] == "fail" and "DNS" in found["mongodb"]["detail"]
     assert found["privileges"]["level"] == "ok"  # MySQL is still examined
+
+
+def test_a_table_the_insert_cannot_fill_fails_doctor_as_it_fails_run(env: Env) -> None:
+    # Another NOT NULL column without a default: strict mode refuses every insert of the id.
+    env.add_source([ObjectId()])
+    env.sql(
+        "CREATE TABLE cm_cluster_id (cluster_id VARCHAR(64) NOT NULL UNIQUE, owner INT NOT NULL)"
+    )
+    done = env.idsync("doctor", "--json")
+    found = {f["check"]: f for f in json.loads(done.stdout)["findings"]}
+    assert done.returncode == 1 and found["privileges"]["level"] == "fail"
+    assert "owner" in found["privileges"]["detail"]
+    run = env.idsync("run", "--json")
+    assert run.returncode == 1 and "owner" in json.loads(run.stdout)["error"]
