@@ -141,6 +141,8 @@ def databases(mongo_uri: str, prefix: str) -> Iterator[Env]:
             f"MongoDB not reachable at {mongo_uri} ({exc}); run `dev/services up all`"
             " or set IDSYNC_TEST_MONGO_URI / IDSYNC_TEST_WATCH_MONGO_URI"
         )
+    # The default job's source exists, empty: a collection that does not exist is an error.
+    client[name].create_collection("cluster_trips")
     admin = mysql_connect(MYSQL_URL)
     admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     conn = mysql_connect(MYSQL_URL, database=name)

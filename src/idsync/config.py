@@ -95,6 +95,9 @@ class Job:
     """Ids inserted and committed per transaction: a crash loses at most one batch."""
     mongo_db: str | None = None
     """MongoDB database; by default the one named in the URI's path."""
+    allow_missing_source: bool = False
+    """Accept a source collection that does not exist (read as empty). Otherwise it is a config
+    error: MongoDB creates collections lazily, so a misspelt name would read as empty."""
 
     def __post_init__(self) -> None:
         _check_types(self)

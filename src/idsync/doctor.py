@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -12,12 +13,12 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from idsync import history
+from idsync import history, state
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError
 from idsync.ids import UnsupportedId, encode_id
 from idsync.source import MongoSource
-from idsync.target import Column, MySQLTarget
+from idsync.target import ABSENT_PASSED, CREATE_PASSED, Column, MySQLTarget
 
 SAMPLE = 1000
 SKEW_WARN_S = 2.0
@@ -60,17 +61,21 @@ class DoctorReport:
 def diagnose(job: Job, settings: Settings) -> DoctorReport:
     """Run every check that the reachable servers allow; never raises for a server's state."""
     report = DoctorReport(job.name)
-    with MongoSource(settings, job) as source, MySQLTarget(settings, job) as target:
-        mongo_ok = _check(report, "mongodb", lambda: _mongo(source))
+    opened: list[MongoSource] = []
+    # The client is made before any probe: a mongodb+srv name that does not resolve fails here.
+    mongo_ok = _check(report, "mongodb", lambda: _mongo(opened, job, settings))
+    with MySQLTarget(settings, job) as target, contextlib.ExitStack() as stack:
+        source = stack.enter_context(opened[0]) if opened else None
         mysql_ok = _check(report, "mysql", lambda: _mysql(target))
         column: Column | None = None
         if mysql_ok:
             column = _target_checks(report, target, job)
-        if mongo_ok:
-            _check(report, "id-types", lambda: _id_types(source, column))
+        if source is not None and mongo_ok:
+            if _check(report, "collection", lambda: _collection(source, job)):
+                _check(report, "id-types", lambda: _id_types(source, column))
             _check(report, "change-streams", lambda: _change_streams(source))
-        if mongo_ok and mysql_ok:
-            _check(report, "clock-skew", lambda: _clock_skew(source, target))
+            if mysql_ok:
+                _check(report, "clock-skew", lambda: _clock_skew(source, target))
     return report
 
 
@@ -88,12 +93,26 @@ _FIXES = {
     "mongodb": "check IDSYNC_MONGO_URI and that the server is up",
     "mysql": "check IDSYNC_MYSQL_URL, the user's password and that the server is up",
     "table": "run `idsync init`",
+    "collection": "correct the job's collection, or set allow_missing_source = true in the job",
 }
 
 
-def _mongo(source: MongoSource) -> Finding:
-    info = source.ping()
+def _mongo(opened: list[MongoSource], job: Job, settings: Settings) -> Finding:
+    source = MongoSource(settings, job)
+    opened.append(source)
+    info = source.ping(require_collection=False)
     return Finding("mongodb", Level.OK, f"{info.flavour} {info.version} at {source.address}")
+
+
+def _collection(source: MongoSource, job: Job) -> Finding:
+    where = f"{source.database}.{job.collection}"
+    problem = source.missing_collection()
+    if problem is None:
+        return Finding("collection", Level.OK, f"{where} exists")
+    if job.allow_missing_source:
+        return Finding("collection", Level.WARN, f"{problem}: read as empty (allow_missing_source)",
+                       _FIXES["collection"])  # fmt: skip
+    return Finding("collection", Level.FAIL, problem, _FIXES["collection"])
 
 
 def _mysql(target: MySQLTarget) -> Finding:
@@ -114,6 +133,7 @@ def _target_checks(report: DoctorReport, target: MySQLTarget, job: Job) -> Colum
     _check(report, "unique-index", lambda: _unique(column, job))
     _check(report, "column", lambda: _column_fit(target, column))
     _check(report, "privileges", lambda: _privileges(target, job))
+    _check(report, "state", lambda: _state(target))
     _check(report, "history", lambda: _history(target))
     _check(report, "local-infile", lambda: _local_infile(target))
     return column
@@ -160,24 +180,62 @@ def _pads(target: MySQLTarget, collation: str) -> bool:
         return "nopad" not in collation
 
 
-def _privileges(target: MySQLTarget, job: Job) -> Finding:
-    db = target.url.database
-    grants = target.query(
-        "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES UNION ALL "
-        "SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA = %s"
-        " UNION ALL SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES"
-        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-        (db, db, job.table),
+# The server checks privileges before it looks at rows, so a statement that touches none asks
+# it exactly what the real one would: the same grants, roles included, and nothing is written.
+
+
+def _columns(target: MySQLTarget, table: str) -> tuple[str, ...]:
+    """The table's columns (those the user may see): a probe names them all, or strict mode
+    refuses it for a NOT NULL column without a default, even with no row to insert."""
+    rows = target.query(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s"
+        " AND TABLE_NAME = %s AND EXTRA NOT LIKE %s ORDER BY ORDINAL_POSITION",
+        (target.url.database, table, "%auto_increment%"),
     )
-    have = {str(row[0]).upper() for row in grants}
-    lacking = sorted({"SELECT", "INSERT"} - have)
-    if not lacking:
-        return Finding("privileges", Level.OK, f"SELECT and INSERT on {db}.{job.table}")
-    return Finding(
-        "privileges", Level.WARN,
-        f"no {' or '.join(lacking)} grant found on {db}.{job.table} (roles are not read)",
-        f"GRANT SELECT, INSERT ON {db}.{job.table} TO the user in the URL",
-    )  # fmt: skip
+    return tuple(str(name) for (name,) in rows)
+
+
+def _insert_nothing(table: str, columns: tuple[str, ...]) -> str:
+    names, nulls = ", ".join(f"`{c}`" for c in columns), ", ".join(["NULL"] * len(columns))
+    return f"INSERT INTO {table} ({names}) SELECT {nulls} FROM DUAL WHERE FALSE"
+
+
+def _denials(target: MySQLTarget, probes: list[str], passed: frozenset[int]) -> list[str]:
+    return [d for sql in probes if (d := target.denied(sql, passed)) is not None]
+
+
+def _privileges(target: MySQLTarget, job: Job) -> Finding:
+    """What `run` does to the table: read the column, then an upsert (INSERT … ON DUPLICATE KEY
+    UPDATE), which needs UPDATE as well as INSERT."""
+    table, col, where = f"`{job.table}`", f"`{job.column}`", f"{target.url.database}.{job.table}"
+    denied = _denials(target, [
+        f"SELECT {col} FROM {table} LIMIT 0",
+        f"{_insert_nothing(table, (job.column,))} ON DUPLICATE KEY UPDATE {col} = {col}",
+    ], frozenset())  # fmt: skip
+    if not denied:
+        return Finding("privileges", Level.OK, f"SELECT, INSERT and UPDATE on {where}")
+    return Finding("privileges", Level.FAIL, "; ".join(denied),
+                   f"GRANT SELECT, INSERT, UPDATE ON {where} TO the user in the URL")  # fmt: skip
+
+
+def _state(target: MySQLTarget) -> Finding:
+    """What `watch` does to `idsync_state`: CREATE TABLE IF NOT EXISTS at every start (CREATE
+    even when the table is there), then reads and upserts its checkpoint."""
+    name, where = f"`{state.STATE_TABLE}`", f"{target.url.database}.{state.STATE_TABLE}"
+    denied = _denials(target, [f"CREATE TABLE {name} (probe INT, probe INT)"], CREATE_PASSED)
+    key = ("job", "target")
+    columns = _columns(target, state.STATE_TABLE) or key
+    updates = (
+        ", ".join(f"`{c}` = VALUES(`{c}`)" for c in columns if c not in key) or "`job` = `job`"
+    )
+    denied += _denials(target, [
+        f"SELECT `job` FROM {name} LIMIT 0",
+        f"{_insert_nothing(name, columns)} ON DUPLICATE KEY UPDATE {updates}",
+    ], ABSENT_PASSED)  # fmt: skip
+    if not denied:
+        return Finding("state", Level.OK, f"CREATE, SELECT, INSERT and UPDATE on {where}")
+    fix = f"GRANT CREATE, SELECT, INSERT, UPDATE ON {where} TO the user in the URL"
+    return Finding("state", Level.FAIL, f"`idsync watch` would fail: {'; '.join(denied)}", fix)
 
 
 def _history(target: MySQLTarget) -> Finding:
@@ -185,10 +243,19 @@ def _history(target: MySQLTarget) -> Finding:
         "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
         (target.url.database, history.TABLE),
     )
-    if rows:
-        return Finding("history", Level.OK, f"{history.TABLE} present")
-    return Finding("history", Level.WARN, f"no {history.TABLE}: runs leave no history",
-                   "run `idsync init`")  # fmt: skip
+    if not rows:
+        return Finding("history", Level.WARN, f"no {history.TABLE}: runs leave no history",
+                       "run `idsync init`")  # fmt: skip
+    name, where = f"`{history.TABLE}`", f"{target.url.database}.{history.TABLE}"
+    denied = _denials(target, [
+        _insert_nothing(name, _columns(target, history.TABLE) or ("run_id",)),
+        f"SELECT `run_id` FROM {name} LIMIT 0",
+    ], frozenset())  # fmt: skip
+    if not denied:
+        return Finding("history", Level.OK, f"{history.TABLE} present, INSERT and SELECT allowed")
+    # A history write never fails a run, so this warns: runs work but leave no record.
+    return Finding("history", Level.WARN, f"history not written or read: {'; '.join(denied)}",
+                   f"GRANT SELECT, INSERT ON {where} TO the user in the URL")  # fmt: skip
 
 
 def _local_infile(target: MySQLTarget) -> Finding:

@@ -20,7 +20,7 @@ from idsync.errors import IdsyncError, LockHeldError
 from idsync.feeds import Change
 from idsync.ids import ColumnFit, UnsupportedId, describe, encode_id
 from idsync.state import Checkpoint
-from idsync.target import BatchResult, MySQLTarget
+from idsync.target import BatchResult, MySQLTarget, lock_failed
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +98,16 @@ class Sink:
             lock = state.watch_lock_name(target.url.database, self.key, self.job.name)
             timeout = self.settings.lock_timeout_s
 
-            def prepare(cursor: Any) -> tuple[bool, Checkpoint | None]:
+            def prepare(cursor: Any) -> tuple[bool | None, Checkpoint | None]:
                 state.create_table(cursor)
-                if not state.take_lock(cursor, lock, timeout):
-                    return False, None
+                got = state.take_lock(cursor, lock, timeout)
+                if not got:
+                    return got, None
                 return True, state.load(cursor, self.job.name, self.key)
 
             locked, checkpoint = target.transaction(prepare, f"preparing {state.STATE_TABLE}")
+            if locked is None:
+                raise lock_failed(target.address, lock)
             if not locked:
                 raise LockHeldError(
                     f"another watcher of job {self.job.name} holds the lock {lock} on "

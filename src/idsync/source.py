@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import difflib
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ def _parse(uri: str) -> dict[str, Any]:
         return parse_uri(uri)
     except (ConfigurationError, ValueError) as exc:
         reason = scrub(_short(exc), uri)
+        if _dns_failed(exc):
+            # A mongodb+srv name is resolved here already; it may resolve on a later try.
+            raise TransientError(f"MongoDB unreachable: DNS lookup failed: {reason}") from None
         raise ConfigError(f"invalid MongoDB URI: {reason}; {ENCODE_HINT}") from None
 
 
@@ -72,6 +76,17 @@ def _short(exc: BaseException) -> str:
     """The first useful clause of a driver error, without pymongo's topology dump."""
     text = str(exc).split(", Timeout:")[0].split(" (configured timeouts")[0]
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _dns_failed(exc: BaseException) -> bool:
+    """Whether a mongodb+srv URI failed on its DNS lookup (pymongo wraps dnspython's error in a
+    ConfigurationError): the name may resolve later, unlike a malformed URI."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__module__.split(".")[0] == "dns":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def mongo_error(exc: PyMongoError, address: str, doing: str) -> IdsyncError:
@@ -103,6 +118,11 @@ class MongoSource:
                 retryReads=True,
             )
         except (ConfigurationError, ValueError) as exc:
+            if _dns_failed(exc):
+                reason = scrub(_short(exc), settings.mongo_uri)
+                raise TransientError(
+                    f"MongoDB unreachable at {self.address}: DNS lookup failed: {reason}"
+                ) from None
             reason = scrub(_short(exc), settings.mongo_uri)
             raise ConfigError(f"invalid MongoDB URI: {reason}; {ENCODE_HINT}") from None
         if not database:
@@ -123,17 +143,43 @@ class MongoSource:
     def close(self) -> None:
         self._client.close()
 
-    def ping(self) -> ServerInfo:
-        """Fail fast (within the connect timeout) when the server is not there."""
+    def ping(self, require_collection: bool = True) -> ServerInfo:
+        """Fail fast (within the connect timeout) when the server is not there, and with a
+        :class:`ConfigError` when the job's collection does not exist (unless the job allows
+        it, or ``require_collection`` is false)."""
         try:
             info = self._client.admin.command("buildInfo")
         except PyMongoError as exc:
             raise mongo_error(exc, self.address, "connecting") from None
         flavour = "ferretdb" if any("ferretdb" in key.lower() for key in info) else "mongodb"
         self.flavour = flavour
+        if require_collection and not self.job.allow_missing_source:
+            problem = self.missing_collection()
+            if problem:
+                raise ConfigError(f"{problem} (allow_missing_source = true in the job accepts it)")
         if self._requested_order is None and self.job.field == "_id":
             self.order = self._planned_order()
         return ServerInfo(version=str(info.get("version", "?")), flavour=flavour)
+
+    def missing_collection(self) -> str | None:
+        """Why the job's collection cannot be its source, naming the nearest existing names; None
+        when it exists. MongoDB creates collections lazily, so a misspelt one reads as empty."""
+        try:
+            names = self._coll.database.list_collection_names(authorizedCollections=True)
+        except OperationFailure as exc:
+            # A user may read a collection without being allowed to list them: not judged.
+            log.warning("cannot list the collections of %s: %s", self.database, _short(exc))
+            return None
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, "listing collections") from None
+        wanted = self.job.collection
+        if wanted in names:
+            return None
+        near = difflib.get_close_matches(wanted, names, n=3)
+        hint = f"; did you mean {' or '.join(near)}?" if near else ""
+        if not names:
+            hint = " (the database has no collections)"
+        return f"no collection {wanted} in database {self.database}{hint}"
 
     def _planned_order(self) -> ScanOrder:
         """The `_id` index when the server's plan for the sorted scan walks an index; else its
@@ -212,11 +258,18 @@ class MongoSource:
         return True
 
     def server_time(self) -> datetime.datetime | None:
-        """The server's clock (``hello.localTime``), if it reports one."""
-        try:
-            moment = self._client.admin.command("hello").get("localTime")
-        except PyMongoError as exc:
-            raise mongo_error(exc, self.address, "asking the time") from None
+        """The server's clock (``hello.localTime``, else ``isMaster``'s), if it reports one."""
+        moment = None
+        # Servers of the MongoDB 4.4 wire (mongo-java-server) have no `hello`; `isMaster` is its
+        # older name.
+        for command in ("hello", "isMaster"):
+            try:
+                moment = self._client.admin.command(command).get("localTime")
+                break
+            except OperationFailure:
+                continue
+            except PyMongoError as exc:
+                raise mongo_error(exc, self.address, "asking the time") from None
         if not isinstance(moment, datetime.datetime):
             return None
         return moment.replace(tzinfo=datetime.UTC) if moment.tzinfo is None else moment

@@ -121,10 +121,14 @@ def save(cursor: Any, job: str, target: str, checkpoint: Checkpoint) -> None:
     )
 
 
-def take_lock(cursor: Any, name: str, timeout_s: float) -> bool:
+def take_lock(cursor: Any, name: str, timeout_s: float) -> bool | None:
+    """True when taken, False when another session held it all along, None when the server
+    answered NULL: the wait itself failed (killed, out of memory), which is not a held lock."""
     cursor.execute("SELECT GET_LOCK(%s, %s)", (name, timeout_s))
     row = cursor.fetchone()
-    return bool(row and row[0] == 1)
+    if row is None or row[0] is None:
+        return None
+    return bool(row[0] == 1)
 
 
 def _aware(value: object) -> datetime | None:

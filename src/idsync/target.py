@@ -41,15 +41,38 @@ _DENIED = {
     ER.ACCESS_DENIED_ERROR,
     ER.SPECIFIC_ACCESS_DENIED_ERROR,
 }
+# Errors a privilege probe (:meth:`MySQLTarget.denied`) may meet after the privilege check passed:
+# a CREATE TABLE built to fail (the table is there, or the probe's own duplicate column), and a
+# statement on a table that does not exist yet.
+CREATE_PASSED = frozenset({ER.TABLE_EXISTS_ERROR, ER.DUP_FIELDNAME})
+ABSENT_PASSED = frozenset({ER.NO_SUCH_TABLE})
 _LOCK_CONFLICTS = {ER.LOCK_DEADLOCK, ER.LOCK_WAIT_TIMEOUT}
 _BATCH_ATTEMPTS = 3
 _CONNECTION_KILLED = 1927  # MariaDB's "Connection was killed"; MySQL reports 2013 instead
+# Only these client errors (2000-2999) mean the server could not be reached or was lost; the
+# rest of that range are faults of the client itself. Codes from 3000 up are the server's own
+# refusals (MySQL 3819, MariaDB 4025: a CHECK constraint), which no retry can fix.
+_UNREACHABLE = {
+    CR.SOCKET_CREATE_ERROR,
+    CR.CONNECTION_ERROR,
+    CR.CONN_HOST_ERROR,
+    CR.IPSOCK_ERROR,
+    CR.UNKNOWN_HOST,
+    CR.SERVER_GONE_ERROR,
+    CR.SERVER_HANDSHAKE_ERR,
+    CR.SERVER_LOST,
+    CR.SERVER_LOST_EXTENDED,
+}
 _TRANSIENT = {
     ER.LOCK_WAIT_TIMEOUT,
     ER.LOCK_DEADLOCK,
     ER.SERVER_SHUTDOWN,
     ER.CON_COUNT_ERROR,
     _CONNECTION_KILLED,
+    1969,  # MariaDB: max_statement_time exceeded
+    3024,  # MySQL: max_execution_time exceeded
+    4031,  # MySQL 8.0.24+: disconnected by the server after wait_timeout
+    *_UNREACHABLE,
 }
 
 
@@ -81,13 +104,20 @@ def mysql_error(exc: Exception, address: str, doing: str) -> IdsyncError:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
     message = exc.args[1] if len(exc.args) > 1 else str(exc)
     text = f"MySQL at {address} failed while {doing}: ({code}) {message}"
-    if code in _TRANSIENT or code >= CR.ERROR_FIRST:  # 2000+: client-side connection errors
+    if code in _TRANSIENT:
         return TransientError(f"MySQL unreachable at {address} while {doing}: ({code}) {message}")
     if code in _NO_TABLE:
         return ConfigError(f"{text}; run `idsync init` to create the table")
     if code in _DENIED:
         return TerminalError(f"{text}; grant the privilege to the user in the URL")
     return TerminalError(text)
+
+
+def lock_failed(address: str, name: str) -> TerminalError:
+    """GET_LOCK's NULL: the wait ended in an error (killed, out of memory), not a held lock."""
+    return TerminalError(
+        f"MySQL at {address} answered NULL to GET_LOCK({name!r}): the wait was killed or failed"
+    )
 
 
 def _text(value: str | bytes) -> str:
@@ -177,6 +207,24 @@ class MySQLTarget:
             raise mysql_error(exc, self.address, doing) from None
         return rows
 
+    def denied(self, sql: str, passed: frozenset[int] = frozenset()) -> str | None:
+        """Try a statement that changes nothing (zero rows, or DDL bound to fail), then roll back:
+        the server's privilege refusal, or None when it let the statement through. The server
+        checks privileges first, so an error in ``passed`` (one it raises later) also means it
+        did; any other error is raised. Unlike the grant tables, this counts roles too."""
+        try:
+            self._conn.cursor().execute(sql)
+        except MySQLdb.Error as exc:
+            code = exc.args[0] if exc.args else 0
+            if code in _DENIED:
+                return str(exc.args[1])
+            if code not in passed:
+                raise mysql_error(exc, self.address, "checking privileges") from None
+        finally:
+            with contextlib.suppress(MySQLdb.Error):
+                self._conn.rollback()
+        return None
+
     def server_version(self) -> str:
         return str(self._query("SELECT VERSION()")[0][0])
 
@@ -233,6 +281,8 @@ class MySQLTarget:
         """Take the target's named lock, or refuse after ``timeout_s`` if another run holds it."""
         name = self.lock_name()
         got = self._query("SELECT GET_LOCK(%s, %s)", (name, timeout_s), "taking the lock")[0][0]
+        if got is None:
+            raise lock_failed(self.address, name)
         if got != 1:
             raise LockHeldError(
                 f"another run holds the lock {name} on {self.address} "

@@ -132,6 +132,7 @@ def test_mongodb_restart_mid_stream(
     env.init_table()
     name = env.mongo_db.name
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_java.uri)
+    client[name].create_collection("cluster_trips")  # a source that does not exist is an error
     port = free_port()
     args = [*FOLLOW, "--http", f"127.0.0.1:{port}", "--connect-timeout", "1"]
     args += ["--backoff-max", "1", "--stuck-after", "2"]

@@ -83,8 +83,10 @@ def test_doctor_on_a_healthy_setup(env: Env) -> None:
         "unique-index": "ok",
         "column": "ok",
         "privileges": "ok",
+        "state": "ok",
         "history": "ok",
         "local-infile": "ok",
+        "collection": "ok",
         "id-types": "ok",
         "clock-skew": "ok",
     }

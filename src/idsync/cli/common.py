@@ -93,6 +93,13 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--mongo-db", metavar="NAME", help="MongoDB database (default: URI path)."),
         click.option(
+            "--allow-missing-source",
+            is_flag=True,
+            default=None,
+            help="Read a source collection that does not exist as empty (job key"
+            " allow_missing_source); otherwise it is an error: a misspelt name reads as empty.",
+        ),
+        click.option(
             "--connect-timeout",
             type=float,
             metavar="S",
@@ -174,6 +181,8 @@ def resolve(
         job = resolve_job(kw["job_name"], file, kw["mongo_db"])
         if flags.pop("batch_size") is not None:
             job = replace(job, batch_size=kw["batch_size"])
+        if kw["allow_missing_source"]:
+            job = replace(job, allow_missing_source=True)
         settings = resolve_settings(flags, os.environ, file, need_mongo)
     except ConfigError as exc:
         message = str(exc)
