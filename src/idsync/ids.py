@@ -7,6 +7,7 @@
 | int32 / int64           | decimal digits, optional ``-``    |
 | binary subtype 4 (UUID) | lowercase 8-4-4-4-12              |
 | anything else           | rejected: ``unsupported type: …`` |
+| undecodable bytes       | rejected: ``undecodable value: …``|
 
 The empty string is rejected too: it is a legal ``_id`` but never a useful reference, the original
 job skipped it, and under a PAD SPACE collation it equals any all-spaces id.
@@ -23,6 +24,7 @@ from bson import Binary, Decimal128, Int64, ObjectId, Regex, Timestamp
 from bson.binary import UUID_SUBTYPE
 
 _SAMPLE_CHARS = 120
+_RAW_SAMPLE_BYTES = 24
 
 
 class UnsupportedId(ValueError):
@@ -32,6 +34,25 @@ class UnsupportedId(ValueError):
     def __init__(self, reason: str, shown: str = "") -> None:
         super().__init__(reason)
         self.reason, self.shown = reason, shown
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A stored value the driver cannot decode (a string that is not UTF-8, a date outside
+    years 1-9999): kept as its raw BSON so that it is rejected with a reason, never dropped."""
+
+    reason: str
+    raw: bytes
+
+    @property
+    def sample(self) -> str:
+        """The first raw bytes, in hex: enough to find the document, short enough to print."""
+        more = "…" if len(self.raw) > _RAW_SAMPLE_BYTES else ""
+        return f"bson({self.raw[:_RAW_SAMPLE_BYTES].hex()}{more})"
+
+
+def _encode_undecodable(value: Undecodable) -> str:
+    raise UnsupportedId(value.reason, value.sample)
 
 
 def _encode_str(value: str) -> str:
@@ -57,6 +78,7 @@ _ENCODERS: dict[type, Callable[[object], str]] = {
     Int64: _encode_int,  # type: ignore[dict-item]
     uuid.UUID: str,
     Binary: _encode_binary,  # type: ignore[dict-item]
+    Undecodable: _encode_undecodable,  # type: ignore[dict-item]
 }
 
 _TYPE_NAMES: dict[type, str] = {
@@ -88,6 +110,8 @@ def describe(value: object) -> str:
         text = value
     elif isinstance(value, ObjectId | uuid.UUID):
         text = str(value)
+    elif isinstance(value, Undecodable):
+        return value.sample
     else:
         text = f"{_TYPE_NAMES.get(type(value), type(value).__name__)}({value!r})"
     if len(text) > _SAMPLE_CHARS:

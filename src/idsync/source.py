@@ -16,6 +16,7 @@ import pymongo
 from bson import ObjectId
 from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions
+from bson.errors import InvalidBSON
 from pymongo import MongoClient
 from pymongo.change_stream import CollectionChangeStream
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
@@ -23,6 +24,7 @@ from pymongo.uri_parser import parse_uri
 
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, IdsyncError, TerminalError, TransientError
+from idsync.ids import Undecodable
 
 log = logging.getLogger(__name__)
 
@@ -151,29 +153,15 @@ class MongoSource:
 
     def value_batches(self) -> Iterator[tuple[list[str], list[object]]]:
         """The values of :meth:`values` a batch at a time: ObjectIds already as their text
-        (sliced out of the raw bytes, never decoded), every other value as it came."""
+        (sliced out of the raw bytes, never decoded), every other value as it came; a value
+        the driver cannot decode as :class:`~idsync.ids.Undecodable`, never an exception."""
         if self.job.field == "_id":
             yield from map(split_batch, self.id_batches({}))
             return
-        try:
-            chunk: list[object] = []
-            for value in self._field_values():
-                chunk.append(value)
-                if len(chunk) >= self._batch:
-                    yield [], chunk
-                    chunk = []
-            if chunk:
-                yield [], chunk
-        except PyMongoError as exc:
-            raise mongo_error(exc, self.address, f"reading {self.job.collection}") from None
-
-    def _field_values(self) -> Iterator[object]:
         path = self.job.field.split(".")
         query = {self.job.field: {"$exists": True}}
-        with self._coll.find(query, {self.job.field: 1, "_id": 0}, batch_size=self._batch) as cur:
-            for doc in cur:
-                # A null field means "no value here", not an id to reject.
-                yield from (value for value in _walk(doc, path) if value is not None)
+        for batch in self._raw_batches(query, {self.job.field: 1, "_id": 0}, ScanOrder.NATURAL):
+            yield [], field_batch(batch, path)
 
     def sample(self, limit: int) -> list[object]:
         """Up to ``limit`` values of the field from the first documents (for diagnosis)."""
@@ -239,9 +227,14 @@ class MongoSource:
         """The raw BSON of the ``{_id}`` documents matching ``query``, one ``bytes`` per batch
         (documents back to back), in the scan order: for callers that count what they read or
         decode ids faster than whole documents are decoded."""
+        return self._raw_batches(query, {"_id": 1}, self.order)
+
+    def _raw_batches(
+        self, query: Mapping[str, Any], projection: Mapping[str, Any], order: ScanOrder
+    ) -> Iterator[bytes]:
         try:
-            cursor = self._coll.find_raw_batches(query, {"_id": 1}, batch_size=self._batch)
-            if self.order is ScanOrder.ID_INDEX:
+            cursor = self._coll.find_raw_batches(query, projection, batch_size=self._batch)
+            if order is ScanOrder.ID_INDEX:
                 cursor = cursor.sort("_id", pymongo.ASCENDING).hint([("_id", pymongo.ASCENDING)])
             with cursor:
                 yield from cursor
@@ -294,7 +287,9 @@ def split_batch(batch: bytes) -> tuple[list[str], list[object]]:
     """Sort the ``{_id}`` documents of a raw batch into ObjectId texts and other raw values.
 
     ObjectIds are sliced straight out of the bytes (about 5 times faster than decoding them);
-    anything else is decoded as any document is (UUIDs in the standard representation).
+    anything else is decoded as any document is (UUIDs in the standard representation), and a
+    document the driver cannot decode becomes one :class:`Undecodable` value: never an error
+    that would end the scan, so every document is accounted for.
     """
     count, rest = divmod(len(batch), _OID_DOC_SIZE)
     if not rest and _only_object_ids(batch, count):
@@ -304,16 +299,55 @@ def split_batch(batch: bytes) -> tuple[list[str], list[object]]:
         return [text[at : at + 24] for at in range(first, len(text), step)], []
     oids: list[str] = []
     others: list[object] = []
+    for raw in _documents(batch):
+        if raw.startswith(_OID_DOC) and len(raw) == _OID_DOC_SIZE and raw[-1] == 0:
+            oids.append(raw[9:21].hex())
+        else:
+            decoded = _decode(raw)
+            others.append(decoded.get("_id") if isinstance(decoded, dict) else decoded)
+    return oids, others
+
+
+def field_batch(batch: bytes, path: list[str]) -> list[object]:
+    """The non-null values at ``path`` of each document of a raw batch, array elements each;
+    a document the driver cannot decode gives one :class:`Undecodable` value."""
+    values: list[object] = []
+    for raw in _documents(batch):
+        decoded = _decode(raw)
+        if isinstance(decoded, Undecodable):
+            values.append(decoded)
+        else:
+            # A null field means "no value here", not an id to reject.
+            values.extend(value for value in _walk(decoded, path) if value is not None)
+    return values
+
+
+def _documents(batch: bytes) -> Iterator[bytes]:
+    """Each document of a raw batch; a length that does not fit ends the
+    batch with what is left, as one document (it will not decode, so it is rejected)."""
     pos, end = 0, len(batch)
     while pos < end:
-        if batch.startswith(_OID_DOC, pos) and batch[pos + 21] == 0:
-            oids.append(batch[pos + 9 : pos + 21].hex())
-            pos += _OID_DOC_SIZE
-            continue
         size = int.from_bytes(batch[pos : pos + 4], "little")
-        others.append(bson.decode(batch[pos : pos + size], _CODEC).get("_id"))
+        if size < 5 or pos + size > end:
+            size = end - pos
+        yield batch[pos : pos + size]
         pos += size
-    return oids, others
+
+
+def _decode(raw: bytes) -> dict[str, Any] | Undecodable:
+    try:
+        return bson.decode(raw, _CODEC)
+    except (InvalidBSON, ValueError, OverflowError) as exc:
+        return Undecodable(f"undecodable value: {_undecodable_reason(exc)}", raw[4:-1])
+
+
+def _undecodable_reason(exc: Exception) -> str:
+    text = str(exc)
+    if "codec can't decode" in text:
+        return "string is not valid UTF-8"
+    if "out of range" in text:
+        return "date outside years 1-9999"
+    return text.split(" (", maxsplit=1)[0][:80] or type(exc).__name__
 
 
 def _only_object_ids(batch: bytes, count: int) -> bool:
