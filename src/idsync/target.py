@@ -308,7 +308,9 @@ class MySQLTarget:
         return result
 
     def _insert_isolating(self, ids: list[str], result: BatchResult) -> None:
-        """Insert; when the server refuses a value, split the batch to find and reject it."""
+        """Insert; when the server refuses a value, undo what this call inserted and split the
+        batch to find and reject it. One savepoint name serves every level: a level rolls back
+        to it before its halves set it again, and never needs it after."""
         if not ids:
             return
         col = _quote(self.column)
@@ -319,11 +321,16 @@ class MySQLTarget:
             f" ON DUPLICATE KEY UPDATE {col} = {col}"
         )
         cur = self._conn.cursor()
+        # executemany sends a large batch as several statements: when a later one is refused,
+        # the rows of the earlier ones are in the transaction still. Undo them before the
+        # halves are sent again, or they would be stored (and counted) twice.
+        cur.execute("SAVEPOINT idsync_isolate")
         try:
             cur.executemany(sql, [(i,) for i in ids])
         except (MySQLdb.DataError, MySQLdb.OperationalError) as exc:
             if exc.args[0] not in _DATA_ERRORS:
                 raise
+            cur.execute("ROLLBACK TO SAVEPOINT idsync_isolate")
             if len(ids) == 1:
                 result.rejected.append((ids[0], f"refused by the server: {exc.args[1]}"))
                 return

@@ -1,0 +1,49 @@
+"""Columns at their edges: values the client cannot pre-check, which the server refuses in the
+middle of a batch, and columns that do not return a value exactly as it was stored."""
+
+from __future__ import annotations
+
+import pytest
+
+from idsync import Job, sync
+from idsync.target import MySQLTarget
+from tests.conftest import Env
+
+pytestmark = pytest.mark.fault
+
+# Long enough that mysqlclient sends a 5,000-id batch as several INSERT statements (64 KiB each).
+_IDS = [f"{n:05d}-{'x' * 40}" for n in range(5000)]
+
+
+@pytest.mark.parametrize("unique", [True, False], ids=["unique", "no-index"])
+@pytest.mark.parametrize(
+    "column", ["VARCHAR(64) CHARACTER SET latin2", "VARCHAR(64) CHARACTER SET cp1251"]
+)
+def test_a_late_refused_id_in_a_batch_leaves_every_other_id_stored_once(
+    env: Env, column: str, unique: bool
+) -> None:
+    index = ", UNIQUE (cluster_id)" if unique else ""
+    env.sql(f"CREATE TABLE cm_cluster_id (id SERIAL, cluster_id {column}{index})")
+    ids = list(_IDS)
+    ids[4900] = "bad-\U0001f600"  # in neither latin2 nor cp1251: only the server can tell
+    with MySQLTarget(env.settings(), Job()) as target:
+        target.connect()
+        assert target.inspect().fit.problem(ids[4900]) is None  # the client did not pre-check it
+        result = target.insert_batch(ids)
+    stored = env.target_ids()
+    assert len(stored) == 4999 and set(stored) == set(ids) - {ids[4900]}
+    assert result.inserted == 4999
+    assert [text for text, _why in result.rejected] == [ids[4900]]
+    assert "refused by the server" in result.rejected[0][1]
+
+
+def test_a_run_counts_what_the_server_stored_when_a_text_column_refuses_an_id(env: Env) -> None:
+    # TEXT's limit is in bytes (65,535), the client counts characters: a 30,000-character id of
+    # 3-byte characters passes the client's check and is refused by the server.
+    env.sql("CREATE TABLE cm_cluster_id (cluster_id TEXT CHARACTER SET utf8mb4)")
+    ids = [*_IDS[:3000], "\u4e2d" * 30_000, *_IDS[3000:4000]]
+    env.add_source(ids)
+    report = sync(Job(), env.settings())
+    stored = env.target_ids()
+    assert len(stored) == 4000 and set(stored) == set(ids) - {ids[3000]}
+    assert (report.inserted, report.rejected, report.exit_code) == (4000, 1, 4)
