@@ -157,6 +157,9 @@ class ColumnFit:
     """Longest value in bytes (VARBINARY/BINARY/BLOB), or None for character columns."""
     charset: str | None
     """The column's character set, None for binary columns."""
+    trailing_spaces: str | None = None
+    """Why a text ending in a space would not come back exactly (a CHAR column strips them
+    when read, a PAD SPACE collation takes it for the text without them), or None."""
 
     @property
     def holds_object_ids(self) -> bool:
@@ -172,6 +175,8 @@ class ColumnFit:
             return None
         if self.max_chars is not None and len(text) > self.max_chars:
             return f"too long for column: {len(text)} characters > {self.max_chars}"
+        if self.trailing_spaces is not None and text.endswith(" "):
+            return f"trailing space: {self.trailing_spaces}"
         if text.isascii() or self.charset is None:
             return None
         reason, fits = _CHARSET_CHECKS.get(self.charset, ("", lambda _text: True))

@@ -15,17 +15,15 @@ import MySQLdb
 import MySQLdb.cursors
 from MySQLdb.constants import CR, ER
 
+from idsync.columns import Column as Column  # noqa: PLC0414 (re-exported for its callers)
+from idsync.columns import describe_column
 from idsync.config import Job, MySQLURL, Settings
 from idsync.errors import ConfigError, IdsyncError, LockHeldError, TerminalError, TransientError
-from idsync.ids import ColumnFit
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-_TEXT_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
-# Not fixed-length BINARY: it pads every id with zero bytes, so no value would read back as sent.
-_BINARY_TYPES = {"varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
 # Errors that mean "this value cannot be stored as given": isolated per id, never retried.
 _DATA_ERRORS = {
     ER.DATA_TOO_LONG,
@@ -51,17 +49,6 @@ _TRANSIENT = {
     ER.CON_COUNT_ERROR,
     _CONNECTION_KILLED,
 }
-
-
-@dataclass(frozen=True)
-class Column:
-    """The target column as the server's catalog describes it."""
-
-    data_type: str
-    fit: ColumnFit
-    collation: str | None
-    unique: bool
-    """A UNIQUE index on exactly this column (no prefix): what makes racing writers safe."""
 
 
 @dataclass
@@ -195,33 +182,7 @@ class MySQLTarget:
             # missing privilege is not mistaken for a missing table.
             self._query(f"SELECT 1 FROM {_quote(self.table)} LIMIT 0", (), f"reading {where}")
             raise ConfigError(f"table {where} does not exist: run `idsync init` to create it")
-        rows = self._query(
-            "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME "
-            "FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s",
-            (self.url.database, self.table, self.column),
-            "inspecting the column",
-        )
-        if not rows:
-            raise ConfigError(f"column {self.column} not found in table {where}")
-        data_type, length, charset, collation = rows[0]
-        data_type = str(data_type).lower()
-        if data_type in _TEXT_TYPES:
-            fit = ColumnFit(max_chars=int(length), max_bytes=None, charset=charset)
-        elif data_type in _BINARY_TYPES:
-            fit = ColumnFit(max_chars=None, max_bytes=int(length), charset=None)
-        else:
-            raise ConfigError(f"column {where}.{self.column} is {data_type}: ids need a text type")
-        return Column(data_type, fit, collation, self._has_unique_index())
-
-    def _has_unique_index(self) -> bool:
-        rows = self._query(
-            "SELECT INDEX_NAME, COUNT(*), MAX(COLUMN_NAME = %s AND SUB_PART IS NULL) "
-            "FROM information_schema.STATISTICS "
-            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0 GROUP BY INDEX_NAME",
-            (self.column, self.url.database, self.table),
-        )
-        return any(int(count) == 1 and int(exact or 0) == 1 for _name, count, exact in rows)
+        return describe_column(self._query, self.url.database, self.table, self.column)
 
     def lock_name(self) -> str:
         name = f"idsync:{self.url.database}.{self.table}.{self.column}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from idsync import Job, sync
+from idsync.check import CheckOptions, check
 from idsync.target import MySQLTarget
 from tests.conftest import Env
 
@@ -47,3 +48,41 @@ def test_a_run_counts_what_the_server_stored_when_a_text_column_refuses_an_id(en
     stored = env.target_ids()
     assert len(stored) == 4000 and set(stored) == set(ids) - {ids[3000]}
     assert (report.inserted, report.rejected, report.exit_code) == (4000, 1, 4)
+
+
+@pytest.mark.parametrize(
+    ("column", "reason"),
+    [
+        ("CHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin", "CHAR column"),
+        ("CHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", "CHAR column"),
+        ("VARCHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", "PAD SPACE"),
+        ("VARCHAR(40) CHARACTER SET latin1 COLLATE latin1_swedish_ci", "PAD SPACE"),
+    ],
+)
+@pytest.mark.parametrize("unique", [True, False], ids=["unique", "no-index"])
+def test_a_trailing_space_the_column_would_not_return_is_rejected_before_writing(
+    env: Env, column: str, reason: str, unique: bool
+) -> None:
+    index = ", UNIQUE (cluster_id)" if unique else ""
+    env.sql(f"CREATE TABLE cm_cluster_id (id SERIAL, cluster_id {column}{index})")
+    env.add_source(["x ", "y", "z  ", " w"])
+    for _run in range(2):
+        report = sync(Job(), env.settings())
+        assert sorted(env.target_ids()) == [" w", "y"]  # once each, on every run
+        assert report.rejected == 2 and report.exit_code == 4
+        assert {r.id for r in report.rejected_samples} == {"x ", "z  "}
+        assert all(reason in r.reason for r in report.rejected_samples)
+    assert report.missing == 0
+    checked = check(Job(), env.settings(), CheckOptions(check_exact=True))
+    assert (checked.missing, checked.orphans, checked.rejected) == (0, 0, 2)
+
+
+def test_a_no_pad_varchar_keeps_trailing_spaces(env: Env) -> None:
+    env.sql(
+        "CREATE TABLE cm_cluster_id (cluster_id VARCHAR(40) CHARACTER SET utf8mb4"
+        " COLLATE utf8mb4_nopad_bin, UNIQUE (cluster_id))"
+    )
+    env.add_source(["x ", "x"])
+    first, second = sync(Job(), env.settings()), sync(Job(), env.settings())
+    assert env.target_ids() == ["x", "x "]
+    assert (first.inserted, second.inserted, second.missing, second.exit_code) == (2, 0, 0, 0)
