@@ -29,6 +29,12 @@ class Column:
     unique: bool
     """A UNIQUE index on exactly this column (no prefix): what makes racing writers safe."""
 
+    @property
+    def exact(self) -> bool:
+        """Whether two different texts can never be equal in the column (binary, NO PAD)."""
+        collation = (self.collation or "").lower()
+        return self.fit.charset is None or collation.endswith(("_nopad_bin", "_0900_bin"))
+
 
 def describe_column(query: Query, database: str, table: str, column: str) -> Column:
     """Read the column's type, size, character set and indexes; refuse what cannot hold ids."""

@@ -82,6 +82,11 @@ def _text(value: str | bytes) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
 
+def collision(other: str) -> str:
+    """Why an id was (or would be) refused for equalling ``other`` under the collation."""
+    return f"collides with stored value {other!r} under the column's collation"
+
+
 _first = itemgetter(0)
 
 
@@ -314,15 +319,29 @@ class MySQLTarget:
                 (text,),
             )
             if found:
-                other = found[0][0]
-                other = (
-                    other.decode("utf-8", "backslashreplace") if isinstance(other, bytes) else other
-                )
-                result.rejected.append(
-                    (text, f"collides with stored value {other!r} under the column's collation")
-                )
+                result.rejected.append((text, collision(_text(found[0][0]))))
             else:
                 result.rejected.append((text, "not stored: the server ignored the insert"))
+
+    def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
+        """For texts with no exact copy in the column: the stored value each equals under the
+        column's collation (``'ABC'`` for ``'abc'`` in a case-insensitive column), if any."""
+        found: dict[str, str] = {}
+        col, table = _quote(self.column), _quote(self.table)
+        doing = "checking ids against the column's collation"
+        for start in range(0, len(texts), 1000):
+            chunk = list(texts[start : start + 1000])
+            marks = ", ".join(["%s"] * len(chunk))
+            sql = f"SELECT 1 FROM {table} WHERE {col} IN ({marks}) LIMIT 1"
+            if not self._query(sql, chunk, doing):
+                continue  # the usual case: one statement says none of them is there
+            for text in chunk:
+                rows = self._query(
+                    f"SELECT {col} FROM {table} WHERE {col} = %s LIMIT 1", [text], doing
+                )
+                if rows and _text(rows[0][0]) != text:
+                    found[text] = _text(rows[0][0])
+        return found
 
     def _stored_exactly(self, ids: list[str]) -> set[str]:
         found: set[str] = set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from idsync import Job, sync
+from idsync import Job, RunOptions, sync
 from idsync.check import CheckOptions, check
 from idsync.target import MySQLTarget
 from tests.conftest import Env
@@ -86,3 +86,24 @@ def test_a_no_pad_varchar_keeps_trailing_spaces(env: Env) -> None:
     first, second = sync(Job(), env.settings()), sync(Job(), env.settings())
     assert env.target_ids() == ["x", "x "]
     assert (first.inserted, second.inserted, second.missing, second.exit_code) == (2, 0, 0, 0)
+
+
+@pytest.mark.parametrize("unique", [True, False], ids=["unique", "no-index"])
+def test_a_dry_run_predicts_the_collisions_the_run_finds(env: Env, unique: bool) -> None:
+    index = ", UNIQUE (cluster_id)" if unique else ""
+    env.sql(
+        "CREATE TABLE cm_cluster_id (cluster_id VARCHAR(64) CHARACTER SET utf8mb4"
+        f" COLLATE utf8mb4_general_ci NOT NULL{index})"
+    )
+    env.sql("INSERT INTO cm_cluster_id VALUES ('ABC')")
+    env.add_source(["abc", "d1", "d2", "d3", "ABC"])
+    dry = sync(Job(), env.settings(), RunOptions(dry_run=True))
+    assert env.target_ids() == ["ABC"]  # nothing written
+    real = sync(Job(), env.settings())
+    # Without a UNIQUE index the server stores 'abc' beside 'ABC': nothing collides.
+    expected = ("partial", 4, 1, 3) if unique else ("ok", 0, 0, 4)
+    assert (dry.status, dry.exit_code, dry.rejected, dry.missing) == expected
+    assert (real.status, real.exit_code, real.rejected, real.inserted) == expected
+    assert [(r.id, r.reason) for r in dry.rejected_samples] == [
+        (r.id, r.reason) for r in real.rejected_samples
+    ]
