@@ -49,11 +49,10 @@ class InterruptedRun(IdsyncError):
     exit_code = 1
 
 
-class UnexpectedError(IdsyncError):
+class UnexpectedError(TerminalError):
     """An exception idsync did not foresee (a bug, a driver error of an unknown kind): the run
-    stopped and is reported as failed, naming the exception's type."""
-
-    exit_code = 1
+    stopped and is reported as failed, naming the exception's type. Terminal: nothing says
+    that trying again would go differently."""
 
 
 def as_idsync_error(exc: BaseException) -> IdsyncError:

@@ -15,7 +15,7 @@ import bson
 import pymongo
 from bson import ObjectId
 from bson.binary import UuidRepresentation
-from bson.codec_options import CodecOptions
+from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.errors import InvalidBSON
 from pymongo import MongoClient
 from pymongo.change_stream import CollectionChangeStream
@@ -165,12 +165,9 @@ class MongoSource:
 
     def sample(self, limit: int) -> list[object]:
         """Up to ``limit`` values of the field from the first documents (for diagnosis)."""
-        try:
-            with self._coll.find({}, {self.job.field: 1}, limit=limit) as cursor:
-                path = self.job.field.split(".")
-                return [v for doc in cursor for v in _walk(doc, path) if v is not None]
-        except PyMongoError as exc:
-            raise mongo_error(exc, self.address, f"sampling {self.job.collection}") from None
+        path = self.job.field.split(".")
+        batches = self._raw_batches({}, {self.job.field: 1}, ScanOrder.NATURAL, limit)
+        return [value for batch in batches for value in field_batch(batch, path)]
 
     def supports_change_streams(self) -> bool:
         """Whether the server opens a change stream on the collection (replica sets do)."""
@@ -213,15 +210,15 @@ class MongoSource:
 
     def newer_than(self, floor: ObjectId) -> Iterator[dict[str, Any]]:
         """Documents whose `_id` is an ObjectId above ``floor`` (so created after its time),
-        with `_id` and the job's field only."""
-        projection = {"_id": 1} if self.job.field == "_id" else {"_id": 1, self.job.field: 1}
-        try:
-            with self._coll.find(
-                {"_id": {"$gt": floor}}, projection, batch_size=self._batch
-            ) as cur:
-                yield from cur
-        except PyMongoError as exc:
-            raise mongo_error(exc, self.address, f"reading {self.job.collection}") from None
+        with `_id` and the job's field only; a field the driver cannot decode holds an
+        :class:`Undecodable` value instead, so that the document is rejected, not fatal."""
+        field = self.job.field
+        projection = {"_id": 1} if field == "_id" else {"_id": 1, field: 1}
+        query = {"_id": {"$gt": floor}}
+        for batch in self._raw_batches(query, projection, ScanOrder.NATURAL):
+            for raw in _documents(batch):
+                decoded = _decode(raw)
+                yield decoded if isinstance(decoded, dict) else _holding(raw, field, decoded)
 
     def id_batches(self, query: Mapping[str, Any]) -> Iterator[bytes]:
         """The raw BSON of the ``{_id}`` documents matching ``query``, one ``bytes`` per batch
@@ -230,10 +227,16 @@ class MongoSource:
         return self._raw_batches(query, {"_id": 1}, self.order)
 
     def _raw_batches(
-        self, query: Mapping[str, Any], projection: Mapping[str, Any], order: ScanOrder
+        self,
+        query: Mapping[str, Any],
+        projection: Mapping[str, Any],
+        order: ScanOrder,
+        limit: int = 0,
     ) -> Iterator[bytes]:
         try:
-            cursor = self._coll.find_raw_batches(query, projection, batch_size=self._batch)
+            cursor = self._coll.find_raw_batches(
+                query, projection, batch_size=self._batch, limit=limit
+            )
             if order is ScanOrder.ID_INDEX:
                 cursor = cursor.sort("_id", pymongo.ASCENDING).hint([("_id", pymongo.ASCENDING)])
             with cursor:
@@ -279,6 +282,11 @@ def _walk(node: object, path: list[str]) -> Iterator[object]:
 
 
 _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD)
+_LENIENT: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=UuidRepresentation.STANDARD,
+    unicode_decode_error_handler="replace",
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO,
+)
 _OID_DOC = b"\x16\x00\x00\x00\x07_id\x00"  # the header of a whole {_id: ObjectId} document
 _OID_DOC_SIZE = 22  # header, 12 bytes of ObjectId, the document's terminating zero
 
@@ -339,6 +347,21 @@ def _decode(raw: bytes) -> dict[str, Any] | Undecodable:
         return bson.decode(raw, _CODEC)
     except (InvalidBSON, ValueError, OverflowError) as exc:
         return Undecodable(f"undecodable value: {_undecodable_reason(exc)}", raw[4:-1])
+
+
+def _holding(raw: bytes, field: str, value: Undecodable) -> dict[str, Any]:
+    """A document that cannot be decoded, as its `_id` (decoded leniently: the poller needs it
+    to move on) with ``value`` at the field's path."""
+    try:
+        key = bson.decode(raw, _LENIENT).get("_id")
+    except (InvalidBSON, ValueError, OverflowError):
+        key = None
+    *outer, last = field.split(".")
+    doc: dict[str, Any] = {last: value}
+    for part in reversed(outer):
+        doc = {part: doc}
+    doc.setdefault("_id", key)
+    return doc
 
 
 def _undecodable_reason(exc: Exception) -> str:

@@ -92,6 +92,28 @@ def test_the_watchers_full_pass_rejects_an_undecodable_id_and_keeps_following(en
     assert running.summary is not None and running.summary.rejected == 1
 
 
+def test_polling_rejects_a_new_undecodable_field_value_and_keeps_following(env: Env) -> None:
+    job = Job(name="users", field="user", table="user_ids", column="user_id")
+    env.init_table(job)
+    coll = env.mongo_db["cluster_trips"]
+    with Running(env, fast(), job) as running:
+        wait_until(lambda: running.health.report()[1]["mode"] == "polling", "polling on FerretDB")
+        bad = _date_doc("user", _YEAR_10000_MS * 3).raw
+        body = b"\x07_id\x00" + ObjectId().binary + bad[4:-1]
+        coll.insert_one(RawBSONDocument(struct.pack("<i", len(body) + 5) + body + b"\x00"))
+        coll.insert_one({"user": "after"})
+        wait_until(lambda: env.target_ids("user_ids", "user_id") == ["after"], "the next id")
+    assert running.summary is not None and running.summary.rejected == 1
+
+
+def test_doctor_samples_an_undecodable_id_without_failing(env: Env) -> None:
+    _source_with_a_bad_date(env)
+    env.init_table()
+    done = env.idsync("doctor")
+    assert "internal error" not in done.stderr
+    assert "undecodable value: date outside years 1-9999 1" in done.stdout + done.stderr
+
+
 def _broken(env: Env) -> Any:
     # A setting no check of the library catches, standing for any bug: pymongo raises TypeError
     # deep inside the read, which is neither a driver error nor one of idsync's.
