@@ -93,7 +93,9 @@ def check(
     ``status`` is ``ok`` (exit code 0) when both sides agree, ``drift`` (4) when ids are missing,
     orphaned or rejected. Transient failures are retried like a sync's (``settings.retries``).
     Raises :class:`~idsync.errors.IdsyncError` when it gives up, with the report so far attached
-    as ``exc.report``. Never prints, prompts or exits; logs to the ``idsync`` logger.
+    as ``exc.report``: any other exception as an :class:`~idsync.errors.UnexpectedError` naming
+    its type, Ctrl-C as itself; either way the check is recorded as failed, never as ok. Never
+    prints, prompts or exits; logs to the ``idsync`` logger.
     """
     options = options or CheckOptions()
     report = CheckReport(job=job.name, exact=options.check_exact)
