@@ -22,8 +22,11 @@ from dataclasses import dataclass
 
 from bson import Binary, Decimal128, Int64, ObjectId, Regex, Timestamp
 from bson.binary import UUID_SUBTYPE
+from bson.datetime_ms import DatetimeMS
 
 _SAMPLE_CHARS = 120
+_BAD_UTF8 = "undecodable value: string is not valid UTF-8"
+_BAD_DATE = "undecodable value: date outside years 1-9999"
 _RAW_SAMPLE_BYTES = 24
 
 
@@ -58,7 +61,25 @@ def _encode_undecodable(value: Undecodable) -> str:
 def _encode_str(value: str) -> str:
     if not value:
         raise UnsupportedId("empty string")
+    if not value.isascii() and not _utf8(value):
+        raise UnsupportedId(_BAD_UTF8, describe(value))
     return value
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is UTF-8 as stored: not so a string decoded with its invalid bytes
+    escaped (a change stream's events are decoded that way, so that one bad value is
+    rejected instead of ending the stream)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _encode_date_ms(_value: DatetimeMS) -> str:
+    # Decoded as milliseconds only when outside years 1-9999.
+    raise UnsupportedId(_BAD_DATE)
 
 
 def _encode_int(value: int) -> str:
@@ -79,6 +100,7 @@ _ENCODERS: dict[type, Callable[[object], str]] = {
     uuid.UUID: str,
     Binary: _encode_binary,  # type: ignore[dict-item]
     Undecodable: _encode_undecodable,  # type: ignore[dict-item]
+    DatetimeMS: _encode_date_ms,  # type: ignore[dict-item]
 }
 
 _TYPE_NAMES: dict[type, str] = {
@@ -88,6 +110,7 @@ _TYPE_NAMES: dict[type, str] = {
     dict: "document",
     list: "array",
     datetime.datetime: "date",
+    DatetimeMS: "date",
     Decimal128: "decimal128",
     Regex: "regex",
     Timestamp: "timestamp",
@@ -107,7 +130,7 @@ def encode_id(value: object) -> str:
 def describe(value: object) -> str:
     """A short, printable form of a raw id for reports: never the basis of a stored value."""
     if isinstance(value, str):
-        text = value
+        text = value if value.isascii() or _utf8(value) else _escaped_bytes(value)
     elif isinstance(value, ObjectId | uuid.UUID):
         text = str(value)
     elif isinstance(value, Undecodable):
@@ -117,6 +140,12 @@ def describe(value: object) -> str:
     if len(text) > _SAMPLE_CHARS:
         return f"{text[:_SAMPLE_CHARS]}…(+{len(text) - _SAMPLE_CHARS} chars)"
     return text
+
+
+def _escaped_bytes(text: str) -> str:
+    raw = text.encode("utf-8", "surrogateescape")
+    more = "…" if len(raw) > _RAW_SAMPLE_BYTES else ""
+    return f"bytes({raw[:_RAW_SAMPLE_BYTES].hex()}{more})"
 
 
 # MySQL latin1 is Windows-1252 plus the five bytes that code page leaves undefined.

@@ -206,7 +206,11 @@ class MongoSource:
             {"$match": {"operationType": {"$in": kinds}}},
             {"$project": keep},
         ]
-        return self._coll.watch(pipeline, resume_after=resume_after, max_await_time_ms=max_await_ms)
+        # Events are decoded leniently: a value the driver cannot decode comes as a string with
+        # its bad bytes escaped or a date in milliseconds, both rejected by the encoding,
+        # instead of an error that would end the stream at that event on every restart.
+        coll = self._coll.with_options(codec_options=_LENIENT)
+        return coll.watch(pipeline, resume_after=resume_after, max_await_time_ms=max_await_ms)
 
     def newer_than(self, floor: ObjectId) -> Iterator[dict[str, Any]]:
         """Documents whose `_id` is an ObjectId above ``floor`` (so created after its time),
@@ -284,7 +288,7 @@ def _walk(node: object, path: list[str]) -> Iterator[object]:
 _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD)
 _LENIENT: CodecOptions[dict[str, Any]] = CodecOptions(
     uuid_representation=UuidRepresentation.STANDARD,
-    unicode_decode_error_handler="replace",
+    unicode_decode_error_handler="surrogateescape",
     datetime_conversion=DatetimeConversion.DATETIME_AUTO,
 )
 _OID_DOC = b"\x16\x00\x00\x00\x07_id\x00"  # the header of a whole {_id: ObjectId} document

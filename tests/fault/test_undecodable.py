@@ -92,6 +92,19 @@ def test_the_watchers_full_pass_rejects_an_undecodable_id_and_keeps_following(en
     assert running.summary is not None and running.summary.rejected == 1
 
 
+def test_a_change_stream_event_with_an_undecodable_id_is_rejected(watch_env: Env) -> None:
+    env = watch_env
+    env.init_table()
+    coll = env.mongo_db["cluster_trips"]
+    with Running(env, fast()) as running:
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "a stream")
+        coll.insert_one(_date_doc("_id", _YEAR_10000_MS + 5))
+        marker = ObjectId()
+        coll.insert_one({"_id": marker})
+        wait_until(lambda: env.target_ids() == [str(marker)], "the id after it")
+    assert running.summary is not None and running.summary.rejected == 1
+
+
 def test_polling_rejects_a_new_undecodable_field_value_and_keeps_following(env: Env) -> None:
     job = Job(name="users", field="user", table="user_ids", column="user_id")
     env.init_table(job)

@@ -203,3 +203,15 @@ def test_a_date_id_outside_years_1_to_9999_is_rejected() -> None:
     texts = encode_batch(oids, others, _FIT, lambda shown, why: rejected.append((shown, why)))
     assert texts == ["7"]
     assert [why for _s, why in rejected] == ["undecodable value: date outside years 1-9999"]
+
+
+def test_a_string_decoded_with_its_bad_bytes_escaped_is_rejected_printably() -> None:
+    # What a change stream event holds for a string that is not UTF-8.
+    escaped = b"ab\xffcd".decode("utf-8", "surrogateescape")
+    try:
+        encode_id(escaped)
+    except UnsupportedId as exc:
+        assert exc.reason == "undecodable value: string is not valid UTF-8"
+        assert "6162ff6364" in exc.shown and exc.shown.isascii()
+    else:
+        raise AssertionError("accepted a string that is not UTF-8")
