@@ -39,7 +39,7 @@ from idsync.check_sides import (
 )
 from idsync.check_tally import Tally
 from idsync.config import Job, Settings
-from idsync.errors import ConfigError, IdsyncError
+from idsync.errors import ConfigError, IdsyncError, as_idsync_error
 from idsync.ids import ColumnFit, UnsupportedId, encode_batch, encode_fitting
 from idsync.report import SyncReport
 from idsync.retry import with_retries
@@ -93,7 +93,9 @@ def check(
     ``status`` is ``ok`` (exit code 0) when both sides agree, ``drift`` (4) when ids are missing,
     orphaned or rejected. Transient failures are retried like a sync's (``settings.retries``).
     Raises :class:`~idsync.errors.IdsyncError` when it gives up, with the report so far attached
-    as ``exc.report``. Never prints, prompts or exits; logs to the ``idsync`` logger.
+    as ``exc.report``: any other exception as an :class:`~idsync.errors.UnexpectedError` naming
+    its type, Ctrl-C as itself; either way the check is recorded as failed, never as ok. Never
+    prints, prompts or exits; logs to the ``idsync`` logger.
     """
     options = options or CheckOptions()
     report = CheckReport(job=job.name, exact=options.check_exact)
@@ -106,11 +108,14 @@ def check(
             report,
             what="check attempt",
         )
-    except IdsyncError as exc:
-        report.fail(exc)
-        exc.report = report  # type: ignore[attr-defined]
-        log.error("[%s] check error: %s", job.name, exc, extra={**context, "event": "error"})
-        raise
+    except BaseException as exc:
+        error = as_idsync_error(exc)
+        report.fail(error)
+        exc.report = error.report = report  # type: ignore[attr-defined]
+        log.error("[%s] check error: %s", job.name, error, extra={**context, "event": "error"})
+        if error is exc or not isinstance(exc, Exception):
+            raise
+        raise error from exc
     finally:
         report.finish()
         history.record(settings, job, "check", report.to_dict())

@@ -220,27 +220,13 @@ def sorts_hex_as_bytes(target: MySQLTarget, column: Column) -> bool:
 
 def exact_collation(column: Column) -> bool:
     """Whether two different texts can never be equal in the column (binary, NO PAD)."""
-    collation = (column.collation or "").lower()
-    return column.fit.charset is None or collation.endswith(("_nopad_bin", "_0900_bin"))
+    return column.exact
 
 
 def stored_equal(target: MySQLTarget, texts: Iterable[str]) -> dict[str, str]:
     """For texts with no exact copy in the column: the stored value each equals under the
     column's collation (``'ABC'`` for ``'abc'`` in a case-insensitive column), if any."""
-    chunk = list(texts)
-    if not chunk:
-        return {}
-    col, table = _quote(target.column), _quote(target.table)
-    marks = ", ".join(["%s"] * len(chunk))
-    doing = "checking ids against the column's collation"
-    if not target.fetch(f"SELECT 1 FROM {table} WHERE {col} IN ({marks}) LIMIT 1", chunk, doing):
-        return {}
-    found: dict[str, str] = {}
-    for text in chunk:
-        rows = target.fetch(f"SELECT {col} FROM {table} WHERE {col} = %s LIMIT 1", [text], doing)
-        if rows and _text(rows[0][0]) != text:
-            found[text] = _text(rows[0][0])
-    return found
+    return target.stored_equal(list(texts))
 
 
 def session_bytes_sent(target: MySQLTarget) -> int | None:

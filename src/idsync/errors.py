@@ -47,3 +47,21 @@ class InterruptedRun(IdsyncError):
     """The run was stopped by a signal after committing (or rolling back) its current batch."""
 
     exit_code = 1
+
+
+class UnexpectedError(TerminalError):
+    """An exception idsync did not foresee (a bug, a driver error of an unknown kind): the run
+    stopped and is reported as failed, naming the exception's type. Terminal: nothing says
+    that trying again would go differently."""
+
+
+def as_idsync_error(exc: BaseException) -> IdsyncError:
+    """What a report records for ``exc``: itself when idsync raised it on purpose, an
+    :class:`InterruptedRun` for Ctrl-C (or an exit asked for), else an :class:`UnexpectedError`
+    naming the exception's type. Never success: a run is ``ok`` only when it finished."""
+    if isinstance(exc, IdsyncError):
+        return exc
+    name = type(exc).__name__
+    if not isinstance(exc, Exception):
+        return InterruptedRun(f"interrupted ({name}) before the end; run again to finish")
+    return UnexpectedError(f"unexpected {name}: {exc}" if str(exc) else f"unexpected {name}")

@@ -122,9 +122,9 @@ def record(settings: Settings, job: Job, command: str, report: Mapping[str, Any]
     row = RunRecord.from_report(command, report)
     if row.error:  # a second line of defence: a history row outlives any log
         row = replace(row, error=redact(row.error, settings.secrets))
-    # A short timeout: when MySQL is what failed, the run has waited long enough.
-    settings = replace(settings, connect_timeout_s=min(settings.connect_timeout_s, 3.0))
     try:
+        # A short timeout: when MySQL is what failed, the run has waited long enough.
+        settings = replace(settings, connect_timeout_s=min(settings.connect_timeout_s, 3.0))
         with MySQLTarget(settings, job) as target:
             target.connect()
             values = [getattr(row, name) for name in _COLUMNS]
@@ -135,6 +135,10 @@ def record(settings: Settings, job: Job, command: str, report: Mapping[str, Any]
             target.commit()
     except IdsyncError as exc:
         log.warning("[%s] run history not written: %s", job.name, exc)
+        return False
+    except Exception as exc:  # a history row must never replace the run's own error
+        reason = redact(f"{type(exc).__name__}: {exc}", settings.secrets)
+        log.warning("[%s] run history not written: %s", job.name, reason)
         return False
     return True
 

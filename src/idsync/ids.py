@@ -7,6 +7,7 @@
 | int32 / int64           | decimal digits, optional ``-``    |
 | binary subtype 4 (UUID) | lowercase 8-4-4-4-12              |
 | anything else           | rejected: ``unsupported type: …`` |
+| undecodable bytes       | rejected: ``undecodable value: …``|
 
 The empty string is rejected too: it is a legal ``_id`` but never a useful reference, the original
 job skipped it, and under a PAD SPACE collation it equals any all-spaces id.
@@ -21,8 +22,12 @@ from dataclasses import dataclass
 
 from bson import Binary, Decimal128, Int64, ObjectId, Regex, Timestamp
 from bson.binary import UUID_SUBTYPE
+from bson.datetime_ms import DatetimeMS
 
 _SAMPLE_CHARS = 120
+_BAD_UTF8 = "undecodable value: string is not valid UTF-8"
+_BAD_DATE = "undecodable value: date outside years 1-9999"
+_RAW_SAMPLE_BYTES = 24
 
 
 class UnsupportedId(ValueError):
@@ -34,10 +39,47 @@ class UnsupportedId(ValueError):
         self.reason, self.shown = reason, shown
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """A stored value the driver cannot decode (a string that is not UTF-8, a date outside
+    years 1-9999): kept as its raw BSON so that it is rejected with a reason, never dropped."""
+
+    reason: str
+    raw: bytes
+
+    @property
+    def sample(self) -> str:
+        """The first raw bytes, in hex: enough to find the document, short enough to print."""
+        more = "…" if len(self.raw) > _RAW_SAMPLE_BYTES else ""
+        return f"bson({self.raw[:_RAW_SAMPLE_BYTES].hex()}{more})"
+
+
+def _encode_undecodable(value: Undecodable) -> str:
+    raise UnsupportedId(value.reason, value.sample)
+
+
 def _encode_str(value: str) -> str:
     if not value:
         raise UnsupportedId("empty string")
+    if not value.isascii() and not _utf8(value):
+        raise UnsupportedId(_BAD_UTF8, describe(value))
     return value
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is UTF-8 as stored: not so a string decoded with its invalid bytes
+    escaped (a change stream's events are decoded that way, so that one bad value is
+    rejected instead of ending the stream)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _encode_date_ms(_value: DatetimeMS) -> str:
+    # Decoded as milliseconds only when outside years 1-9999.
+    raise UnsupportedId(_BAD_DATE)
 
 
 def _encode_int(value: int) -> str:
@@ -57,6 +99,8 @@ _ENCODERS: dict[type, Callable[[object], str]] = {
     Int64: _encode_int,  # type: ignore[dict-item]
     uuid.UUID: str,
     Binary: _encode_binary,  # type: ignore[dict-item]
+    Undecodable: _encode_undecodable,  # type: ignore[dict-item]
+    DatetimeMS: _encode_date_ms,  # type: ignore[dict-item]
 }
 
 _TYPE_NAMES: dict[type, str] = {
@@ -66,6 +110,7 @@ _TYPE_NAMES: dict[type, str] = {
     dict: "document",
     list: "array",
     datetime.datetime: "date",
+    DatetimeMS: "date",
     Decimal128: "decimal128",
     Regex: "regex",
     Timestamp: "timestamp",
@@ -85,14 +130,22 @@ def encode_id(value: object) -> str:
 def describe(value: object) -> str:
     """A short, printable form of a raw id for reports: never the basis of a stored value."""
     if isinstance(value, str):
-        text = value
+        text = value if value.isascii() or _utf8(value) else _escaped_bytes(value)
     elif isinstance(value, ObjectId | uuid.UUID):
         text = str(value)
+    elif isinstance(value, Undecodable):
+        return value.sample
     else:
         text = f"{_TYPE_NAMES.get(type(value), type(value).__name__)}({value!r})"
     if len(text) > _SAMPLE_CHARS:
         return f"{text[:_SAMPLE_CHARS]}…(+{len(text) - _SAMPLE_CHARS} chars)"
     return text
+
+
+def _escaped_bytes(text: str) -> str:
+    raw = text.encode("utf-8", "surrogateescape")
+    more = "…" if len(raw) > _RAW_SAMPLE_BYTES else ""
+    return f"bytes({raw[:_RAW_SAMPLE_BYTES].hex()}{more})"
 
 
 # MySQL latin1 is Windows-1252 plus the five bytes that code page leaves undefined.
@@ -133,6 +186,9 @@ class ColumnFit:
     """Longest value in bytes (VARBINARY/BINARY/BLOB), or None for character columns."""
     charset: str | None
     """The column's character set, None for binary columns."""
+    trailing_spaces: str | None = None
+    """Why a text ending in a space would not come back exactly (a CHAR column strips them
+    when read, a PAD SPACE collation takes it for the text without them), or None."""
 
     @property
     def holds_object_ids(self) -> bool:
@@ -148,6 +204,8 @@ class ColumnFit:
             return None
         if self.max_chars is not None and len(text) > self.max_chars:
             return f"too long for column: {len(text)} characters > {self.max_chars}"
+        if self.trailing_spaces is not None and text.endswith(" "):
+            return f"trailing space: {self.trailing_spaces}"
         if text.isascii() or self.charset is None:
             return None
         reason, fits = _CHARSET_CHECKS.get(self.charset, ("", lambda _text: True))

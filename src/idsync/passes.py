@@ -14,7 +14,7 @@ from idsync.ids import ColumnFit, encode_batch
 from idsync.readahead import ReadAhead
 from idsync.report import SyncReport
 from idsync.source import MongoSource, ScanOrder
-from idsync.target import Column, MySQLTarget
+from idsync.target import Column, MySQLTarget, collision
 
 log = logging.getLogger("idsync")
 
@@ -81,7 +81,8 @@ class SyncPass:
                 existing = self._read_target(target)
                 self.progress.start("source", source.estimated_count() if self.shown else None)
                 texts = self._encode(batches, column.fit)
-                self._stream(texts, existing, BatchWriter(self, target, self._insert_limit()))
+                writer = BatchWriter(self, target, column, self._insert_limit())
+                self._stream(texts, existing, writer)
             self._guard_empty_source()
 
     def _inspect(self, target: MySQLTarget) -> Column:
@@ -159,6 +160,7 @@ class SyncPass:
                 " --force to insert them"
             )
         writer.flush()
+        report.missing -= writer.rejected  # missing counts what can be stored
 
     def _guard_empty_source(self) -> None:
         job, report = self.job, self.report
@@ -183,11 +185,18 @@ class BatchWriter:
     ``limit`` of them), and one more than the limit marks the run as refused.
     """
 
-    def __init__(self, run: SyncPass, target: MySQLTarget, limit: int | None) -> None:
+    def __init__(
+        self, run: SyncPass, target: MySQLTarget, column: Column, limit: int | None
+    ) -> None:
         self.run, self.target, self.limit = run, target, limit
         self.size = run.job.batch_size
         self.batch: list[str] = []
         self.refused = False
+        self.rejected = 0
+        """Ids of the batches written (or, in a dry run, predicted) that the column refused."""
+        # What makes a missing id collide with a stored one in a real run: a collation that
+        # takes two texts for equal, and a UNIQUE index that turns the insert into a no-op.
+        self.collisions = column.unique and not column.exact
         self.log_ids = run.options.log_ids and log.isEnabledFor(logging.INFO)
 
     def extend(self, texts: list[str]) -> None:
@@ -208,8 +217,18 @@ class BatchWriter:
             self._write(batch[start : start + self.size])
 
     def _write(self, batch: list[str]) -> None:
-        if not self.run.options.dry_run:
+        if self.run.options.dry_run:
+            self._predict(batch)
+        else:
             self._insert(batch)
+
+    def _predict(self, batch: list[str]) -> None:
+        """A dry run's rejections: the ids the insert would find equal to a stored value."""
+        if not self.collisions:
+            return
+        for text, other in self.target.stored_equal(batch).items():
+            self.run.report.reject(text, collision(other))
+            self.rejected += 1
 
     def _insert(self, batch: list[str]) -> None:
         result = self.target.insert_batch(batch)
@@ -217,6 +236,7 @@ class BatchWriter:
         report.batches += 1
         report.inserted += result.inserted
         report.concurrent += max(0, len(result.landed) - result.inserted)
+        self.rejected += len(result.rejected)
         for text, reason in result.rejected:
             report.reject(text, reason)
         self.run.progress.advance("insert", result.inserted)

@@ -15,7 +15,8 @@ import bson
 import pymongo
 from bson import ObjectId
 from bson.binary import UuidRepresentation
-from bson.codec_options import CodecOptions
+from bson.codec_options import CodecOptions, DatetimeConversion
+from bson.errors import InvalidBSON
 from pymongo import MongoClient
 from pymongo.change_stream import CollectionChangeStream
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
@@ -23,6 +24,7 @@ from pymongo.uri_parser import parse_uri
 
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, IdsyncError, TerminalError, TransientError
+from idsync.ids import Undecodable
 from idsync.urls import ENCODE_HINT, mongo_userinfo_problem, scrub
 
 log = logging.getLogger(__name__)
@@ -213,38 +215,21 @@ class MongoSource:
 
     def value_batches(self) -> Iterator[tuple[list[str], list[object]]]:
         """The values of :meth:`values` a batch at a time: ObjectIds already as their text
-        (sliced out of the raw bytes, never decoded), every other value as it came."""
+        (sliced out of the raw bytes, never decoded), every other value as it came; a value
+        the driver cannot decode as :class:`~idsync.ids.Undecodable`, never an exception."""
         if self.job.field == "_id":
             yield from map(split_batch, self.id_batches({}))
             return
-        try:
-            chunk: list[object] = []
-            for value in self._field_values():
-                chunk.append(value)
-                if len(chunk) >= self._batch:
-                    yield [], chunk
-                    chunk = []
-            if chunk:
-                yield [], chunk
-        except PyMongoError as exc:
-            raise mongo_error(exc, self.address, f"reading {self.job.collection}") from None
-
-    def _field_values(self) -> Iterator[object]:
         path = self.job.field.split(".")
         query = {self.job.field: {"$exists": True}}
-        with self._coll.find(query, {self.job.field: 1, "_id": 0}, batch_size=self._batch) as cur:
-            for doc in cur:
-                # A null field means "no value here", not an id to reject.
-                yield from (value for value in _walk(doc, path) if value is not None)
+        for batch in self._raw_batches(query, {self.job.field: 1, "_id": 0}, ScanOrder.NATURAL):
+            yield [], field_batch(batch, path)
 
     def sample(self, limit: int) -> list[object]:
         """Up to ``limit`` values of the field from the first documents (for diagnosis)."""
-        try:
-            with self._coll.find({}, {self.job.field: 1}, limit=limit) as cursor:
-                path = self.job.field.split(".")
-                return [v for doc in cursor for v in _walk(doc, path) if v is not None]
-        except PyMongoError as exc:
-            raise mongo_error(exc, self.address, f"sampling {self.job.collection}") from None
+        path = self.job.field.split(".")
+        batches = self._raw_batches({}, {self.job.field: 1}, ScanOrder.NATURAL, limit)
+        return [value for batch in batches for value in field_batch(batch, path)]
 
     def supports_change_streams(self) -> bool:
         """Whether the server opens a change stream on the collection (replica sets do)."""
@@ -290,27 +275,42 @@ class MongoSource:
             {"$match": {"operationType": {"$in": kinds}}},
             {"$project": keep},
         ]
-        return self._coll.watch(pipeline, resume_after=resume_after, max_await_time_ms=max_await_ms)
+        # Events are decoded leniently: a value the driver cannot decode comes as a string with
+        # its bad bytes escaped or a date in milliseconds, both rejected by the encoding,
+        # instead of an error that would end the stream at that event on every restart.
+        coll = self._coll.with_options(codec_options=_LENIENT)
+        return coll.watch(pipeline, resume_after=resume_after, max_await_time_ms=max_await_ms)
 
     def newer_than(self, floor: ObjectId) -> Iterator[dict[str, Any]]:
         """Documents whose `_id` is an ObjectId above ``floor`` (so created after its time),
-        with `_id` and the job's field only."""
-        projection = {"_id": 1} if self.job.field == "_id" else {"_id": 1, self.job.field: 1}
-        try:
-            with self._coll.find(
-                {"_id": {"$gt": floor}}, projection, batch_size=self._batch
-            ) as cur:
-                yield from cur
-        except PyMongoError as exc:
-            raise mongo_error(exc, self.address, f"reading {self.job.collection}") from None
+        with `_id` and the job's field only; a field the driver cannot decode holds an
+        :class:`Undecodable` value instead, so that the document is rejected, not fatal."""
+        field = self.job.field
+        projection = {"_id": 1} if field == "_id" else {"_id": 1, field: 1}
+        query = {"_id": {"$gt": floor}}
+        for batch in self._raw_batches(query, projection, ScanOrder.NATURAL):
+            for raw in _documents(batch):
+                decoded = _decode(raw)
+                yield decoded if isinstance(decoded, dict) else _holding(raw, field, decoded)
 
     def id_batches(self, query: Mapping[str, Any]) -> Iterator[bytes]:
         """The raw BSON of the ``{_id}`` documents matching ``query``, one ``bytes`` per batch
         (documents back to back), in the scan order: for callers that count what they read or
         decode ids faster than whole documents are decoded."""
+        return self._raw_batches(query, {"_id": 1}, self.order)
+
+    def _raw_batches(
+        self,
+        query: Mapping[str, Any],
+        projection: Mapping[str, Any],
+        order: ScanOrder,
+        limit: int = 0,
+    ) -> Iterator[bytes]:
         try:
-            cursor = self._coll.find_raw_batches(query, {"_id": 1}, batch_size=self._batch)
-            if self.order is ScanOrder.ID_INDEX:
+            cursor = self._coll.find_raw_batches(
+                query, projection, batch_size=self._batch, limit=limit
+            )
+            if order is ScanOrder.ID_INDEX:
                 cursor = cursor.sort("_id", pymongo.ASCENDING).hint([("_id", pymongo.ASCENDING)])
             with cursor:
                 yield from cursor
@@ -355,6 +355,11 @@ def _walk(node: object, path: list[str]) -> Iterator[object]:
 
 
 _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD)
+_LENIENT: CodecOptions[dict[str, Any]] = CodecOptions(
+    uuid_representation=UuidRepresentation.STANDARD,
+    unicode_decode_error_handler="surrogateescape",
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO,
+)
 _OID_DOC = b"\x16\x00\x00\x00\x07_id\x00"  # the header of a whole {_id: ObjectId} document
 _OID_DOC_SIZE = 22  # header, 12 bytes of ObjectId, the document's terminating zero
 
@@ -363,7 +368,9 @@ def split_batch(batch: bytes) -> tuple[list[str], list[object]]:
     """Sort the ``{_id}`` documents of a raw batch into ObjectId texts and other raw values.
 
     ObjectIds are sliced straight out of the bytes (about 5 times faster than decoding them);
-    anything else is decoded as any document is (UUIDs in the standard representation).
+    anything else is decoded as any document is (UUIDs in the standard representation), and a
+    document the driver cannot decode becomes one :class:`Undecodable` value: never an error
+    that would end the scan, so every document is accounted for.
     """
     count, rest = divmod(len(batch), _OID_DOC_SIZE)
     if not rest and _only_object_ids(batch, count):
@@ -373,16 +380,70 @@ def split_batch(batch: bytes) -> tuple[list[str], list[object]]:
         return [text[at : at + 24] for at in range(first, len(text), step)], []
     oids: list[str] = []
     others: list[object] = []
+    for raw in _documents(batch):
+        if raw.startswith(_OID_DOC) and len(raw) == _OID_DOC_SIZE and raw[-1] == 0:
+            oids.append(raw[9:21].hex())
+        else:
+            decoded = _decode(raw)
+            others.append(decoded.get("_id") if isinstance(decoded, dict) else decoded)
+    return oids, others
+
+
+def field_batch(batch: bytes, path: list[str]) -> list[object]:
+    """The non-null values at ``path`` of each document of a raw batch, array elements each;
+    a document the driver cannot decode gives one :class:`Undecodable` value."""
+    values: list[object] = []
+    for raw in _documents(batch):
+        decoded = _decode(raw)
+        if isinstance(decoded, Undecodable):
+            values.append(decoded)
+        else:
+            # A null field means "no value here", not an id to reject.
+            values.extend(value for value in _walk(decoded, path) if value is not None)
+    return values
+
+
+def _documents(batch: bytes) -> Iterator[bytes]:
+    """Each document of a raw batch; a length that does not fit ends the
+    batch with what is left, as one document (it will not decode, so it is rejected)."""
     pos, end = 0, len(batch)
     while pos < end:
-        if batch.startswith(_OID_DOC, pos) and batch[pos + 21] == 0:
-            oids.append(batch[pos + 9 : pos + 21].hex())
-            pos += _OID_DOC_SIZE
-            continue
         size = int.from_bytes(batch[pos : pos + 4], "little")
-        others.append(bson.decode(batch[pos : pos + size], _CODEC).get("_id"))
+        if size < 5 or pos + size > end:
+            size = end - pos
+        yield batch[pos : pos + size]
         pos += size
-    return oids, others
+
+
+def _decode(raw: bytes) -> dict[str, Any] | Undecodable:
+    try:
+        return bson.decode(raw, _CODEC)
+    except (InvalidBSON, ValueError, OverflowError) as exc:
+        return Undecodable(f"undecodable value: {_undecodable_reason(exc)}", raw[4:-1])
+
+
+def _holding(raw: bytes, field: str, value: Undecodable) -> dict[str, Any]:
+    """A document that cannot be decoded, as its `_id` (decoded leniently: the poller needs it
+    to move on) with ``value`` at the field's path."""
+    try:
+        key = bson.decode(raw, _LENIENT).get("_id")
+    except (InvalidBSON, ValueError, OverflowError):
+        key = None
+    *outer, last = field.split(".")
+    doc: dict[str, Any] = {last: value}
+    for part in reversed(outer):
+        doc = {part: doc}
+    doc.setdefault("_id", key)
+    return doc
+
+
+def _undecodable_reason(exc: Exception) -> str:
+    text = str(exc)
+    if "codec can't decode" in text:
+        return "string is not valid UTF-8"
+    if "out of range" in text:
+        return "date outside years 1-9999"
+    return text.split(" (", maxsplit=1)[0][:80] or type(exc).__name__
 
 
 def _only_object_ids(batch: bytes, count: int) -> bool:

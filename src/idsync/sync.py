@@ -7,7 +7,7 @@ import threading
 
 from idsync import history
 from idsync.config import Job, RunOptions, Settings
-from idsync.errors import IdsyncError
+from idsync.errors import as_idsync_error
 from idsync.passes import Progress, Silent, SyncPass
 from idsync.report import SyncReport
 from idsync.retry import with_retries
@@ -33,9 +33,11 @@ def sync(
     new pass, ``settings.retries`` times at most, after a growing pause; committed batches are not
     redone, since each pass starts by reading the target. Raises an
     :class:`~idsync.errors.IdsyncError` when it gives up, with the report so far attached as
-    ``exc.report``. Setting ``stop`` ends the run after its last committed batch
-    (:class:`~idsync.errors.InterruptedRun`). A run that finishes with rejected ids returns
-    normally with ``status == "partial"``.
+    ``exc.report``; any other exception is raised as an
+    :class:`~idsync.errors.UnexpectedError` naming its type (Ctrl-C stays a KeyboardInterrupt),
+    the run recorded as failed, never as ok. Setting ``stop`` ends the run after its last
+    committed batch (:class:`~idsync.errors.InterruptedRun`). A run that finishes with rejected
+    ids returns normally with ``status == "partial"``.
     """
     options = options or RunOptions()
     stop = stop or threading.Event()
@@ -49,11 +51,14 @@ def sync(
             SyncPass(job, settings, options, report, bar, stop=stop).execute(scan_order)
 
         with_retries(attempt, settings, report, stop)
-    except IdsyncError as exc:
-        report.fail(exc)
-        exc.report = report  # type: ignore[attr-defined]
-        log.error("[%s] error: %s", job.name, exc, extra={**context, "event": "error"})
-        raise
+    except BaseException as exc:
+        error = as_idsync_error(exc)
+        report.fail(error)
+        exc.report = error.report = report  # type: ignore[attr-defined]
+        log.error("[%s] error: %s", job.name, error, extra={**context, "event": "error"})
+        if error is exc or not isinstance(exc, Exception):
+            raise
+        raise error from exc
     finally:
         report.finish()
         if options.record_history:

@@ -15,17 +15,15 @@ import MySQLdb
 import MySQLdb.cursors
 from MySQLdb.constants import CR, ER
 
+from idsync.columns import Column as Column  # noqa: PLC0414 (re-exported for its callers)
+from idsync.columns import describe_column
 from idsync.config import Job, MySQLURL, Settings
 from idsync.errors import ConfigError, IdsyncError, LockHeldError, TerminalError, TransientError
-from idsync.ids import ColumnFit
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-_TEXT_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
-# Not fixed-length BINARY: it pads every id with zero bytes, so no value would read back as sent.
-_BINARY_TYPES = {"varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
 # Errors that mean "this value cannot be stored as given": isolated per id, never retried.
 _DATA_ERRORS = {
     ER.DATA_TOO_LONG,
@@ -76,17 +74,6 @@ _TRANSIENT = {
 }
 
 
-@dataclass(frozen=True)
-class Column:
-    """The target column as the server's catalog describes it."""
-
-    data_type: str
-    fit: ColumnFit
-    collation: str | None
-    unique: bool
-    """A UNIQUE index on exactly this column (no prefix): what makes racing writers safe."""
-
-
 @dataclass
 class BatchResult:
     """What one committed batch did."""
@@ -123,6 +110,11 @@ def lock_failed(address: str, name: str) -> TerminalError:
 def _text(value: str | bytes) -> str:
     """Column values as text; binary columns' bytes that are not UTF-8 stay visible, escaped."""
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
+def collision(other: str) -> str:
+    """Why an id was (or would be) refused for equalling ``other`` under the collation."""
+    return f"collides with stored value {other!r} under the column's collation"
 
 
 _first = itemgetter(0)
@@ -243,33 +235,7 @@ class MySQLTarget:
             # missing privilege is not mistaken for a missing table.
             self._query(f"SELECT 1 FROM {_quote(self.table)} LIMIT 0", (), f"reading {where}")
             raise ConfigError(f"table {where} does not exist: run `idsync init` to create it")
-        rows = self._query(
-            "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME "
-            "FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s",
-            (self.url.database, self.table, self.column),
-            "inspecting the column",
-        )
-        if not rows:
-            raise ConfigError(f"column {self.column} not found in table {where}")
-        data_type, length, charset, collation = rows[0]
-        data_type = str(data_type).lower()
-        if data_type in _TEXT_TYPES:
-            fit = ColumnFit(max_chars=int(length), max_bytes=None, charset=charset)
-        elif data_type in _BINARY_TYPES:
-            fit = ColumnFit(max_chars=None, max_bytes=int(length), charset=None)
-        else:
-            raise ConfigError(f"column {where}.{self.column} is {data_type}: ids need a text type")
-        return Column(data_type, fit, collation, self._has_unique_index())
-
-    def _has_unique_index(self) -> bool:
-        rows = self._query(
-            "SELECT INDEX_NAME, COUNT(*), MAX(COLUMN_NAME = %s AND SUB_PART IS NULL) "
-            "FROM information_schema.STATISTICS "
-            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0 GROUP BY INDEX_NAME",
-            (self.column, self.url.database, self.table),
-        )
-        return any(int(count) == 1 and int(exact or 0) == 1 for _name, count, exact in rows)
+        return describe_column(self._query, self.url.database, self.table, self.column)
 
     def lock_name(self) -> str:
         name = f"idsync:{self.url.database}.{self.table}.{self.column}"
@@ -358,7 +324,9 @@ class MySQLTarget:
         return result
 
     def _insert_isolating(self, ids: list[str], result: BatchResult) -> None:
-        """Insert; when the server refuses a value, split the batch to find and reject it."""
+        """Insert; when the server refuses a value, undo what this call inserted and split the
+        batch to find and reject it. One savepoint name serves every level: a level rolls back
+        to it before its halves set it again, and never needs it after."""
         if not ids:
             return
         col = _quote(self.column)
@@ -369,11 +337,16 @@ class MySQLTarget:
             f" ON DUPLICATE KEY UPDATE {col} = {col}"
         )
         cur = self._conn.cursor()
+        # executemany sends a large batch as several statements: when a later one is refused,
+        # the rows of the earlier ones are in the transaction still. Undo them before the
+        # halves are sent again, or they would be stored (and counted) twice.
+        cur.execute("SAVEPOINT idsync_isolate")
         try:
             cur.executemany(sql, [(i,) for i in ids])
         except (MySQLdb.DataError, MySQLdb.OperationalError) as exc:
             if exc.args[0] not in _DATA_ERRORS:
                 raise
+            cur.execute("ROLLBACK TO SAVEPOINT idsync_isolate")
             if len(ids) == 1:
                 result.rejected.append((ids[0], f"refused by the server: {exc.args[1]}"))
                 return
@@ -396,15 +369,29 @@ class MySQLTarget:
                 (text,),
             )
             if found:
-                other = found[0][0]
-                other = (
-                    other.decode("utf-8", "backslashreplace") if isinstance(other, bytes) else other
-                )
-                result.rejected.append(
-                    (text, f"collides with stored value {other!r} under the column's collation")
-                )
+                result.rejected.append((text, collision(_text(found[0][0]))))
             else:
                 result.rejected.append((text, "not stored: the server ignored the insert"))
+
+    def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
+        """For texts with no exact copy in the column: the stored value each equals under the
+        column's collation (``'ABC'`` for ``'abc'`` in a case-insensitive column), if any."""
+        found: dict[str, str] = {}
+        col, table = _quote(self.column), _quote(self.table)
+        doing = "checking ids against the column's collation"
+        for start in range(0, len(texts), 1000):
+            chunk = list(texts[start : start + 1000])
+            marks = ", ".join(["%s"] * len(chunk))
+            sql = f"SELECT 1 FROM {table} WHERE {col} IN ({marks}) LIMIT 1"
+            if not self._query(sql, chunk, doing):
+                continue  # the usual case: one statement says none of them is there
+            for text in chunk:
+                rows = self._query(
+                    f"SELECT {col} FROM {table} WHERE {col} = %s LIMIT 1", [text], doing
+                )
+                if rows and _text(rows[0][0]) != text:
+                    found[text] = _text(rows[0][0])
+        return found
 
     def _stored_exactly(self, ids: list[str]) -> set[str]:
         found: set[str] = set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import json
 import os
 import sys
 
@@ -15,6 +16,7 @@ import click
 
 from idsync import __version__
 from idsync.cli.common import raw_secrets
+from idsync.config import BUILTIN_JOB
 from idsync.observability import redact
 
 # Each command's module, imported only when that command runs (or help lists them all): a cron
@@ -66,7 +68,20 @@ def main() -> None:
         secrets = raw_secrets(
             os.environ.get("IDSYNC_MONGO_URI"), os.environ.get("IDSYNC_MYSQL_URL"), *sys.argv
         )
-        click.echo(
-            f"idsync: internal error: {type(exc).__name__}: {redact(str(exc), secrets)}", err=True
-        )
+        message = f"internal error: {type(exc).__name__}: {redact(str(exc), secrets)}"
+        if "--json" in sys.argv[1:]:
+            # Nothing reached stdout yet (every command prints its report last, then exits):
+            # a caller parsing it still gets its one object.
+            failed = {"job": _job_name(sys.argv), "status": "failed", "error": message}
+            click.echo(json.dumps({**failed, "exit_code": 1}))
+        click.echo(f"idsync: {message}", err=True)
         sys.exit(1)
+
+
+def _job_name(argv: list[str]) -> str:
+    for at, arg in enumerate(argv):
+        if arg.startswith("--job="):
+            return arg.removeprefix("--job=")
+        if arg == "--job" and at + 1 < len(argv):
+            return argv[at + 1]
+    return BUILTIN_JOB

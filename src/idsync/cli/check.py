@@ -22,7 +22,7 @@ from idsync.cli.common import (
     resolve,
 )
 from idsync.config import Job
-from idsync.errors import IdsyncError
+from idsync.errors import IdsyncError, as_idsync_error
 from idsync.observability import redact
 from idsync.report import SyncReport
 
@@ -53,7 +53,8 @@ def check_command(**kw: Any) -> None:
     })  # fmt: skip
     try:
         report = check(ctx.job, ctx.settings, CheckOptions(check_exact=_exact(kw, ctx)))
-    except IdsyncError as exc:
+    except (IdsyncError, KeyboardInterrupt) as exc:
+        # Ctrl-C is reported like any failure: the check did not prove anything.
         report = getattr(exc, "report", None) or _failed(ctx.job, exc)
     publish_metrics(ctx, report.to_dict(), "check", kw)
     _emit(report.to_json() if ctx.as_json else report.to_text(), report.error, ctx)
@@ -65,9 +66,9 @@ def _exact(kw: dict[str, Any], ctx: Context) -> bool:
     return ctx.settings.check_exact if kw["exact"] is None else bool(kw["exact"])
 
 
-def _failed(job: Job, exc: IdsyncError) -> CheckReport:
+def _failed(job: Job, exc: BaseException) -> CheckReport:
     report = CheckReport(job=job.name)
-    report.fail(exc)
+    report.fail(as_idsync_error(exc))
     return report
 
 

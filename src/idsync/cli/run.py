@@ -74,7 +74,7 @@ def run(**kw: Any) -> None:
     try:
         with progress_display(show_bar) as bar, stop_on_signals() as stop:
             report = sync(job, ctx.settings, options, progress=bar, scan_order=order, stop=stop)
-    except IdsyncError as exc:
+    except (IdsyncError, KeyboardInterrupt) as exc:
         report = getattr(exc, "report", None) or SyncReport(job=job.name, dry_run=options.dry_run)
     publish_metrics(ctx, report.to_dict(), "run", kw)
     if kw["check_after"]:

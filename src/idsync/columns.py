@@ -1,0 +1,88 @@
+"""The target column as the server describes it: its type, what it stores exactly, its index."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from idsync.errors import ConfigError
+from idsync.ids import ColumnFit
+
+Query = Callable[[str, Sequence[object], str], Any]
+"""Runs one statement and returns its rows (:meth:`MySQLTarget.query`)."""
+
+_TEXT_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
+# Not fixed-length BINARY: it pads every id with zero bytes, so no value would read back as sent.
+_BINARY_TYPES = {"varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+_CATALOG_NAME = re.compile(r"[A-Za-z0-9_]+")  # a character set or collation, as catalogs name it
+
+
+@dataclass(frozen=True)
+class Column:
+    """The target column as the server's catalog describes it."""
+
+    data_type: str
+    fit: ColumnFit
+    collation: str | None
+    unique: bool
+    """A UNIQUE index on exactly this column (no prefix): what makes racing writers safe."""
+
+    @property
+    def exact(self) -> bool:
+        """Whether two different texts can never be equal in the column (binary, NO PAD)."""
+        collation = (self.collation or "").lower()
+        return self.fit.charset is None or collation.endswith(("_nopad_bin", "_0900_bin"))
+
+
+def describe_column(query: Query, database: str, table: str, column: str) -> Column:
+    """Read the column's type, size, character set and indexes; refuse what cannot hold ids."""
+    rows = query(
+        "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME "
+        "FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s",
+        (database, table, column),
+        "inspecting the column",
+    )
+    where = f"{database}.{table}"
+    if not rows:
+        raise ConfigError(f"column {column} not found in table {where}")
+    data_type, length, charset, collation = rows[0]
+    data_type = str(data_type).lower()
+    if data_type in _TEXT_TYPES:
+        spaces = _trailing_spaces(query, data_type, str(charset), str(collation))
+        fit = ColumnFit(int(length), None, charset, trailing_spaces=spaces)
+    elif data_type in _BINARY_TYPES:
+        fit = ColumnFit(max_chars=None, max_bytes=int(length), charset=None)
+    else:
+        raise ConfigError(f"column {where}.{column} is {data_type}: ids need a text type")
+    return Column(data_type, fit, collation, _has_unique_index(query, database, table, column))
+
+
+def _trailing_spaces(query: Query, data_type: str, charset: str, collation: str) -> str | None:
+    """Why this text column would not return a trailing space exactly, or None."""
+    if data_type == "char":
+        return "a CHAR column drops trailing spaces when it is read"
+    if not (_CATALOG_NAME.fullmatch(charset) and _CATALOG_NAME.fullmatch(collation)):
+        raise ConfigError(f"unknown character set or collation: {charset!r} {collation!r}")
+    # Asked of the server itself: MariaDB's catalog has no PAD_ATTRIBUTE.
+    [(pads,)] = query(
+        f"SELECT CONVERT('a' USING {charset}) = CONVERT('a ' USING {charset}) COLLATE {collation}",
+        (),
+        "inspecting the collation",
+    )
+    if pads:
+        return f"the collation {collation} (PAD SPACE) takes it for the text without it"
+    return None
+
+
+def _has_unique_index(query: Query, database: str, table: str, column: str) -> bool:
+    rows = query(
+        "SELECT INDEX_NAME, COUNT(*), MAX(COLUMN_NAME = %s AND SUB_PART IS NULL) "
+        "FROM information_schema.STATISTICS "
+        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0 GROUP BY INDEX_NAME",
+        (column, database, table),
+        "inspecting the indexes",
+    )
+    return any(int(count) == 1 and int(exact or 0) == 1 for _name, count, exact in rows)
