@@ -18,7 +18,8 @@ class CheckStatus(StrEnum):
     """Outcome of a check; each has its exit code."""
 
     OK = "ok"
-    """Both sides agree: every source id is in the target and nothing else is."""
+    """Both sides agree: every source id is in the target and nothing else is (``proof`` says
+    how that was established)."""
     DRIFT = "drift"
     """Ids are missing, orphaned or cannot be stored: see the counts and samples."""
     FAILED = "failed"
@@ -32,7 +33,8 @@ class Method(StrEnum):
     """How one side was compared."""
 
     BUCKETS = "buckets"
-    """Counted per range of ObjectIds on the server; ids read only where counts differ."""
+    """Summarised per range of ObjectIds on the server (count and checksums of the texts); ids
+    read only where the summaries differ."""
     EXACT = "exact"
     """Every id read and compared."""
 
@@ -74,6 +76,8 @@ class CheckReport:
     rejected_samples: list[Rejected] = field(default_factory=list)
     duplicate_rows: int = 0
     """Target rows repeating a value of another row, where rows were read (no UNIQUE index)."""
+    proof: str = ""
+    """What an ``ok`` of this check establishes, by the way it compared."""
     method: dict[str, SideMethod] = field(
         default_factory=lambda: {"source": SideMethod(), "target": SideMethod()}
     )
@@ -186,6 +190,8 @@ class CheckReport:
         lines += [f"  rejected {r.id!r}: {r.reason}" for r in self.rejected_samples[:5]]
         if max(self.missing, self.orphans, self.rejected) > 5:
             lines.append("  … more in the samples of --json")
+        if self.status is CheckStatus.OK and self.proof:
+            lines.append(f"  proven: {self.proof}")
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.error:
             lines.append(f"  error: {self.error}")
