@@ -21,7 +21,8 @@ class CheckStatus(StrEnum):
     """Both sides agree: every source id is in the target and nothing else is (``proof`` says
     how that was established)."""
     DRIFT = "drift"
-    """Ids are missing, orphaned or cannot be stored: see the counts and samples."""
+    """Ids are missing, orphaned or cannot be stored, or rows are duplicated: see the counts
+    and samples."""
     FAILED = "failed"
     """Stopped by an error before it could tell."""
 
@@ -143,7 +144,8 @@ class CheckReport:
     def finish(self) -> None:
         self.duration_s = round(time.monotonic() - self._clock, 3)
         if self.error is None:
-            drift = self.missing or self.orphans or self.rejected
+            # A duplicated row is drift too: the table does not hold each id exactly once.
+            drift = self.missing or self.orphans or self.rejected or self.duplicate_rows
             self.status = CheckStatus.DRIFT if drift else CheckStatus.OK
             self.exit_code = CHECK_EXIT_CODES[self.status]
 
@@ -182,6 +184,7 @@ class CheckReport:
             )
         lines.append(
             f"  missing {self.missing:,} · orphans {self.orphans:,} · rejected {self.rejected:,}"
+            f"{f' · duplicate rows {self.duplicate_rows:,}' if self.duplicate_rows else ''}"
             f" · read {self.ids_read_source:,} + {self.ids_read_target:,} ids"
             f" · {self.duration_s:.2f} s"
         )

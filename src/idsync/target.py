@@ -108,6 +108,7 @@ class MySQLTarget:
 
     def __init__(self, settings: Settings, job: Job) -> None:
         self.url: MySQLURL = settings.mysql
+        self.schema = self.url.database
         self.table = job.table
         self.column = job.column
         self._read_batch = settings.read_batch_size
@@ -196,15 +197,18 @@ class MySQLTarget:
             self._query(f"SELECT 1 FROM {_quote(self.table)} LIMIT 0", (), f"reading {where}")
             raise ConfigError(f"table {where} does not exist: run `idsync init` to create it")
         rows = self._query(
-            "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME "
-            "FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s",
+            "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME,"
+            " TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s",
             (self.url.database, self.table, self.column),
             "inspecting the column",
         )
         if not rows:
             raise ConfigError(f"column {self.column} not found in table {where}")
-        data_type, length, charset, collation = rows[0]
+        data_type, length, charset, collation, schema, table, column = rows[0]
+        # Column names are case-insensitive, lock names are not: `ID` and `id` are one column,
+        # so the lock (and a watcher's state key) take the names as the server stores them.
+        self.schema, self.table, self.column = str(schema), str(table), str(column)
         data_type = str(data_type).lower()
         if data_type in _TEXT_TYPES:
             fit = ColumnFit(max_chars=int(length), max_bytes=None, charset=charset)
@@ -224,7 +228,8 @@ class MySQLTarget:
         return any(int(count) == 1 and int(exact or 0) == 1 for _name, count, exact in rows)
 
     def lock_name(self) -> str:
-        name = f"idsync:{self.url.database}.{self.table}.{self.column}"
+        """The target's lock: from the names :meth:`inspect` read from the server's catalog."""
+        name = f"idsync:{self.schema}.{self.table}.{self.column}"
         if len(name) > 64:  # the server's limit for lock names
             name = "idsync:" + hashlib.sha256(name.encode()).hexdigest()[:48]
         return name

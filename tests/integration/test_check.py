@@ -302,3 +302,18 @@ def test_mysql_checksums_match_the_clients_at_the_edges(env: Env) -> None:
     report = check(Job(), env.settings())
     assert report.method["target"].method is Method.BUCKETS
     assert (report.status, report.buckets_differing, report.ids_read_target) == ("ok", 0, 0)
+
+
+def test_duplicate_rows_are_drift(source_env: Env) -> None:
+    """A table without a UNIQUE index holding an id twice is not in sync: exit 4 either way."""
+    ids = spread_ids(2000)
+    source_env.add_source([*ids, "a-string-id"])
+    source_env.sql("CREATE TABLE cm_cluster_id (cluster_id VARCHAR(64) NOT NULL, KEY (cluster_id))")
+    sync(Job(), source_env.settings())
+    add_row(source_env, str(ids[10]))
+    add_row(source_env, "a-string-id")
+    for args in ([], ["--exact"]):
+        done = source_env.idsync("check", "--json", *args)
+        report = json.loads(done.stdout)
+        assert (done.returncode, report["status"]) == (4, "drift"), args
+        assert report["duplicate_rows"] == 2 and report["missing"] == report["orphans"] == 0
