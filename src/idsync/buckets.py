@@ -1,8 +1,9 @@
-"""Compare two sets of ObjectId texts by counts per hex prefix, reading ids only where they differ.
+"""Compare two sets of ObjectId texts by a summary per hex prefix; read ids only where they differ.
 
-Pure logic, no I/O: each side is a :class:`BucketSide` that can count its ids per prefix and list
-the ids under one prefix; the servers implement it (an aggregation on MongoDB, a GROUP BY on MySQL)
-and so does :class:`SortedIds`, for a side that had to be read in full.
+Pure logic, no I/O: each side is a :class:`BucketSide` that can summarise its ids per prefix (a
+count and a checksum, :class:`Summary`) and list the ids under one prefix; the servers implement
+it (an aggregation on MongoDB, a GROUP BY on MySQL) and so does :class:`SortedIds`, for a side
+that had to be read in full.
 
 An ObjectId's canonical text is 24 lowercase hex characters; the first 8 are its creation time in
 seconds, so a prefix of ``k`` characters is a bucket of ``16 ** (8 - k)`` seconds (``k <= 8``), and
@@ -10,11 +11,12 @@ beyond 8 characters the buckets split the random part evenly. Hex text sorts as 
 so every prefix is also one contiguous range of ids (:func:`prefix_bounds`), which both servers
 find through their index on the id.
 
-The walk: count every bucket at one level on both sides; where the counts differ, count the 16
-sub-buckets of that bucket (one level deeper) and go on into those that differ, until a bucket
-holds few enough ids to read them from both sides (``leaf_ids``), or one side has none there.
-Equal counts are taken as equal contents: a missing id and an orphan in the same bucket cancel
-out. Smaller top-level buckets make that less likely; only an exact comparison rules it out.
+The walk: summarise every bucket at one level on both sides; where the summaries differ,
+summarise the 16 sub-buckets of that bucket (one level deeper) and go on into those that differ,
+until a bucket holds few enough ids to read them from both sides (``leaf_ids``), or one side has
+none there. Equal counts alone would prove nothing (a missing id and an orphan, or a missing id
+and a duplicated row, leave them equal); the checksum is what makes equal summaries mean equal
+contents, up to a collision of two independent 26-bit checksums (:func:`checksums`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from __future__ import annotations
 import bisect
 import math
 import re
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from itertools import groupby
+from typing import NamedTuple, Protocol
 
 OID_CHARS = 24
 HEX = "0123456789abcdef"
@@ -37,6 +41,38 @@ only (a counter), so a burst of them needs that many to be split into buckets.""
 _OID_TEXT = re.compile(r"[0-9a-f]{24}")
 OID_TEXT_SQL = "^[0-9a-f]{24}$"
 """The same shape as :func:`is_oid_text`, for a case-sensitive SQL REGEXP."""
+
+
+PRIMES = (67_108_859, 67_108_837)
+"""The checksums' moduli: primes below 2**26, so that every step of them stays below 2**53 and a
+server computing in doubles (mongo-java-server) gets the same integers as one using longs."""
+
+
+class Summary(NamedTuple):
+    """What a side holds in one bucket: its rows, and the sum of :func:`checksums` over them."""
+
+    size: int
+    """Ids (rows, on the target) in the bucket."""
+    first: int
+    second: int
+
+    def plus(self, other: Summary) -> Summary:
+        return Summary(*(a + b for a, b in zip(self, other, strict=True)))
+
+
+NOTHING = Summary(0, 0, 0)
+
+
+def checksums(text: str) -> tuple[int, int]:
+    """An id's two checksums: ``h * h mod p`` with ``h`` the 96-bit number mod ``p``, per prime.
+
+    Summed over a bucket they do not depend on order, and a row more or less changes them. Ids
+    that differ by a little (one counter step) differ in ``h``; squaring keeps sums of several
+    differences from cancelling the way sums of the ids themselves would. Both servers compute
+    exactly this (:mod:`idsync.check_sides`)."""
+    value = int(text, 16)
+    first, second = (value % p for p in PRIMES)
+    return first * first % PRIMES[0], second * second % PRIMES[1]
 
 
 def is_oid_text(text: str) -> bool:
@@ -64,8 +100,8 @@ def prefix_bounds(prefix: str) -> tuple[str, str | None]:
 class BucketSide(Protocol):
     """One side of the comparison, restricted to ObjectId texts."""
 
-    def counts(self, prefix: str, length: int) -> dict[str, int]:
-        """Ids starting with ``prefix``, counted by their first ``length`` characters
+    def summaries(self, prefix: str, length: int) -> dict[str, Summary]:
+        """Ids starting with ``prefix``, summarised by their first ``length`` characters
         (``length > len(prefix)``); buckets without ids may be left out."""
         ...
 
@@ -79,6 +115,7 @@ class SortedIds:
 
     def __init__(self, texts: Iterable[str] = ()) -> None:
         self._texts = sorted(texts)
+        self._sums: tuple[array[int], array[int]] | None = None
 
     def __len__(self) -> int:
         return len(self._texts)
@@ -87,6 +124,7 @@ class SortedIds:
         """Take in more ids."""
         self._texts.extend(texts)
         self._texts.sort()
+        self._sums = None
 
     def _span(self, prefix: str) -> tuple[int, int]:
         low, high = prefix_bounds(prefix)
@@ -94,12 +132,20 @@ class SortedIds:
         end = len(self._texts) if high is None else bisect.bisect_left(self._texts, high)
         return start, end
 
-    def counts(self, prefix: str, length: int) -> dict[str, int]:
+    def summaries(self, prefix: str, length: int) -> dict[str, Summary]:
         start, end = self._span(prefix)
-        found: dict[str, int] = {}
-        for text in self._texts[start:end]:
-            key = text[:length]
-            found[key] = found.get(key, 0) + 1
+        if self._sums is None:  # once per set of ids, not once per level tried; 16 bytes an id
+            pairs = map(checksums, self._texts)
+            self._sums = array("q"), array("q")
+            for first, second in pairs:
+                self._sums[0].append(first)
+                self._sums[1].append(second)
+        firsts, seconds = self._sums
+        found: dict[str, Summary] = {}
+        for key, run in groupby(range(start, end), key=lambda i: self._texts[i][:length]):
+            rows = list(run)
+            low, high = rows[0], rows[-1] + 1
+            found[key] = Summary(len(rows), sum(firsts[low:high]), sum(seconds[low:high]))
         return found
 
     def ids(self, prefix: str) -> Iterator[str]:
@@ -107,47 +153,30 @@ class SortedIds:
         return iter(self._texts[start:end])
 
 
-class Combined:
-    """Two sides seen as one: the server's ObjectIds plus, say, string ids with the same shape."""
-
-    def __init__(self, first: BucketSide, second: SortedIds) -> None:
-        self.first, self.second = first, second
-
-    def counts(self, prefix: str, length: int) -> dict[str, int]:
-        found = self.first.counts(prefix, length)
-        if len(self.second):
-            for key, count in self.second.counts(prefix, length).items():
-                found[key] = found.get(key, 0) + count
-        return found
-
-    def ids(self, prefix: str) -> Iterator[str]:
-        yield from self.first.ids(prefix)
-        yield from self.second.ids(prefix)
-
-
 @dataclass(frozen=True)
 class Difference:
-    """A bucket whose counts differ."""
+    """A bucket whose summaries differ, with each side's count of ids in it."""
 
     prefix: str
     source: int
     target: int
 
 
-def _merged(source: Mapping[str, int], target: Mapping[str, int]) -> dict[str, int]:
+Summaries = Mapping[str, Summary]
+
+
+def _merged(source: Summaries, target: Summaries) -> dict[str, int]:
     return {
-        key: max(source.get(key, 0), target.get(key, 0)) for key in source.keys() | target.keys()
+        key: max(source.get(key, NOTHING).size, target.get(key, NOTHING).size)
+        for key in source.keys() | target.keys()
     }
 
 
-def differences(source: Mapping[str, int], target: Mapping[str, int]) -> list[Difference]:
-    """Buckets whose counts differ, in prefix order (a bucket absent on one side counts 0)."""
+def differences(source: Summaries, target: Summaries) -> list[Difference]:
+    """Buckets whose summaries differ, in prefix order (a bucket absent on one side is empty)."""
     keys = sorted(source.keys() | target.keys())
-    return [
-        Difference(key, source.get(key, 0), target.get(key, 0))
-        for key in keys
-        if source.get(key, 0) != target.get(key, 0)
-    ]
+    sides = ((key, source.get(key, NOTHING), target.get(key, NOTHING)) for key in keys)
+    return [Difference(key, one.size, other.size) for key, one, other in sides if one != other]
 
 
 def choose_level(coarse: Mapping[str, int], bucket_ids: int, coarse_level: int) -> int:
@@ -184,7 +213,7 @@ class WalkFigures:
     source_ids: int = 0
     """Ids on the source side, by the top-level counts."""
     target_ids: int = 0
-    """Ids on the target side, by the top-level counts."""
+    """Rows on the target side, by the top-level counts."""
     at_stake: int = 0
     """Ids in the top-level buckets that differ (the larger side of each)."""
 
@@ -195,7 +224,7 @@ Leaf = Callable[[Difference], None]
 
 @dataclass(frozen=True)
 class Walk:
-    """Counts per bucket on both sides, then the differing buckets split and read."""
+    """Summaries per bucket on both sides, then the differing buckets split and read."""
 
     source: BucketSide
     target: BucketSide
@@ -210,10 +239,11 @@ class Walk:
         (:func:`choose_level` guesses it from coarse counts; ids made in a burst by one process
         share more characters than a guess assumes, and a binary search finds the level then);
         return the buckets that differ. Every level tried costs one count per side."""
-        tried: dict[int, tuple[dict[str, int], dict[str, int], int]] = {}
+        tried: dict[int, tuple[dict[str, Summary], dict[str, Summary], int]] = {}
 
         def fits(level: int) -> bool:
-            on_source, on_target = self.source.counts("", level), self.target.counts("", level)
+            on_source = self.source.summaries("", level)
+            on_target = self.target.summaries("", level)
             merged = _merged(on_source, on_target)
             tried[level] = on_source, on_target, len(merged)
             return choose_level(merged, self.bucket_ids, level) == level
@@ -232,7 +262,8 @@ class Walk:
         on_source, on_target, compared = tried[level]
         found = differences(on_source, on_target)
         figures.level, figures.compared, figures.differing = level, compared, len(found)
-        figures.source_ids, figures.target_ids = sum(on_source.values()), sum(on_target.values())
+        figures.source_ids = sum(s.size for s in on_source.values())
+        figures.target_ids = sum(s.size for s in on_target.values())
         figures.at_stake = sum(max(d.source, d.target) for d in found)
         return found
 
@@ -246,7 +277,8 @@ class Walk:
         figures.split += 1
         deeper = len(bucket.prefix) + 1
         below = differences(
-            self.source.counts(bucket.prefix, deeper), self.target.counts(bucket.prefix, deeper)
+            self.source.summaries(bucket.prefix, deeper),
+            self.target.summaries(bucket.prefix, deeper),
         )
         for child in below:
             self.descend(child, figures)

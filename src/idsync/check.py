@@ -3,17 +3,18 @@
 Nothing is written. Ids are split in two by shape, the same way on both sides:
 
 - ObjectId ``_id``s in MongoDB, and values shaped like an ObjectId's text (24 lowercase hex
-  characters) in MySQL, are compared **by buckets** (:mod:`idsync.buckets`): counted per range
-  of ids on each server, and read only in the ranges whose counts differ. A MongoDB string id
-  that happens to be 24 hex characters is not an ObjectId, but its text lands in the same
-  place in MySQL, so it is read exactly and added to its bucket's count on the client.
+  characters) in MySQL, are compared **by buckets** (:mod:`idsync.buckets`): a summary per range
+  of ids (a count and two checksums of the texts) computed by MySQL, and by the client from the
+  source's keys, read once (MongoDB's aggregation has no hash function; a checksum computed
+  digit by digit costs it more than sending the keys). MySQL's ids are read only in the ranges
+  whose summaries differ. A MongoDB string id that happens to be 24 hex characters is not an
+  ObjectId, but its text lands in the same place in MySQL, so it joins its bucket.
 - Everything else (string, int, UUID ids; values of any other shape) is read and compared
   **exactly**, through the same encoding and checks as the sync.
 
-A side whose server cannot count per bucket is read whole instead and counted on the client
-(FerretDB: it has neither ``$toString`` nor ``$substrBytes``, and would scan the collection for
-every range). ``CheckOptions.check_exact`` compares every id of both sides, streamed through the
-sync's diff, like a dry run that also lists orphans.
+A column whose server cannot summarise per bucket (or whose collation does not sort hex text as
+bytes) is read whole instead. ``CheckOptions.check_exact`` compares every id of both sides,
+streamed through the sync's diff, like a dry run that also lists orphans.
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from idsync import history
-from idsync.buckets import Combined, Difference, SortedIds, Walk, WalkFigures, is_oid_text
+from idsync.buckets import Difference, SortedIds, Walk, WalkFigures, is_oid_text
 from idsync.check_report import CheckReport, Method, SideMethod
 from idsync.check_sides import (
-    NOT_OBJECT_IDS,
-    MongoBuckets,
     MySQLBuckets,
     Reads,
     mongo_batches,
@@ -35,7 +34,6 @@ from idsync.check_sides import (
     session_bytes_sent,
     sorts_hex_as_bytes,
     target_batches,
-    target_values,
 )
 from idsync.check_tally import Tally
 from idsync.config import Job, Settings
@@ -50,9 +48,16 @@ log = logging.getLogger("idsync")
 
 __all__ = ["CheckOptions", "CheckReport", "check", "check_after"]
 
-FERRETDB_REASON = (
-    "FerretDB finds a range of ids by reading the whole collection, so counting per bucket"
-    " would read it once per bucket; one streamed scan is cheaper"
+EXACT_PROOF = "every id compared: the target holds exactly the source's ids"
+BUCKETS_PROOF = (
+    "every ObjectId bucket has the same count and the same two 26-bit checksums of its texts on"
+    " both sides (a difference could hide only behind a collision of both), every other id"
+    " compared: the target holds exactly the source's ids"
+)
+SOURCE_REASON = (
+    "MongoDB's aggregation has no hash function: a checksum per bucket, digit by digit, costs"
+    " the server more than sending the keys (10x on mongo-java-server; FerretDB lacks the"
+    " operators), so the keys are read once and summarised here"
 )
 
 
@@ -61,12 +66,11 @@ class CheckOptions:
     """Choices for one check."""
 
     check_exact: bool = False
-    """Compare every id of both sides, never counts: proves what counts cannot (a missing id
-    and an orphan in the same bucket), at the cost of reading everything. For scheduled runs
-    that must prove completeness, not only catch drift."""
+    """Compare every id of both sides, never summaries: no reliance on checksums, at the cost
+    of reading everything."""
     bucket_ids: int = 1000
-    """About how many ids a top-level bucket should hold. Smaller buckets make a missing id and
-    an orphan less likely to share one and cancel out, and send more counts."""
+    """About how many ids a top-level bucket should hold: smaller buckets send more summaries
+    and read fewer ids around each difference."""
     leaf_ids: int = 100
     """A differing bucket with at most this many ids on each side is read id by id; a larger one
     is first counted again in 16 smaller buckets."""
@@ -90,8 +94,9 @@ def check(
 ) -> CheckReport:
     """Compare the job's source and target without writing; return the report.
 
-    ``status`` is ``ok`` (exit code 0) when both sides agree, ``drift`` (4) when ids are missing,
-    orphaned or rejected. Transient failures are retried like a sync's (``settings.retries``).
+    ``status`` is ``ok`` (exit code 0) when both sides were proven to agree (``report.proof``
+    says how), ``drift`` (4) when ids are missing, orphaned or rejected, or rows duplicated.
+    Transient failures are retried like a sync's (``settings.retries``).
     Raises :class:`~idsync.errors.IdsyncError` when it gives up, with the report so far attached
     as ``exc.report``: any other exception as an :class:`~idsync.errors.UnexpectedError` naming
     its type, Ctrl-C as itself; either way the check is recorded as failed, never as ok. Never
@@ -153,8 +158,8 @@ def exit_code_after(synced: SyncReport, checked: CheckReport | None) -> int:
 class Sides:
     """The two sides of the ObjectId part, and the values of the rest."""
 
-    source: MongoBuckets | SortedIds
-    target: MySQLBuckets | SortedIds
+    source: SortedIds
+    target: MySQLBuckets
     source_rest: Iterator[object]
     target_rest: Iterator[str]
 
@@ -189,14 +194,16 @@ class CheckPass:
             sent_before = session_bytes_sent(target)
             tally = Tally(self.report, target, column)
             if self._choose(source, target, column):
+                self.report.proof = BUCKETS_PROOF
                 self._buckets(source, target, column, tally)
             else:
+                self.report.proof = EXACT_PROOF
                 self._exact(source, target, column.fit, tally)
             tally.flush()
             self._measure(target, sent_before)
 
     def _choose(self, source: MongoSource, target: MySQLTarget, column: Column) -> bool:
-        """Set each side's method; True when at least one side counts by buckets."""
+        """Set each side's method; True when the target is summarised by buckets."""
         every = self._exact_reason(column)
         if every is not None:
             self.report.method = {
@@ -204,18 +211,14 @@ class CheckPass:
                 "target": SideMethod(reason=every),
             }
             return False
-        source_why = MongoBuckets(source, self.reads).probe()
-        if source.flavour == "ferretdb":
-            lacks = f"; it also lacks the operators: {source_why}" if source_why else ""
-            source_why = FERRETDB_REASON + lacks
         target_why = MySQLBuckets(target, column, self.reads).probe()
         if target_why is None and not sorts_hex_as_bytes(target, column):
             target_why = f"collation {column.collation} does not sort hex text as bytes do"
         self.report.method = {
-            "source": SideMethod(Method.EXACT if source_why else Method.BUCKETS, source_why),
+            "source": SideMethod(Method.EXACT, SOURCE_REASON),
             "target": SideMethod(Method.EXACT if target_why else Method.BUCKETS, target_why),
         }
-        return not (source_why and target_why)
+        return target_why is None
 
     def _exact_reason(self, column: Column) -> str | None:
         if self.options.check_exact:
@@ -263,21 +266,10 @@ class CheckPass:
             yield text
 
     def _sides(self, source: MongoSource, target: MySQLTarget, column: Column) -> Sides:
-        method = self.report.method
-        if method["source"].method is Method.BUCKETS:
-            mongo: MongoBuckets | SortedIds = MongoBuckets(source, self.reads)
-            source_rest: Iterator[object] = mongo_values(source, NOT_OBJECT_IDS, self.reads)
-        else:
-            mongo = SortedIds()
-            source_rest = _split(mongo_values(source, {}, self.reads), mongo)
-        if method["target"].method is Method.BUCKETS:
-            counted = MySQLBuckets(target, column, self.reads)
-            mysql: MySQLBuckets | SortedIds = counted
-            target_rest: Iterator[str] = counted.others()
-        else:
-            mysql = SortedIds()
-            target_rest = _split_texts(target_values(target, self.reads), mysql)
-        return Sides(mongo, mysql, source_rest, target_rest)
+        mongo = SortedIds()
+        source_rest = _split(mongo_values(source, {}, self.reads), mongo)
+        mysql = MySQLBuckets(target, column, self.reads)
+        return Sides(mongo, mysql, source_rest, mysql.others())
 
     def _buckets(
         self, source: MongoSource, target: MySQLTarget, column: Column, tally: Tally
@@ -292,11 +284,8 @@ class CheckPass:
         )
         tally.diff(rest_source, rest_target, unique_source=True)
         rest_rows, rest_seen = tally.rows_read, seen[0] - len(hex_strings)
-        if isinstance(sides.source, SortedIds):
-            sides.source.add(hex_strings)
-            mongo: MongoBuckets | SortedIds | Combined = sides.source
-        else:
-            mongo = Combined(sides.source, SortedIds(hex_strings))
+        mongo = sides.source
+        mongo.add(hex_strings)
 
         def leaf(bucket: Difference) -> None:
             wanted = tally.target_set(sides.target.ids(bucket.prefix) if bucket.target else ())
@@ -355,11 +344,6 @@ def _split(values: Iterable[object], oids: SortedIds) -> Iterator[object]:
         else:
             yield value
     oids.add(held)
-
-
-def _split_texts(values: Iterable[str], shaped: SortedIds) -> Iterator[str]:
-    for value in _split(values, shaped):
-        yield str(value)
 
 
 def _divert(texts: Iterable[str], shaped: list[str]) -> Iterator[str]:

@@ -18,9 +18,11 @@ class CheckStatus(StrEnum):
     """Outcome of a check; each has its exit code."""
 
     OK = "ok"
-    """Both sides agree: every source id is in the target and nothing else is."""
+    """Both sides agree: every source id is in the target and nothing else is (``proof`` says
+    how that was established)."""
     DRIFT = "drift"
-    """Ids are missing, orphaned or cannot be stored: see the counts and samples."""
+    """Ids are missing, orphaned or cannot be stored, or rows are duplicated: see the counts
+    and samples."""
     FAILED = "failed"
     """Stopped by an error before it could tell."""
 
@@ -32,7 +34,8 @@ class Method(StrEnum):
     """How one side was compared."""
 
     BUCKETS = "buckets"
-    """Counted per range of ObjectIds on the server; ids read only where counts differ."""
+    """Summarised per range of ObjectIds on the server (count and checksums of the texts); ids
+    read only where the summaries differ."""
     EXACT = "exact"
     """Every id read and compared."""
 
@@ -74,6 +77,8 @@ class CheckReport:
     rejected_samples: list[Rejected] = field(default_factory=list)
     duplicate_rows: int = 0
     """Target rows repeating a value of another row, where rows were read (no UNIQUE index)."""
+    proof: str = ""
+    """What an ``ok`` of this check establishes, by the way it compared."""
     method: dict[str, SideMethod] = field(
         default_factory=lambda: {"source": SideMethod(), "target": SideMethod()}
     )
@@ -139,7 +144,8 @@ class CheckReport:
     def finish(self) -> None:
         self.duration_s = round(time.monotonic() - self._clock, 3)
         if self.error is None:
-            drift = self.missing or self.orphans or self.rejected
+            # A duplicated row is drift too: the table does not hold each id exactly once.
+            drift = self.missing or self.orphans or self.rejected or self.duplicate_rows
             self.status = CheckStatus.DRIFT if drift else CheckStatus.OK
             self.exit_code = CHECK_EXIT_CODES[self.status]
 
@@ -178,6 +184,7 @@ class CheckReport:
             )
         lines.append(
             f"  missing {self.missing:,} · orphans {self.orphans:,} · rejected {self.rejected:,}"
+            f"{f' · duplicate rows {self.duplicate_rows:,}' if self.duplicate_rows else ''}"
             f" · read {self.ids_read_source:,} + {self.ids_read_target:,} ids"
             f" · {self.duration_s:.2f} s"
         )
@@ -186,6 +193,8 @@ class CheckReport:
         lines += [f"  rejected {r.id!r}: {r.reason}" for r in self.rejected_samples[:5]]
         if max(self.missing, self.orphans, self.rejected) > 5:
             lines.append("  … more in the samples of --json")
+        if self.status is CheckStatus.OK and self.proof:
+            lines.append(f"  proven: {self.proof}")
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.error:
             lines.append(f"  error: {self.error}")

@@ -1,9 +1,10 @@
-"""The servers as sides of a check: counts per bucket and ids per bucket, read on the server.
+"""The servers as sides of a check: MySQL's summaries and ids per bucket, MongoDB's keys.
 
-MongoDB: ``$group`` on ``{$substrBytes: [{$toString: "$_id"}, 0, k]}`` over an ``_id`` range,
-which MongoDB answers from the ``_id`` index without sending an id. MySQL: ``GROUP BY LEFT(c, k)``
-over the same range of the column's index, for values shaped like an ObjectId's text only.
-Everything else (string, int, UUID ids; values of any other shape) is read and compared exactly.
+A bucket's summary is its count and the sums of :func:`idsync.buckets.checksums` over its ids.
+MySQL computes it with ``GROUP BY LEFT(c, k)`` over a range of the column's index, the checksum
+from the text's two 48-bit halves (``CONV``), for values shaped like an ObjectId's text only.
+MongoDB's side is its keys, read once and summarised on the client. Everything else (string,
+int, UUID ids; values of any other shape) is read and compared exactly.
 """
 
 from __future__ import annotations
@@ -13,21 +14,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import bson
-from bson import ObjectId
-
-from idsync.buckets import HEX, OID_TEXT_SQL, prefix_bounds
+from idsync.buckets import HEX, OID_TEXT_SQL, PRIMES, Summary, prefix_bounds
 from idsync.errors import TerminalError
 from idsync.source import MongoSource, split_batch
 from idsync.target import Column, MySQLTarget
 
-_LOWEST = ObjectId("0" * 24)
-OBJECT_IDS: dict[str, Any] = {"_id": {"$gte": _LOWEST}}
-"""Every ObjectId ``_id``: a comparison with an ObjectId matches ObjectIds only (MongoDB's type
-bracketing), and finds them through the ``_id`` index."""
-NOT_OBJECT_IDS: dict[str, Any] = {"_id": {"$not": {"$gte": _LOWEST}}}
-"""Exactly the other documents. A negated comparison still has index bounds on MongoDB, which
-a negated ``$type`` would not."""
 # MySQL REGEXP is case-insensitive under a _ci collation; (?-i) turns that off both in
 # MariaDB's PCRE and in MySQL 8's ICU engine.
 _SHAPE = f"'(?-i){OID_TEXT_SQL}'"
@@ -42,61 +33,6 @@ class Reads:
     mongo_bytes: int = 0
     mongo_count_s: float = 0.0
     mysql_count_s: float = 0.0
-
-
-def _range_query(prefix: str) -> dict[str, Any]:
-    if not prefix:
-        return OBJECT_IDS
-    low, high = prefix_bounds(prefix)
-    bounds: dict[str, Any] = {"$gte": ObjectId(low)}
-    if high is not None:
-        bounds["$lt"] = ObjectId(high)
-    return {"_id": bounds}
-
-
-def count_pipeline(prefix: str, length: int) -> list[dict[str, Any]]:
-    """Ids under ``prefix`` counted by their first ``length`` hex characters."""
-    key = {"$substrBytes": [{"$toString": "$_id"}, 0, length]}
-    return [{"$match": _range_query(prefix)}, {"$group": {"_id": key, "n": {"$sum": 1}}}]
-
-
-class MongoBuckets:
-    """The source's ObjectId ``_id``s, counted and read per bucket on the server."""
-
-    def __init__(self, source: MongoSource, reads: Reads) -> None:
-        self.source, self.reads = source, reads
-
-    def probe(self) -> str | None:
-        """None when the server can count per bucket; else what it said."""
-        pipeline = count_pipeline("", 4)
-        pipeline.insert(1, {"$limit": 1})
-        try:
-            for _doc in self.source.aggregate(pipeline):
-                pass
-        except TerminalError as exc:
-            return str(exc).split(", full error:")[0]
-        return None
-
-    def counts(self, prefix: str, length: int) -> dict[str, int]:
-        found: dict[str, int] = {}
-        started = time.perf_counter()
-        for doc in self.source.aggregate(count_pipeline(prefix, length)):
-            self.reads.mongo_bytes += len(bson.encode(doc))  # the reply's documents, as sent
-            found[str(doc["_id"])] = int(doc["n"])
-        self.reads.mongo_count_s += time.perf_counter() - started
-        return found
-
-    def ids(self, prefix: str) -> Iterator[str]:
-        for batch in self.source.id_batches(_range_query(prefix)):
-            self.reads.mongo_bytes += len(batch)
-            oids, others = split_batch(batch)
-            if others:
-                raise TerminalError(
-                    f"MongoDB at {self.source.address} matched {others[0]!r} by an ObjectId"
-                    " range: its comparisons are not MongoDB's; check with --exact"
-                )
-            self.reads.source_ids += len(oids)
-            yield from oids
 
 
 def mongo_values(source: MongoSource, query: dict[str, Any], reads: Reads) -> Iterator[object]:
@@ -125,8 +61,16 @@ def _text(value: str | bytes) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
 
+def _checksum_sql(col: str, prime: int) -> str:
+    """:func:`idsync.buckets.checksums` of the hex text in ``col``, for one prime."""
+    high = f"CAST(CONV(LEFT({col}, 12), 16, 10) AS UNSIGNED)"
+    low = f"CAST(CONV(SUBSTRING({col}, 13, 12), 16, 10) AS UNSIGNED)"
+    number = f"MOD(MOD({high}, {prime}) * {pow(2, 48, prime)} + MOD({low}, {prime}), {prime})"
+    return f"MOD({number} * {number}, {prime})"
+
+
 class MySQLBuckets:
-    """The target's values shaped like an ObjectId's text, counted and read per bucket.
+    """The target's values shaped like an ObjectId's text, summarised and read per bucket.
 
     Ranges are written as hex text (``c >= '65a0…0' AND c < '65a1…0'``) in the column's own
     collation, so that the column's index finds them. Lowercase hex sorts the same under binary
@@ -157,17 +101,18 @@ class MySQLBuckets:
             return f"{self.col} >= %s AND {self.shaped}", [low]
         return f"{self.col} >= %s AND {self.col} < %s AND {self.shaped}", [low, high]
 
-    def counts(self, prefix: str, length: int) -> dict[str, int]:
+    def summaries(self, prefix: str, length: int) -> dict[str, Summary]:
         where, args = self._where(prefix)
+        sums = ", ".join(f"SUM({_checksum_sql(self.col, prime)})" for prime in PRIMES)
         started = time.perf_counter()
         rows = self.target.fetch(
-            f"SELECT LEFT({self.col}, {int(length)}), COUNT(*) FROM {self.table}"
+            f"SELECT LEFT({self.col}, {int(length)}), COUNT(*), {sums} FROM {self.table}"
             f" WHERE {where} GROUP BY 1",
             args,
             f"counting {self.target.table} per bucket",
         )
         self.reads.mysql_count_s += time.perf_counter() - started
-        return {_text(key): int(count) for key, count in rows}
+        return {_text(key): Summary(*map(int, figures)) for key, *figures in rows}
 
     def ids(self, prefix: str) -> Iterator[str]:
         where, args = self._where(prefix)

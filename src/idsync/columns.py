@@ -28,6 +28,9 @@ class Column:
     collation: str | None
     unique: bool
     """A UNIQUE index on exactly this column (no prefix): what makes racing writers safe."""
+    catalog_names: tuple[str, str, str] = ("", "", "")
+    """Database, table and column as the server's catalog spells them (names are
+    case-insensitive there, lock names are not)."""
 
     @property
     def exact(self) -> bool:
@@ -39,8 +42,8 @@ class Column:
 def describe_column(query: Query, database: str, table: str, column: str) -> Column:
     """Read the column's type, size, character set and indexes; refuse what cannot hold ids."""
     rows = query(
-        "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME "
-        "FROM information_schema.COLUMNS "
+        "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME,"
+        " TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
         "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s",
         (database, table, column),
         "inspecting the column",
@@ -48,7 +51,8 @@ def describe_column(query: Query, database: str, table: str, column: str) -> Col
     where = f"{database}.{table}"
     if not rows:
         raise ConfigError(f"column {column} not found in table {where}")
-    data_type, length, charset, collation = rows[0]
+    data_type, length, charset, collation, *names = rows[0]
+    database, table, column = (str(name) for name in names)
     data_type = str(data_type).lower()
     if data_type in _TEXT_TYPES:
         spaces = _trailing_spaces(query, data_type, str(charset), str(collation))
@@ -57,7 +61,8 @@ def describe_column(query: Query, database: str, table: str, column: str) -> Col
         fit = ColumnFit(max_chars=None, max_bytes=int(length), charset=None)
     else:
         raise ConfigError(f"column {where}.{column} is {data_type}: ids need a text type")
-    return Column(data_type, fit, collation, _has_unique_index(query, database, table, column))
+    unique = _has_unique_index(query, database, table, column)
+    return Column(data_type, fit, collation, unique, (database, table, column))
 
 
 def _trailing_spaces(query: Query, data_type: str, charset: str, collation: str) -> str | None:

@@ -95,7 +95,8 @@ class Sink:
         try:
             target.connect()
             column = target.inspect()
-            lock = state.watch_lock_name(target.url.database, self.key, self.job.name)
+            self.key = state.target_key(target.table, target.column)  # as the server names them
+            lock = state.watch_lock_name(target.schema, self.key, self.job.name)
             timeout = self.settings.lock_timeout_s
 
             def prepare(cursor: Any) -> tuple[bool | None, Checkpoint | None]:

@@ -130,6 +130,7 @@ class MySQLTarget:
 
     def __init__(self, settings: Settings, job: Job) -> None:
         self.url: MySQLURL = settings.mysql
+        self.schema = self.url.database
         self.table = job.table
         self.column = job.column
         self._read_batch = settings.read_batch_size
@@ -235,10 +236,15 @@ class MySQLTarget:
             # missing privilege is not mistaken for a missing table.
             self._query(f"SELECT 1 FROM {_quote(self.table)} LIMIT 0", (), f"reading {where}")
             raise ConfigError(f"table {where} does not exist: run `idsync init` to create it")
-        return describe_column(self._query, self.url.database, self.table, self.column)
+        column = describe_column(self._query, self.url.database, self.table, self.column)
+        # Column names are case-insensitive, lock names are not: `ID` and `id` are one column,
+        # so the lock (and a watcher's state key) take the names as the server stores them.
+        self.schema, self.table, self.column = column.catalog_names
+        return column
 
     def lock_name(self) -> str:
-        name = f"idsync:{self.url.database}.{self.table}.{self.column}"
+        """The target's lock: from the names :meth:`inspect` read from the server's catalog."""
+        name = f"idsync:{self.schema}.{self.table}.{self.column}"
         if len(name) > 64:  # the server's limit for lock names
             name = "idsync:" + hashlib.sha256(name.encode()).hexdigest()[:48]
         return name

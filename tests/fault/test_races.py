@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 
+from idsync import Job
+from idsync.target import MySQLTarget
 from tests.conftest import MYSQL_URL, Env, mysql_connect
-from tests.fault.conftest import load_ids, spawn_cli
+from tests.fault.conftest import load_ids, run_cli, spawn_cli
 
 pytestmark = pytest.mark.fault
 
@@ -120,3 +123,47 @@ def test_rows_written_by_someone_else_during_a_run(env: Env) -> None:
     report = json.loads(done.stdout)
     assert report["rejected"] == 0
     assert env.target_ids() == sorted(ids)
+
+
+def _upper_job(tmp_path: Path) -> str:
+    """A config naming the same column in capitals: MySQL's column names ignore case."""
+    config = tmp_path / "idsync.toml"
+    config.write_text(
+        '[jobs.upper]\ncollection = "cluster_trips"\nfield = "_id"\n'
+        'table = "cm_cluster_id"\ncolumn = "CLUSTER_ID"\n'
+    )
+    return str(config)
+
+
+def test_two_spellings_of_a_column_take_one_lock(env: Env, tmp_path: Path) -> None:
+    """The lock is the column's, not the spelling's: `CLUSTER_ID` waits for `cluster_id`."""
+    env.add_source([ObjectId() for _ in range(100)])
+    env.sql("CREATE TABLE cm_cluster_id (cluster_id VARCHAR(64) NOT NULL)")
+    with MySQLTarget(env.settings(), Job()) as holder:
+        holder.connect()
+        holder.inspect()
+        holder.lock(1)  # a real run's lock, held by another connection
+        refused = run_cli(
+            env.mongo_uri, env.mysql_url, "run", "--json", "--config", _upper_job(tmp_path),
+            "--job", "upper", "--lock-timeout", "1",
+        )  # fmt: skip
+    assert refused.returncode == 3, refused.stderr
+    assert json.loads(refused.stdout)["status"] == "refused"
+    assert env.target_ids() == []
+
+
+def test_two_spellings_run_at_once_never_duplicate(env: Env, tmp_path: Path) -> None:
+    ids = sorted(str(ObjectId()) for _ in range(30_000))
+    load_ids(env.mongo_uri, [ObjectId(i) for i in ids])
+    env.sql("CREATE TABLE cm_cluster_id (cluster_id VARCHAR(64) NOT NULL)")  # no UNIQUE index
+    config = _upper_job(tmp_path)
+    run = ("run", "--json", "--no-log-ids", "--lock-timeout", "120")
+    procs = [
+        spawn_cli(env.mongo_uri, env.mysql_url, *run),
+        spawn_cli(env.mongo_uri, env.mysql_url, *run, "--config", config, "--job", "upper"),
+    ]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs[0][1][-2000:]
+    assert env.target_ids() == ids  # each id once
+    inserted = [json.loads(out)["inserted"] for out, _err in outputs]
+    assert sorted(inserted) == [0, 30_000]

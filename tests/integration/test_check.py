@@ -125,19 +125,45 @@ def test_mixed_id_types_each_found_missing(source_env: Env) -> None:
         assert report.orphan_samples == ["ABCDEF0123456789ABCDEF01"]
 
 
-def test_missing_and_orphan_in_one_bucket_need_exact(source_env: Env) -> None:
-    """Counts cannot tell one id swapped for another in the same bucket: the fast path says
-    in sync (documented), --exact finds both."""
-    ids = spread_ids(3000)
+def test_missing_and_orphan_in_one_bucket_are_found_fast(source_env: Env) -> None:
+    """Equal counts prove nothing: one id swapped for another in the same bucket (at any level)
+    leaves every count equal; the bucket's checksum differs, so the fast check finds both."""
+    ids = spread_ids(10_000)
     synced(source_env, ids)
     missing = str(ids[1234])
-    orphan = missing[:-1] + ("0" if missing[-1] != "0" else "1")  # same bucket at any level
+    orphan = missing[:-1] + ("0" if missing[-1] != "0" else "1")
     drop_row(source_env, missing)
     add_row(source_env, orphan)
     fast, exact = fast_and_exact(source_env)
-    assert fast.status is CheckStatus.OK and fast.buckets_differing == 0
-    assert exact.status is CheckStatus.DRIFT
-    assert (exact.missing_samples, exact.orphan_samples) == ([missing], [orphan])
+    for report in (fast, exact):
+        assert (report.status, report.exit_code) == (CheckStatus.DRIFT, 4)
+        assert (report.missing_samples, report.orphan_samples) == ([missing], [orphan])
+    assert fast.buckets_differing == 1
+    assert fast.ids_read_target < 200  # only the differing bucket was read from MySQL
+
+
+def test_missing_id_and_duplicate_row_are_drift(source_env: Env) -> None:
+    """Without a UNIQUE index a duplicated row makes up for a missing one in every count."""
+    ids = spread_ids(3000)
+    source_env.add_source(ids)
+    source_env.sql("CREATE TABLE cm_cluster_id (cluster_id VARCHAR(64) NOT NULL, KEY (cluster_id))")
+    sync(Job(), source_env.settings())
+    missing, doubled = str(ids[500]), str(ids[501])
+    drop_row(source_env, missing)
+    add_row(source_env, doubled)
+    for report in fast_and_exact(source_env):
+        assert (report.status, report.exit_code) == (CheckStatus.DRIFT, 4)
+        assert report.missing_samples == [missing] and report.duplicate_rows == 1
+
+
+def test_the_report_says_what_was_proven(source_env: Env) -> None:
+    synced(source_env, [*spread_ids(500), "a-string-id"])
+    fast, exact = fast_and_exact(source_env)
+    assert fast.status is CheckStatus.OK and exact.status is CheckStatus.OK
+    assert "checksum" in fast.proof and "every id" in exact.proof
+    for report in (fast, exact):
+        assert report.to_dict()["proof"] == report.proof
+        assert report.proof in report.to_text()
 
 
 def test_objectid_and_string_with_the_same_hex(operators_env: Env) -> None:
@@ -150,28 +176,27 @@ def test_objectid_and_string_with_the_same_hex(operators_env: Env) -> None:
         assert report.rejected_samples[0].id == str(oid)
 
 
-def test_fast_path_on_a_server_with_the_operators(operators_env: Env) -> None:
+def test_fast_path_reads_few_mysql_rows(operators_env: Env) -> None:
     ids = spread_ids(20_000)
     synced(operators_env, ids)
     drop_row(operators_env, str(ids[7777]))
     add_row(operators_env, str(spread_ids(1, seed=42, every_s=1)[0]))
     fast, exact = fast_and_exact(operators_env)
-    assert fast.method["source"].method is Method.BUCKETS
     assert fast.method["target"].method is Method.BUCKETS
     assert (fast.missing, fast.orphans) == (exact.missing, exact.orphans) == (1, 1)
     assert fast.missing_samples == [str(ids[7777])]
-    assert exact.ids_read_source == 20_000
-    assert fast.ids_read_source + fast.ids_read_target < 0.02 * 20_000
-    assert fast.bytes_read["mongodb"] is not None and fast.bytes_read["mysql"] is not None
-    assert fast.bytes_read["mongodb"] < exact.bytes_read["mongodb"] / 20  # type: ignore[operator]
+    assert exact.ids_read_target == 20_000
+    assert fast.ids_read_target < 0.02 * 20_000
+    assert fast.bytes_read["mysql"] is not None and exact.bytes_read["mysql"] is not None
+    assert fast.bytes_read["mysql"] < exact.bytes_read["mysql"] / 5
 
 
-def test_ferretdb_side_is_read_whole_and_says_why(env: Env) -> None:
-    synced(env, spread_ids(1000))
-    report = check(Job(), env.settings())
-    assert report.source["flavour"] == "ferretdb"
+def test_source_keys_are_read_once_and_say_why(source_env: Env) -> None:
+    """MongoDB's aggregation has no hash: its keys are read once and summarised here."""
+    synced(source_env, spread_ids(1000))
+    report = check(Job(), source_env.settings())
     assert report.method["source"].method is Method.EXACT
-    assert "FerretDB" in (report.method["source"].reason or "")
+    assert "no hash function" in (report.method["source"].reason or "")
     assert report.method["target"].method is Method.BUCKETS
     assert report.ids_read_source == 1000 and report.ids_read_target == 0
 
@@ -268,3 +293,27 @@ def test_run_check_after(env: Env) -> None:
     assert clean.returncode == 0 and json.loads(clean.stdout)["check"]["status"] == "ok"
     kinds = [r[0] for r in env.sql("SELECT command FROM idsync_runs ORDER BY id")]
     assert kinds == ["run", "check", "run", "check"]
+
+
+def test_mysql_checksums_match_the_clients_at_the_edges(env: Env) -> None:
+    """MySQL's arithmetic (CONV of two 48-bit halves) gives the client's checksums exactly."""
+    edges = ["0" * 24, "f" * 24, "0" * 11 + "1" + "f" * 12, "f" * 12 + "0" * 12, "7" * 24]
+    synced(env, [*map(ObjectId, edges), *spread_ids(300)])
+    report = check(Job(), env.settings())
+    assert report.method["target"].method is Method.BUCKETS
+    assert (report.status, report.buckets_differing, report.ids_read_target) == ("ok", 0, 0)
+
+
+def test_duplicate_rows_are_drift(source_env: Env) -> None:
+    """A table without a UNIQUE index holding an id twice is not in sync: exit 4 either way."""
+    ids = spread_ids(2000)
+    source_env.add_source([*ids, "a-string-id"])
+    source_env.sql("CREATE TABLE cm_cluster_id (cluster_id VARCHAR(64) NOT NULL, KEY (cluster_id))")
+    sync(Job(), source_env.settings())
+    add_row(source_env, str(ids[10]))
+    add_row(source_env, "a-string-id")
+    for args in ([], ["--exact"]):
+        done = source_env.idsync("check", "--json", *args)
+        report = json.loads(done.stdout)
+        assert (done.returncode, report["status"]) == (4, "drift"), args
+        assert report["duplicate_rows"] == 2 and report["missing"] == report["orphans"] == 0

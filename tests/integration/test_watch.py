@@ -6,6 +6,7 @@ import datetime
 import json
 import signal
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -14,8 +15,11 @@ import pytest
 from bson import ObjectId
 
 from idsync import Job, history
+from idsync.errors import LockHeldError
 from idsync.health import Health
 from idsync.metrics import Metrics
+from idsync.sink import Sink
+from idsync.state import Checkpoint
 from idsync.watch import WatchSummary, watch
 from idsync.watch_options import WatchOptions
 from tests.conftest import Env
@@ -183,3 +187,18 @@ def test_change_streams_required_but_missing_is_a_config_error(env: Env) -> None
     done = env.idsync("watch", "--mode", "change-stream", "--skip-initial-pass", timeout=60)
     assert done.returncode == 2, done.stderr
     assert "cannot open a change stream" in done.stderr
+
+
+def test_a_watchers_lock_and_state_row_name_the_column_as_the_server_does(env: Env) -> None:
+    """`CLUSTER_ID` and `cluster_id` are one column: one watcher lock, one checkpoint row."""
+    env.init_table()
+    upper = Sink(env.settings(lock_timeout_s=0.5), replace(Job(), column="CLUSTER_ID"))
+    upper.open()
+    try:
+        upper.save(Checkpoint(mode="polling"))
+        assert env.sql("SELECT `target` FROM idsync_state") == [("cm_cluster_id.cluster_id",)]
+        lower = Sink(env.settings(lock_timeout_s=0.5), Job())
+        with pytest.raises(LockHeldError):
+            lower.open()
+    finally:
+        upper.close()

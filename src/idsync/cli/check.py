@@ -34,8 +34,9 @@ from idsync.report import SyncReport
     default=None,
     envvar="IDSYNC_CHECK_EXACT",
     show_default=True,
-    help="Compare every id (--exact), or counts per range of ObjectIds first (--fast); "
-    "env IDSYNC_CHECK_EXACT=1 makes --exact the default for scheduled runs.",
+    help="Compare every id (--exact), or per range of ObjectIds a count and two checksums of"
+    " the texts computed by each server, reading ids only where they differ (--fast, the"
+    " default); env IDSYNC_CHECK_EXACT=1 makes --exact the default for scheduled runs.",
 )
 @click.option("--read-batch-size", type=int, metavar="N", help="Ids per read round trip.")
 @click.option("--socket-timeout", type=float, metavar="S", help="Longest one read may take (300).")
@@ -44,8 +45,11 @@ from idsync.report import SyncReport
 def check_command(**kw: Any) -> None:
     """Prove the target holds exactly the source's ids, or say where it does not.
 
-    Reports ids missing in MySQL, rows with no MongoDB document (orphans, never deleted) and ids
-    that cannot be stored. Exit 0 in sync, 4 on drift, 1 on failure, 2 on a usage error.
+    Reports ids missing in MySQL, rows with no MongoDB document (orphans, never deleted), ids
+    that cannot be stored and duplicated rows. Exit 0 only when proven: --exact compared every
+    id; --fast found every range of ObjectIds with the same count and checksums on both sides
+    (a difference could hide only behind a collision of two 26-bit checksums) and compared every
+    other id. Exit 4 on drift, 1 on failure, 2 on a usage error.
     """
     ctx = resolve(kw, {
         "read_batch_size": kw["read_batch_size"], "socket_timeout_s": kw["socket_timeout"],
