@@ -75,7 +75,7 @@ class SyncPass:
             target.connect()
             column = self._inspect(target)
             if not self.options.dry_run:
-                target.lock(self.settings.lock_timeout_s)
+                target.lock(self.settings.lock_timeout_s, self.stop)
             # The source's first batches are read while the target's ids are.
             with ReadAhead(source.value_batches()) as batches:
                 existing = self._read_target(target)

@@ -8,6 +8,7 @@ and it commits every batch together with the checkpoint that covers it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from idsync.errors import IdsyncError, LockHeldError
 from idsync.feeds import Change
 from idsync.ids import ColumnFit, UnsupportedId, describe, encode_id
 from idsync.state import Checkpoint
-from idsync.target import BatchResult, MySQLTarget
+from idsync.target import BatchResult, MySQLTarget, wait_for_lock
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ class PendingBatch:
 class Sink:
     """One connection to the target, the watcher's lock on it, and its checkpoint row."""
 
-    def __init__(self, settings: Settings, job: Job) -> None:
-        self.settings, self.job = settings, job
+    def __init__(self, settings: Settings, job: Job, stop: threading.Event) -> None:
+        self.settings, self.job, self.stop = settings, job, stop
         self.key = state.target_key(job.table, job.column)
         self.checkpoint: Checkpoint | None = None
         self.unique = True
@@ -100,7 +101,7 @@ class Sink:
 
             def prepare(cursor: Any) -> tuple[bool, Checkpoint | None]:
                 state.create_table(cursor)
-                if not state.take_lock(cursor, lock, timeout):
+                if not wait_for_lock(cursor, lock, timeout, self.stop, target.address):
                     return False, None
                 return True, state.load(cursor, self.job.name, self.key)
 

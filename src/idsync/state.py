@@ -121,12 +121,6 @@ def save(cursor: Any, job: str, target: str, checkpoint: Checkpoint) -> None:
     )
 
 
-def take_lock(cursor: Any, name: str, timeout_s: float) -> bool:
-    cursor.execute("SELECT GET_LOCK(%s, %s)", (name, timeout_s))
-    row = cursor.fetchone()
-    return bool(row and row[0] == 1)
-
-
 def _aware(value: object) -> datetime | None:
     """DATETIME columns come back naive; they hold UTC."""
     return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None

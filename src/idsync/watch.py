@@ -95,6 +95,8 @@ class Watcher:
             try:
                 self.core.sink.open()
                 return
+            except InterruptedRun:
+                return  # a signal while waiting for the watcher's lock: stop as asked
             except (ConfigError, GuardError):
                 raise
             except IdsyncError as exc:

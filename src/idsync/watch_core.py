@@ -77,7 +77,7 @@ class Core:
     ) -> None:
         self.job, self.settings, self.options, self.stop = job, settings, options, stop
         self.run_options, self.metrics, self.health = run_options, metrics, health
-        self.sink = Sink(settings, job)
+        self.sink = Sink(settings, job, stop)
         self.summary = WatchSummary(job.name)
         self.started = False
         """Following at least once: from then on every failure is retried, never raised."""
