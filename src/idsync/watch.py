@@ -20,7 +20,14 @@ import logging
 import threading
 
 from idsync.config import Job, RunOptions, Settings
-from idsync.errors import ConfigError, GuardError, IdsyncError, InterruptedRun, LockHeldError
+from idsync.errors import (
+    ConfigError,
+    GuardError,
+    IdsyncError,
+    InterruptedRun,
+    LockHeldError,
+    TerminalError,
+)
 from idsync.feeds import ChangeStreamsUnsupported, StreamLost
 from idsync.follow import PollFollower, StreamFollower
 from idsync.health import Health
@@ -145,6 +152,14 @@ class Watcher:
         core.summary.reconnects += 1
         core.summary.last_error = str(exc)
         core.metrics.reconnects.inc()
-        core.health.trouble(str(exc))
+        core.health.trouble(str(exc), terminal=is_terminal(exc))
         log.warning("[%s] %s; trying again in %.1f s", self.job.name, exc, core.pause)
         core.wait_backoff()
+
+
+def is_terminal(exc: IdsyncError) -> bool:
+    """Whether trying again cannot fix ``exc``: a refusal, a wrong setup, a guard (a held lock
+    is let go by its holder, so it is not one)."""
+    if isinstance(exc, LockHeldError):
+        return False
+    return isinstance(exc, TerminalError | ConfigError | GuardError)

@@ -13,13 +13,20 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from idsync import Job, history
+from idsync import Job, Settings, history
 from idsync.health import Health
 from idsync.metrics import Metrics
 from idsync.watch import WatchSummary, watch
 from idsync.watch_options import WatchOptions
 from tests.conftest import Env
-from tests.watch_support import Daemon, free_port, http_get, metric, wait_until
+from tests.watch_support import (
+    Daemon,
+    free_port,
+    http_get,
+    metric,
+    restricted_user,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +39,19 @@ def fast(**kw: Any) -> WatchOptions:
 class Running:
     """The library's ``watch()`` in a thread, stopped (and checked) on exit."""
 
-    def __init__(self, env: Env, options: WatchOptions, job: Job | None = None) -> None:
+    def __init__(
+        self, env: Env, options: WatchOptions, job: Job | None = None, mysql_url: str = ""
+    ) -> None:
         self.job = job or Job()
         self.stop = threading.Event()
         self.metrics = Metrics(self.job.name)
         self.health = Health(options.stuck_after_s)
         self.summary: WatchSummary | None = None
         self.error: BaseException | None = None
-        self._args = (env.settings(lock_timeout_s=1.0), options)
+        settings = env.settings(lock_timeout_s=1.0)
+        if mysql_url:
+            settings = Settings(mongo_uri=env.mongo_uri, mysql_url=mysql_url, lock_timeout_s=1.0)
+        self._args = (settings, options)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -173,9 +185,34 @@ def test_one_watcher_per_job_and_target(watch_env: Env, tmp_path: Path) -> None:
     env.init_table()
     with Running(env, fast()) as running:
         wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the first")
-        second = Daemon(tmp_path, env.mongo_uri, env.mysql_url, ["--lock-timeout", "0.5"])
+        args = ["--lock-timeout", "0.5", "--json"]
+        second = Daemon(tmp_path, env.mongo_uri, env.mysql_url, args)
         assert second.start().wait() == 3, second.stderr
         assert "another watcher of job update-cluster-id" in second.stderr
+        assert json.loads(second.stdout)["status"] == "refused"
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--poll-window", "2000000000"], "poll_window_s"),
+        (["--poll-window", "1e12"], "poll_window_s"),
+        (["--poll-window", "nan"], "poll_window_s"),
+        (["--stuck-after", "inf"], "stuck_after_s"),
+        (["--reconcile-every", "99999999999d"], "reconcile_every_s"),
+        (["--backoff-max", "1e12"], "backoff_max_s"),
+    ],
+)
+def test_out_of_range_durations_are_config_errors(env: Env, flags: list[str], named: str) -> None:
+    """Refused before anything is read, not accepted and crashing after the first full pass."""
+    env.init_table()
+    env.add_source([ObjectId()])
+    done = env.idsync("watch", "--json", *flags, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert json.loads(done.stdout)["status"] == "failed"
+    assert named in done.stderr
+    assert env.sql("SHOW TABLES") == [("cm_cluster_id",)]  # no idsync_state: nothing written
+    assert env.target_ids() == []
 
 
 def test_change_streams_required_but_missing_is_a_config_error(env: Env) -> None:
@@ -183,3 +220,18 @@ def test_change_streams_required_but_missing_is_a_config_error(env: Env) -> None
     done = env.idsync("watch", "--mode", "change-stream", "--skip-initial-pass", timeout=60)
     assert done.returncode == 2, done.stderr
     assert "cannot open a change stream" in done.stderr
+
+
+def test_access_denied_turns_healthz_503_at_once(watch_env: Env) -> None:
+    """A user that may write the ids table but not create `idsync_state`: every attempt fails
+    with "CREATE command denied", which no retry fixes; /healthz says so at once, not only
+    after --stuck-after."""
+    env = watch_env
+    env.init_table()
+    grants = ["SELECT, INSERT, UPDATE ON {db}.cm_cluster_id"]
+    with restricted_user(env, grants) as url, Running(env, fast(), mysql_url=url) as running:
+        wait_until(lambda: "error" in running.health.report()[1], "a failed attempt")
+        healthy, details = running.health.report()
+        assert not healthy and details["status"] == "failing", details
+        assert "CREATE command denied" in details["error"]
+        assert details["seconds_since_progress"] < 30  # well before stuck_after_s

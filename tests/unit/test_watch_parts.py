@@ -52,6 +52,16 @@ def test_options_are_checked() -> None:
         {"backoff_min_s": 5, "backoff_max_s": 1},
         {"poll_interval_s": 90},  # would be "stuck" between two polls
         {"http": "nowhere"},
+        # Accepted once, then a crash after the first full pass (datetime and ObjectId range).
+        {"poll_window_s": 2_000_000_000},
+        {"poll_window_s": 1e12},
+        {"poll_window_s": float("nan")},
+        {"poll_window_s": float("inf")},
+        {"reconcile_every_s": 1e12},
+        {"checkpoint_every_s": float("nan")},
+        {"stuck_after_s": float("inf")},
+        {"backoff_max_s": 1e12},
+        {"max_batch_wait_s": 1e12},
     ):
         with pytest.raises(ConfigError):
             WatchOptions(**bad)
@@ -114,6 +124,21 @@ def test_health_turns_503_when_stuck_and_serves_metrics() -> None:
         assert code == 200
         assert 'idsync_ids_inserted_total{job="demo"} 3.0' in text
         assert 'idsync_mode{idsync_mode="polling",job="demo"} 1.0' in text
+
+
+def test_health_turns_503_at_once_on_a_terminal_error() -> None:
+    now = [0.0]
+    health = Health(stuck_after_s=60, clock=lambda: now[0])
+    health.trouble("MongoDB unreachable")  # may pass: healthy until stuck_after_s
+    assert health.report()[0]
+    now[0] = 1.0
+    health.trouble("UPDATE command denied", terminal=True)  # will not pass by itself
+    healthy, details = health.report()
+    assert not healthy
+    assert (details["status"], details["error"]) == ("failing", "UPDATE command denied")
+    health.beat()
+    assert health.report() == (True, {"status": "ok", "mode": "starting",
+                                      "seconds_since_progress": 0.0})  # fmt: skip
 
 
 def _get(url: str) -> tuple[int, str]:
