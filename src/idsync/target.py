@@ -26,7 +26,7 @@ from idsync.errors import (
     TerminalError,
     TransientError,
 )
-from idsync.ids import ColumnFit
+from idsync.ids import ColumnFit, stored_text
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,6 @@ def wait_for_lock(
             )
         if got is None or time.monotonic() >= deadline:
             return False
-
-
-def _text(value: str | bytes) -> str:
-    """Column values as text; binary columns' bytes that are not UTF-8 stay visible, escaped."""
-    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
 
 _first = itemgetter(0)
@@ -292,7 +287,7 @@ class MySQLTarget:
             while rows := cur.fetchmany(self._read_batch):
                 values = list(map(_first, rows))
                 # A column's values are all text or all bytes (binary columns).
-                yield [_text(v) for v in values] if type(values[0]) is bytes else values
+                yield [stored_text(v) for v in values] if type(values[0]) is bytes else values
             cur.close()
             self._conn.commit()
         except MySQLdb.Error as exc:
@@ -400,10 +395,7 @@ class MySQLTarget:
             rows = self._query(
                 f"SELECT {col} FROM {_quote(self.table)} WHERE {col} IN ({marks})", chunk
             )
-            for (value,) in rows:
-                found.add(
-                    value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
-                )
+            found.update(stored_text(value) for (value,) in rows)
         return found & set(ids)
 
     def transaction(self, work: Callable[[Any], _T], doing: str) -> _T:

@@ -235,3 +235,18 @@ def test_access_denied_turns_healthz_503_at_once(watch_env: Env) -> None:
         assert not healthy and details["status"] == "failing", details
         assert "CREATE command denied" in details["error"]
         assert details["seconds_since_progress"] < 30  # well before stuck_after_s
+
+
+def test_int_and_string_with_the_same_text_are_told_apart_as_a_full_pass_does(
+    watch_env: Env,
+) -> None:
+    env = watch_env
+    env.init_table()
+    coll = env.mongo_db["cluster_trips"]
+    options = WatchOptions(max_batch_wait_s=1.0, poll_interval_s=0.2, stuck_after_s=30.0)
+    with Running(env, options) as running:
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the stream")
+        coll.insert_many([{"_id": 5}, {"_id": "5"}, {"_id": "marker"}])
+        wait_until(lambda: "marker" in env.target_ids(), "the batch")
+    assert env.target_ids() == ["5", "marker"]
+    assert running.summary is not None and running.summary.rejected == 1

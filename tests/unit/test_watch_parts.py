@@ -99,6 +99,19 @@ def test_pending_batch_encodes_like_a_full_pass() -> None:
     assert batch.oldest_at == batch.newest_at == at
 
 
+def test_pending_batch_rejects_a_repeated_text_as_a_full_pass_does() -> None:
+    fit = ColumnFit(max_chars=24, max_bytes=None, charset="utf8mb4")
+    batch = PendingBatch(fit, unique=True)
+    for value in (5, "5", Int64(5), "6", "6"):  # Int64(5) is int 5's document again
+        batch.add(Change(values=[value], at=None, key=value))
+    assert list(batch.texts) == ["5", "6"]
+    assert batch.rejected == [("5", "another source id has the same text (e.g. int 5 and '5')")]
+    values = PendingBatch(fit, unique=False)  # a field's values repeat across documents
+    for value in (5, "5"):
+        values.add(Change(values=[value], at=None))
+    assert (list(values.texts), values.rejected) == (["5"], [])
+
+
 def test_health_turns_503_when_stuck_and_serves_metrics() -> None:
     now = [0.0]
     health = Health(stuck_after_s=10, clock=lambda: now[0])
