@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 from bson import Int64, ObjectId
+from pymongo.errors import OperationFailure
 
-from idsync.errors import ConfigError
-from idsync.feeds import Change
+from idsync.errors import ConfigError, TerminalError, TransientError
+from idsync.feeds import Change, ChangeStreamsUnsupported, StreamLost, stream_error
 from idsync.health import Health, HealthServer
 from idsync.ids import ColumnFit
 from idsync.metrics import Metrics
@@ -76,6 +77,53 @@ def test_resume_tokens_survive_the_state_table() -> None:
         Checkpoint("change-stream", resume_token="{oops").token()
     with pytest.raises(ValueError, match="not a document"):
         Checkpoint("change-stream", resume_token="[1]").token()
+    with pytest.raises(ValueError, match="not a resume token"):  # the server never made it
+        Checkpoint("change-stream", resume_token='{"_data": "not a resume token"}').token()
+
+
+def _refusal(code: int | None, name: str, labels: tuple[str, ...] = ()) -> OperationFailure:
+    """A server's error reply, as pymongo raises it from the command's answer."""
+    reply: dict[str, object] = {"ok": 0.0, "errmsg": f"{name} (as the server says)"}
+    if code is not None:
+        reply.update(code=code, codeName=name)
+    if labels:
+        reply["errorLabels"] = list(labels)
+    return OperationFailure(str(reply["errmsg"]), code, reply)
+
+
+@pytest.mark.parametrize("resuming", [True, False])
+@pytest.mark.parametrize(
+    ("code", "name", "labels", "kind"),
+    [
+        (286, "ChangeStreamHistoryLost", (), StreamLost),
+        (280, "ChangeStreamFatalError", (), StreamLost),
+        (260, "InvalidResumeToken", (), StreamLost),
+        (136, "CappedPositionLost", (), StreamLost),
+        (91, "ShutdownInProgress", (), TransientError),
+        (189, "PrimarySteppedDown", (), TransientError),
+        (262, "ExceededTimeLimit", (), TransientError),
+        (43, "CursorNotFound", (), TransientError),
+        (999, "SomethingNew", ("ResumableChangeStreamError",), TransientError),
+        (18, "AuthenticationFailed", (), TerminalError),
+        (13, "Unauthorized", (), TerminalError),
+    ],
+)
+def test_only_a_lost_position_drops_the_resume_token(
+    code: int, name: str, labels: tuple[str, ...], kind: type, resuming: bool
+) -> None:
+    """What a server's refusal to open (or read on) a change stream means: position gone (a
+    gap pass, a new stream), try again with the same token, or stop."""
+    error = stream_error(_refusal(code, name, labels), "db:27017", "opening", resuming)
+    assert type(error) is kind, error
+    assert name in str(error)
+
+
+def test_an_unexplained_refusal_keeps_the_token() -> None:
+    """No code says the position is gone: the token is kept, and the refusal is not retried."""
+    error = stream_error(_refusal(None, "Unknown error"), "db:27017", "opening", resuming=True)
+    assert type(error) is TerminalError
+    fresh = stream_error(_refusal(40573, "Location40573"), "db:27017", "opening", False)
+    assert type(fresh) is ChangeStreamsUnsupported  # no stream at all: polling can do
 
 
 def test_lock_names_fit_the_server_limit() -> None:
