@@ -14,8 +14,11 @@ import pytest
 from bson import ObjectId
 
 from idsync import Job, Settings, history
+from idsync.errors import TerminalError
 from idsync.health import Health
 from idsync.metrics import Metrics
+from idsync.state import create_table
+from idsync.target import MySQLTarget
 from idsync.watch import WatchSummary, watch
 from idsync.watch_options import WatchOptions
 from tests.conftest import Env
@@ -62,6 +65,13 @@ class Running:
             )
         except BaseException as exc:
             self.error = exc
+
+    def ended(self, timeout: float = 60.0) -> BaseException | None:
+        """Wait for ``watch()`` to end by itself; the error it raised (taken: not a failure)."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "watch() did not end by itself"
+        error, self.error = self.error, None
+        return error
 
     def value(self, name: str) -> float | None:
         return metric(self.metrics.render().decode(), name)
@@ -222,19 +232,77 @@ def test_change_streams_required_but_missing_is_a_config_error(env: Env) -> None
     assert "cannot open a change stream" in done.stderr
 
 
-def test_access_denied_turns_healthz_503_at_once(watch_env: Env) -> None:
-    """A user that may write the ids table but not create `idsync_state`: every attempt fails
-    with "CREATE command denied", which no retry fixes; /healthz says so at once, not only
-    after --stuck-after."""
+@pytest.mark.parametrize(
+    ("grants", "denied"),
+    [
+        (["SELECT, INSERT, UPDATE ON {db}.cm_cluster_id"], "CREATE command denied"),
+        (
+            ["SELECT, INSERT, UPDATE ON {db}.cm_cluster_id",
+             "SELECT, INSERT, CREATE ON {db}.idsync_state"],
+            "UPDATE command denied",
+        ),
+    ],
+)  # fmt: skip
+def test_a_missing_privilege_ends_the_watcher_and_healthz_says_why(
+    watch_env: Env, grants: list[str], denied: str
+) -> None:
+    """A user that may write the ids table but not `idsync_state` as the watcher needs: no
+    retry fixes that. /healthz says so at once (not only after --stuck-after), then the
+    watcher ends with the error instead of trying forever."""
     env = watch_env
     env.init_table()
-    grants = ["SELECT, INSERT, UPDATE ON {db}.cm_cluster_id"]
+    with MySQLTarget(env.settings(), Job()) as target:
+        target.connect()
+        target.transaction(create_table, "creating")
+    env.add_source([ObjectId()])
     with restricted_user(env, grants) as url, Running(env, fast(), mysql_url=url) as running:
         wait_until(lambda: "error" in running.health.report()[1], "a failed attempt")
         healthy, details = running.health.report()
         assert not healthy and details["status"] == "failing", details
-        assert "CREATE command denied" in details["error"]
+        assert denied in details["error"]
         assert details["seconds_since_progress"] < 30  # well before stuck_after_s
+        error = running.ended()
+    assert isinstance(error, TerminalError) and denied in str(error)
+
+
+def test_a_batch_that_always_fails_the_same_way_ends_the_watcher(watch_env: Env) -> None:
+    env = watch_env
+    env.init_table()
+    env.sql(
+        "CREATE TRIGGER no_poison BEFORE INSERT ON cm_cluster_id FOR EACH ROW"
+        " IF NEW.cluster_id = 'poison' THEN"
+        " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poison refused'; END IF"
+    )
+    with Running(env, fast()) as running:
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the stream")
+        env.add_source(["poison"])
+        error = running.ended()
+        assert running.health.report()[1]["status"] == "failing"
+    assert isinstance(error, TerminalError) and "poison refused" in str(error)
+    assert running.metrics.reconnects._value.get() >= 1  # tried again before giving up
+
+
+def test_first_full_pass_refused_with_a_stored_token_ends_with_exit_3(
+    watch_env: Env, tmp_path: Path
+) -> None:
+    """Pointed at an empty collection while the table has rows: exit 3, as without a
+    checkpoint, not a warning and following forever."""
+    env = watch_env
+    env.init_table()
+    env.add_source([ObjectId()])
+    with Running(env, fast()) as running:
+        wait_until(lambda: _count(env) == 1, "the first pass")
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the stream")
+    [(token,)] = env.sql("SELECT resume_token FROM idsync_state")
+    assert token
+    env.mongo_db["cluster_trips"].delete_many({})
+    daemon = Daemon(tmp_path, env.mongo_uri, env.mysql_url, ["--json"]).start()
+    try:
+        assert daemon.wait(timeout=60) == 3, daemon.stderr
+    finally:
+        daemon.kill()
+    assert json.loads(daemon.stdout)["status"] == "refused"
+    assert "has no ids" in daemon.stderr
 
 
 def test_int_and_string_with_the_same_text_are_told_apart_as_a_full_pass_does(
