@@ -265,6 +265,24 @@ def test_a_missing_privilege_ends_the_watcher_and_healthz_says_why(
     assert isinstance(error, TerminalError) and denied in str(error)
 
 
+def test_update_denied_on_a_stored_checkpoint_ends_the_watcher(watch_env: Env) -> None:
+    """Following from a stored checkpoint: an idle moment is not progress that excuses the
+    failed saves around it; the watcher ends, /healthz failing, instead of flapping."""
+    env = watch_env
+    env.init_table()
+    with Running(env, fast()) as running:
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the stream")
+    grants = ["SELECT, INSERT, UPDATE ON {db}.cm_cluster_id",
+              "SELECT, INSERT, CREATE ON {db}.idsync_state"]  # fmt: skip
+    options = fast(initial_pass=False, checkpoint_every_s=0.05)
+    with restricted_user(env, grants) as url, Running(env, options, mysql_url=url) as running:
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "following")
+        env.add_source([ObjectId()])
+        error = running.ended()
+        assert running.health.report()[1]["status"] == "failing"
+    assert isinstance(error, TerminalError) and "UPDATE command denied" in str(error)
+
+
 def test_a_batch_that_always_fails_the_same_way_ends_the_watcher(watch_env: Env) -> None:
     env = watch_env
     env.init_table()
