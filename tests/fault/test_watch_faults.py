@@ -220,3 +220,31 @@ def test_invalid_stored_resume_token_gap_pass_then_a_new_stream(
     assert env.target_ids() == sorted(str(o) for o in missed + new)
     [(token,)] = env.sql("SELECT resume_token FROM idsync_state")
     assert json.loads(token)["_data"] != "not a resume token"
+
+
+def test_backoff_starts_over_once_the_watcher_recovers(
+    mongo_java: PrivateMongoJava, env: Env, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """Pauses grow while MongoDB is away; once following again, the next outage starts from
+    the shortest pause, not from where the last one ended."""
+    env.init_table()
+    name = env.mongo_db.name
+    args = [*FOLLOW, "--connect-timeout", "1", "--backoff-max", "4"]
+    daemon = Daemon(tmp_path, f"{mongo_java.uri}{name}", env.mysql_url, args)
+    daemons.append(daemon.start())
+    wait_until(lambda: "by change stream" in daemon.stderr, "the stream to open")
+    mongo_java.kill()
+    wait_until(lambda: "trying again in 4.0 s" in daemon.stderr, "the pause to grow", 120)
+    mongo_java.start()
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_java.uri)
+    with client:
+        oid = ObjectId()
+        client[name]["cluster_trips"].insert_one({"_id": oid})
+        wait_until(lambda: _count(env) == 1, "following again", 120)
+    seen = len(daemon.stderr)
+    mongo_java.kill()
+    wait_until(lambda: "trying again in" in daemon.stderr[seen:], "the next failure", 120)
+    first = daemon.stderr[seen:].split("trying again in ", 1)[1].split(" s", 1)[0]
+    assert first == "0.5", daemon.stderr[seen:]
+    daemon.send(signal.SIGTERM)
+    assert daemon.wait() == 0, daemon.stderr
