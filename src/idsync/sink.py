@@ -20,8 +20,9 @@ from idsync.config import Job, Settings
 from idsync.errors import IdsyncError, LockHeldError
 from idsync.feeds import Change
 from idsync.ids import DUPLICATE_TEXT, ColumnFit, encode_batch
+from idsync.locks import wait_for_lock
 from idsync.state import Checkpoint
-from idsync.target import BatchResult, MySQLTarget, wait_for_lock
+from idsync.target import BatchResult, MySQLTarget
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,12 @@ class Sink:
 
             def prepare(cursor: Any) -> tuple[bool, Checkpoint | None]:
                 state.create_table(cursor)
-                if not wait_for_lock(cursor, lock, timeout, self.stop, target.address):
+                if not wait_for_lock(
+                    lambda seconds: state.take_lock(cursor, lock, seconds),
+                    timeout,
+                    self.stop,
+                    f"the lock {lock} on {target.address}",
+                ):
                     return False, None
                 return True, state.load(cursor, self.job.name, self.key)
 

@@ -128,6 +128,13 @@ def save(cursor: Any, job: str, target: str, checkpoint: Checkpoint) -> None:
     )
 
 
+def take_lock(cursor: Any, name: str, timeout_s: float) -> object:
+    """``GET_LOCK(name, timeout_s)``: 1 taken, 0 timed out, None on an error."""
+    cursor.execute("SELECT GET_LOCK(%s, %s)", (name, timeout_s))
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def _aware(value: object) -> datetime | None:
     """DATETIME columns come back naive; they hold UTC."""
     return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None

@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -18,15 +17,9 @@ import MySQLdb.cursors
 from MySQLdb.constants import CR, ER
 
 from idsync.config import Job, MySQLURL, Settings
-from idsync.errors import (
-    ConfigError,
-    IdsyncError,
-    InterruptedRun,
-    LockHeldError,
-    TerminalError,
-    TransientError,
-)
+from idsync.errors import ConfigError, IdsyncError, LockHeldError, TerminalError, TransientError
 from idsync.ids import ColumnFit, stored_text
+from idsync.locks import wait_for_lock
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +46,6 @@ _DENIED = {
 _LOCK_CONFLICTS = {ER.LOCK_DEADLOCK, ER.LOCK_WAIT_TIMEOUT}
 _BATCH_ATTEMPTS = 3
 _CONNECTION_KILLED = 1927  # MariaDB's "Connection was killed"; MySQL reports 2013 instead
-# A lock is waited for in slices this long, so that a signal ends the wait within one.
-_LOCK_SLICE_S = 0.25
 _TRANSIENT = {
     ER.LOCK_WAIT_TIMEOUT,
     ER.LOCK_DEADLOCK,
@@ -99,30 +90,6 @@ def mysql_error(exc: Exception, address: str, doing: str) -> IdsyncError:
     if code in _DENIED:
         return TerminalError(f"{text}; grant the privilege to the user in the URL")
     return TerminalError(text)
-
-
-def wait_for_lock(
-    cursor: Any, name: str, timeout_s: float, stop: threading.Event | None, address: str
-) -> bool:
-    """``GET_LOCK`` in short slices up to ``timeout_s``: True once held, False when the time is
-    up; raises :class:`~idsync.errors.InterruptedRun` as soon as ``stop`` is set."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        wait = max(0.0, min(_LOCK_SLICE_S, deadline - time.monotonic()))
-        try:
-            cursor.execute("SELECT GET_LOCK(%s, %s)", (name, wait))
-            row = cursor.fetchone()
-        except MySQLdb.Error as exc:
-            raise mysql_error(exc, address, "taking the lock") from None
-        got = row[0] if row else None
-        if got == 1:
-            return True
-        if stop is not None and stop.is_set():
-            raise InterruptedRun(
-                f"interrupted while waiting for the lock {name} on {address}: nothing written"
-            )
-        if got is None or time.monotonic() >= deadline:
-            return False
 
 
 _first = itemgetter(0)
@@ -263,7 +230,11 @@ class MySQLTarget:
         """Take the target's named lock, or refuse after ``timeout_s`` if another run holds it;
         ``stop`` set meanwhile ends the wait with :class:`~idsync.errors.InterruptedRun`."""
         name = self.lock_name()
-        if not wait_for_lock(self._conn.cursor(), name, timeout_s, stop, self.address):
+
+        def get_lock(seconds: float) -> object:
+            return self._query("SELECT GET_LOCK(%s, %s)", (name, seconds), "taking the lock")[0][0]
+
+        if not wait_for_lock(get_lock, timeout_s, stop, f"the lock {name} on {self.address}"):
             raise LockHeldError(
                 f"another run holds the lock {name} on {self.address} "
                 f"(waited {timeout_s:g}s; --lock-timeout sets the wait)"
