@@ -248,3 +248,28 @@ def test_backoff_starts_over_once_the_watcher_recovers(
     assert first == "0.5", daemon.stderr[seen:]
     daemon.send(signal.SIGTERM)
     assert daemon.wait() == 0, daemon.stderr
+
+
+def test_a_refused_resume_keeps_the_token_unless_the_position_is_gone(
+    watch_env: Env, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """The server refuses a well-formed token without a code that says the position is gone
+    (mongo-java-server answers a token it did not make with no code at all): the token is
+    kept, not traded for a new stream and a gap pass, and the watcher ends loudly."""
+    env = watch_env
+    env.init_table()
+    foreign = '{"_data": "8200000001000000012B0229296E04"}'
+    with MySQLTarget(env.settings(), Job()) as target:
+        target.connect()
+        kept = Checkpoint("change-stream", resume_token=foreign)
+        key = target_key("cm_cluster_id", "cluster_id")
+        target.transaction(create_table, "creating")
+        target.transaction(lambda cur: save(cur, "update-cluster-id", key, kept), "saving")
+    env.add_source([ObjectId()])
+    daemon = Daemon(tmp_path, env.mongo_uri, env.mysql_url, [*FOLLOW, "--json"])
+    daemons.append(daemon.start())
+    assert daemon.wait() == 1, daemon.stderr
+    assert "refused opening a change stream at its checkpoint" in daemon.stderr
+    assert "gap pass" not in daemon.stderr
+    assert json.loads(daemon.stdout)["status"] == "failed"
+    assert env.sql("SELECT resume_token FROM idsync_state") == [(foreign,)]
