@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from idsync.errors import IdsyncError
+from idsync.ids import shown_text
 from idsync.report import MAX_SAMPLES, Rejected
 
 
@@ -129,7 +130,7 @@ class CheckReport:
     def add_orphan(self, text: str) -> None:
         self.orphans += 1
         if len(self.orphan_samples) < MAX_SAMPLES:
-            self.orphan_samples.append(text)
+            self.orphan_samples.append(shown_text(text))
 
     def reject(self, text: str, reason: str) -> None:
         self.rejected += 1

@@ -16,6 +16,7 @@ from typing import Any
 
 from idsync.buckets import HEX, OID_TEXT_SQL, PRIMES, Summary, prefix_bounds
 from idsync.errors import TerminalError
+from idsync.ids import stored_text
 from idsync.source import MongoSource, split_batch
 from idsync.target import Column, MySQLTarget
 
@@ -119,7 +120,7 @@ class MySQLBuckets:
         sql = f"SELECT {self.col} FROM {self.table} WHERE {where}"
         for (value,) in self.target.stream(sql, args, f"reading {self.target.table}"):
             self.reads.target_ids += 1
-            yield _text(value)
+            yield stored_text(value)
 
     def others(self) -> Iterator[str]:
         """Every value not shaped like an ObjectId's text."""
@@ -129,7 +130,7 @@ class MySQLBuckets:
         )
         for (value,) in self.target.stream(sql, (), f"reading {self.target.table}"):
             self.reads.target_ids += 1
-            yield _text(value)
+            yield stored_text(value)
 
 
 def target_values(target: MySQLTarget, reads: Reads) -> Iterator[str]:

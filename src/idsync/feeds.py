@@ -19,15 +19,22 @@ from bson import ObjectId, Timestamp
 from pymongo.change_stream import CollectionChangeStream
 from pymongo.errors import OperationFailure, PyMongoError
 
-from idsync.errors import IdsyncError
+from idsync.errors import IdsyncError, TransientError
 from idsync.source import MongoSource, field_values, mongo_error
 
 log = logging.getLogger(__name__)
 
 # Codes MongoDB gives when a stream cannot go on from where it was: the resume point fell off
 # the oplog (CappedPositionLost, ChangeStreamHistoryLost, and the 4.0 codes for the same) or
-# the token is not valid for this stream (ChangeStreamFatalError, InvalidResumeToken).
-_POSITION_LOST = {136, 260, 280, 286, 40576, 40585}
+# the token is not valid for this stream (ChangeStreamFatalError, InvalidResumeToken). Only
+# these drop a stored token: everything after it then needs a gap pass.
+_POSITION_LOST = frozenset({136, 260, 280, 286, 40576, 40585})
+# The change-streams specification's resumable errors (servers before 4.4 give no label):
+# the server is failing over, shutting down, or slow; the same token works once it is back.
+_RESUMABLE = frozenset(
+    {6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436}
+)
+_DENIED = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
 # Servers that ignore maxAwaitTimeMS answer an empty getMore at once: pause this long between
 # two such answers rather than spin.
 _IDLE_PAUSE_S = 0.05
@@ -43,6 +50,25 @@ class StreamLost(IdsyncError):
     """The stream cannot go on from its position: token too old or invalid, stream invalidated.
 
     What happened after the position must be recovered some other way (a gap pass)."""
+
+
+def stream_error(exc: OperationFailure, address: str, doing: str, resuming: bool) -> IdsyncError:
+    """What a server's refusal to open or read a change stream means. The position is gone
+    (:class:`StreamLost`) only when its code says so; a resumable error is a
+    :class:`~idsync.errors.TransientError` (the same token is tried again); any other refusal
+    of a stream that had a position is terminal. Opening from now, an error other than a
+    denial or a resumable one means the server has no change streams."""
+    details = exc.details or {}
+    reason = str(details.get("errmsg", exc))
+    if exc.code is not None:
+        reason += f" ({details.get('codeName', exc.code)})"
+    if exc.code in _POSITION_LOST:
+        return StreamLost(f"change stream lost its position: {reason}")
+    if exc.code in _RESUMABLE or exc.has_error_label("ResumableChangeStreamError"):
+        return TransientError(f"MongoDB at {address} failed while {doing}: {reason}")
+    if resuming or exc.code in _DENIED:
+        return mongo_error(exc, address, doing)
+    return ChangeStreamsUnsupported(f"MongoDB at {address} cannot open a change stream: {reason}")
 
 
 @dataclass(frozen=True)
@@ -82,12 +108,8 @@ class StreamFeed:
         try:
             self._stream = self.source.change_stream(token, self._await_ms)
         except OperationFailure as exc:
-            reason = f"{exc.details.get('errmsg') if exc.details else exc}"
-            if token is not None:
-                raise StreamLost(f"cannot resume the change stream: {reason}") from None
-            raise ChangeStreamsUnsupported(
-                f"MongoDB at {self.source.address} cannot open a change stream: {reason}"
-            ) from None
+            doing = "opening a change stream" + (" at its checkpoint" if token else "")
+            raise stream_error(exc, self.source.address, doing, token is not None) from None
         except PyMongoError as exc:
             raise mongo_error(exc, self.source.address, "opening a change stream") from None
 
@@ -103,9 +125,9 @@ class StreamFeed:
         try:
             event = self._stream.try_next()
         except OperationFailure as exc:
-            if exc.code in _POSITION_LOST:
-                raise StreamLost(f"change stream lost its position: {exc}") from None
-            raise mongo_error(exc, self.source.address, "reading the change stream") from None
+            raise stream_error(
+                exc, self.source.address, "reading the change stream", True
+            ) from None
         except PyMongoError as exc:
             raise mongo_error(exc, self.source.address, "reading the change stream") from None
         if event is None:

@@ -128,14 +128,14 @@ class StreamFollower:
     def _idle(self, token: str | None) -> None:
         """Caught up: everything read is committed. Save a moved position now and then."""
         core = self.core
-        core.progress()
-        core.metrics.caught_up()
         stored = core.sink.checkpoint
-        if stored is None or token is None or token == stored.resume_token:
-            return
-        if core.save_due():
+        if stored is not None and token not in (None, stored.resume_token) and core.save_due():
             # The time stays: a position reached while idle says nothing about documents.
             core.save(replace(stored, mode=STREAM, resume_token=token))
+        # Progress only once the save due is made: a save that fails every time (UPDATE
+        # denied) must not pass for progress, which would hide it and restart the backoff.
+        core.progress()
+        core.metrics.caught_up()
 
 
 class PollFollower:

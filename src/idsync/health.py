@@ -38,18 +38,20 @@ class Health:
         self._last_beat = clock()  # starting counts as progress, for stuck_after_s
         self._mode = "starting"
         self._error: str | None = None
+        self._failing = False
 
     def beat(self) -> None:
         """Progress was made: a change read, a poll answered, a batch committed."""
         with self._lock:
             self._last_beat = self._clock()
-            self._error = None
+            self._error, self._failing = None, False
 
-    def trouble(self, error: str) -> None:
-        """Something failed; the watcher keeps trying. Shown by `/healthz` until the next beat."""
+    def trouble(self, error: str, terminal: bool = False) -> None:
+        """Something failed; shown by `/healthz` until the next beat. A ``terminal`` error (one
+        that trying again will not fix: access denied, a table gone) makes it 503 at once."""
         error = redact(error, self._secrets)  # /healthz may be open to more than its operators
         with self._lock:
-            self._error = error
+            self._error, self._failing = error, terminal
 
     def set_mode(self, mode: str) -> None:
         with self._lock:
@@ -59,9 +61,10 @@ class Health:
         """(healthy, details) as `/healthz` shows them."""
         with self._lock:
             idle = self._clock() - self._last_beat
-            healthy = idle <= self.stuck_after_s
+            healthy = idle <= self.stuck_after_s and not self._failing
+            status = "failing" if self._failing else "ok" if healthy else "stuck"
             details: dict[str, Any] = {
-                "status": "ok" if healthy else "stuck",
+                "status": status,
                 "mode": self._mode,
                 "seconds_since_progress": round(idle, 3),
             }

@@ -29,6 +29,9 @@ _BAD_UTF8 = "undecodable value: string is not valid UTF-8"
 _BAD_DATE = "undecodable value: date outside years 1-9999"
 _RAW_SAMPLE_BYTES = 24
 
+DUPLICATE_TEXT = "another source id has the same text (e.g. int 5 and '5')"
+"""Why the second of two source ids with one text (int 5 and string "5") is rejected."""
+
 
 class UnsupportedId(ValueError):
     """The value has no canonical text the target can hold; ``reason`` says why in a few words,
@@ -249,3 +252,15 @@ def _fitting(
         except UnsupportedId as exc:
             reject(exc.shown, exc.reason)
     return texts
+
+
+def stored_text(value: str | bytes) -> str:
+    """A target column's value as a text that equals a source id's text exactly when the
+    stored bytes are that text's UTF-8: bytes that are not UTF-8 become lone surrogates, which
+    no decoded source string holds (see :func:`shown_text` to print one)."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def shown_text(text: str) -> str:
+    """``text`` printable: bytes that are not UTF-8 (from :func:`stored_text`) as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

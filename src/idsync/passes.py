@@ -10,7 +10,7 @@ from typing import Protocol
 from idsync.config import Job, RunOptions, Settings
 from idsync.diff import DiffCounts, Tag, diff_batches
 from idsync.errors import GuardError, InterruptedRun
-from idsync.ids import ColumnFit, encode_batch
+from idsync.ids import DUPLICATE_TEXT, ColumnFit, encode_batch
 from idsync.readahead import ReadAhead
 from idsync.report import SyncReport
 from idsync.source import MongoSource, ScanOrder
@@ -75,7 +75,7 @@ class SyncPass:
             target.connect()
             column = self._inspect(target)
             if not self.options.dry_run:
-                target.lock(self.settings.lock_timeout_s)
+                target.lock(self.settings.lock_timeout_s, self.stop)
             # The source's first batches are read while the target's ids are.
             with ReadAhead(source.value_batches()) as batches:
                 existing = self._read_target(target)
@@ -147,7 +147,7 @@ class SyncPass:
                 writer.extend(texts)
             elif tag is Tag.DUPLICATE:
                 for text in texts:
-                    report.reject(text, "another source id has the same text (e.g. int 5 and '5')")
+                    report.reject(text, DUPLICATE_TEXT)
             else:
                 for text in texts:
                     report.orphan(text)

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from idsync.errors import IdsyncError
+from idsync.ids import shown_text
 
 MAX_SAMPLES = 20
 
@@ -94,7 +95,7 @@ class SyncReport:
 
     def orphan(self, text: str) -> None:
         if len(self.orphan_samples) < MAX_SAMPLES:
-            self.orphan_samples.append(text)
+            self.orphan_samples.append(shown_text(text))
 
     def fail(self, exc: IdsyncError) -> None:
         self.error = str(exc)

@@ -8,6 +8,7 @@ and it commits every batch together with the checkpoint that covers it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from idsync import state
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError, LockHeldError
 from idsync.feeds import Change
-from idsync.ids import ColumnFit, UnsupportedId, describe, encode_id
+from idsync.ids import DUPLICATE_TEXT, ColumnFit, encode_batch
+from idsync.locks import wait_for_lock
 from idsync.state import Checkpoint
 from idsync.target import BatchResult, MySQLTarget, lock_failed
 
@@ -27,9 +29,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PendingBatch:
-    """Changes read but not yet committed, encoded the way a full pass encodes them."""
+    """Changes read but not yet committed, encoded by the gate a full pass uses."""
 
     fit: ColumnFit
+    unique: bool = True
+    """The values are keys (`_id`): two values with one text are two documents, and the second
+    is rejected as a full pass rejects it; a field's values may repeat."""
     texts: dict[str, None] = field(default_factory=dict)
     """Ids to insert, in order, each once."""
     rejected: list[tuple[str, str]] = field(default_factory=list)
@@ -42,28 +47,30 @@ class PendingBatch:
     newest_at: datetime | None = None
     started: float | None = None
     """When the first change came (monotonic): a batch is written at most this much later."""
+    _raw: dict[str, object] = field(default_factory=dict, repr=False)
+    """The value each text came from: the same document again (a replacement) is no repeat."""
 
     def add(self, change: Change) -> None:
         if self.started is None:
             self.started = time.monotonic()
         self.changes.append(change)
+        self.seen += len(change.values)
         for value in change.values:
-            self.seen += 1
-            try:
-                text = encode_id(value)
-            except UnsupportedId as exc:
-                self.rejected.append((describe(value), exc.reason))
-                continue
-            problem = self.fit.problem(text)
-            if problem is None:
-                self.texts[text] = None
-                self.last_id = text
-            else:
-                self.rejected.append((describe(text), problem))
+            for text in encode_batch([], [value], self.fit, self._reject):
+                self._add_text(text, value)
         self.token = change.token or self.token
         if change.at is not None:
             self.oldest_at = min(self.oldest_at or change.at, change.at)
             self.newest_at = max(self.newest_at or change.at, change.at)
+
+    def _add_text(self, text: str, value: object) -> None:
+        if text in self.texts and self.unique and not _same_key(self._raw[text], value):
+            self._reject(text, DUPLICATE_TEXT)
+            return
+        self.texts[text], self._raw[text], self.last_id = None, value, text
+
+    def _reject(self, shown: str, reason: str) -> None:
+        self.rejected.append((shown, reason))
 
     def __len__(self) -> int:
         return len(self.changes)
@@ -72,11 +79,18 @@ class PendingBatch:
         return 0.0 if self.started is None else time.monotonic() - self.started
 
 
+def _same_key(a: object, b: object) -> bool:
+    """Whether two `_id` values name one document: MongoDB compares numbers by value."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
 class Sink:
     """One connection to the target, the watcher's lock on it, and its checkpoint row."""
 
-    def __init__(self, settings: Settings, job: Job) -> None:
-        self.settings, self.job = settings, job
+    def __init__(self, settings: Settings, job: Job, stop: threading.Event) -> None:
+        self.settings, self.job, self.stop = settings, job, stop
         self.key = state.target_key(job.table, job.column)
         self.checkpoint: Checkpoint | None = None
         self.unique = True
@@ -101,7 +115,12 @@ class Sink:
 
             def prepare(cursor: Any) -> tuple[bool | None, Checkpoint | None]:
                 state.create_table(cursor)
-                got = state.take_lock(cursor, lock, timeout)
+                got = wait_for_lock(
+                    lambda seconds: state.take_lock(cursor, lock, seconds),
+                    timeout,
+                    self.stop,
+                    f"the lock {lock} on {target.address}",
+                )
                 if not got:
                     return got, None
                 return True, state.load(cursor, self.job.name, self.key)
@@ -128,7 +147,7 @@ class Sink:
 
     def new_batch(self) -> PendingBatch:
         assert self._fit is not None, "open() first"
-        return PendingBatch(self._fit)
+        return PendingBatch(self._fit, unique=self.job.field == "_id")
 
     def commit(self, texts: list[str], checkpoint: Checkpoint | None) -> BatchResult:
         """Insert ``texts`` and, in the same transaction, save ``checkpoint`` (if any)."""

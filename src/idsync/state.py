@@ -8,6 +8,7 @@ always agree: after a crash the next start replays exactly what had not been com
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ _DDL = f"""CREATE TABLE IF NOT EXISTS `{STATE_TABLE}` (
   PRIMARY KEY (`job`, `target`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
 
+_HEX = re.compile(r"[0-9A-Fa-f]+")
 _COLUMNS = "`mode`, `resume_token`, `last_seen_id`, `last_seen_time`, `updated_at`"
 
 
@@ -58,6 +60,11 @@ class Checkpoint:
             raise ValueError(f"stored resume token is not JSON: {exc}") from None
         if not isinstance(value, Mapping):
             raise ValueError("stored resume token is not a document")
+        data = value.get("_data")
+        # Servers write `_data` as hex (BinData before 4.0): anything else no server made, and
+        # asking one about it gives no code that says so.
+        if isinstance(data, str) and not _HEX.fullmatch(data):
+            raise ValueError("stored resume token is not a resume token: `_data` is not hex")
         return value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -19,6 +20,8 @@ from idsync.columns import Column as Column  # noqa: PLC0414 (re-exported for it
 from idsync.columns import describe_column
 from idsync.config import Job, MySQLURL, Settings
 from idsync.errors import ConfigError, IdsyncError, LockHeldError, TerminalError, TransientError
+from idsync.ids import stored_text
+from idsync.locks import wait_for_lock
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +108,6 @@ def lock_failed(address: str, name: str) -> TerminalError:
     return TerminalError(
         f"MySQL at {address} answered NULL to GET_LOCK({name!r}): the wait was killed or failed"
     )
-
-
-def _text(value: str | bytes) -> str:
-    """Column values as text; binary columns' bytes that are not UTF-8 stay visible, escaped."""
-    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
 
 def collision(other: str) -> str:
@@ -249,13 +247,18 @@ class MySQLTarget:
             name = "idsync:" + hashlib.sha256(name.encode()).hexdigest()[:48]
         return name
 
-    def lock(self, timeout_s: float) -> None:
-        """Take the target's named lock, or refuse after ``timeout_s`` if another run holds it."""
+    def lock(self, timeout_s: float, stop: threading.Event | None = None) -> None:
+        """Take the target's named lock, or refuse after ``timeout_s`` if another run holds it;
+        ``stop`` set meanwhile ends the wait with :class:`~idsync.errors.InterruptedRun`."""
         name = self.lock_name()
-        got = self._query("SELECT GET_LOCK(%s, %s)", (name, timeout_s), "taking the lock")[0][0]
+
+        def get_lock(seconds: float) -> object:
+            return self._query("SELECT GET_LOCK(%s, %s)", (name, seconds), "taking the lock")[0][0]
+
+        got = wait_for_lock(get_lock, timeout_s, stop, f"the lock {name} on {self.address}")
         if got is None:
             raise lock_failed(self.address, name)
-        if got != 1:
+        if not got:
             raise LockHeldError(
                 f"another run holds the lock {name} on {self.address} "
                 f"(waited {timeout_s:g}s; --lock-timeout sets the wait)"
@@ -279,7 +282,7 @@ class MySQLTarget:
             while rows := cur.fetchmany(self._read_batch):
                 values = list(map(_first, rows))
                 # A column's values are all text or all bytes (binary columns).
-                yield [_text(v) for v in values] if type(values[0]) is bytes else values
+                yield [stored_text(v) for v in values] if type(values[0]) is bytes else values
             cur.close()
             self._conn.commit()
         except MySQLdb.Error as exc:
@@ -375,7 +378,7 @@ class MySQLTarget:
                 (text,),
             )
             if found:
-                result.rejected.append((text, collision(_text(found[0][0]))))
+                result.rejected.append((text, collision(stored_text(found[0][0]))))
             else:
                 result.rejected.append((text, "not stored: the server ignored the insert"))
 
@@ -395,8 +398,8 @@ class MySQLTarget:
                 rows = self._query(
                     f"SELECT {col} FROM {table} WHERE {col} = %s LIMIT 1", [text], doing
                 )
-                if rows and _text(rows[0][0]) != text:
-                    found[text] = _text(rows[0][0])
+                if rows and stored_text(rows[0][0]) != text:
+                    found[text] = stored_text(rows[0][0])
         return found
 
     def _stored_exactly(self, ids: list[str]) -> set[str]:
@@ -408,10 +411,7 @@ class MySQLTarget:
             rows = self._query(
                 f"SELECT {col} FROM {_quote(self.table)} WHERE {col} IN ({marks})", chunk
             )
-            for (value,) in rows:
-                found.add(
-                    value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
-                )
+            found.update(stored_text(value) for (value,) in rows)
         return found & set(ids)
 
     def transaction(self, work: Callable[[Any], _T], doing: str) -> _T:

@@ -20,7 +20,14 @@ import logging
 import threading
 
 from idsync.config import Job, RunOptions, Settings
-from idsync.errors import ConfigError, GuardError, IdsyncError, InterruptedRun, LockHeldError
+from idsync.errors import (
+    ConfigError,
+    GuardError,
+    IdsyncError,
+    InterruptedRun,
+    LockHeldError,
+    TerminalError,
+)
 from idsync.feeds import ChangeStreamsUnsupported, StreamLost
 from idsync.follow import PollFollower, StreamFollower
 from idsync.health import Health
@@ -30,6 +37,10 @@ from idsync.watch_core import Core, WatchSummary
 from idsync.watch_options import WatchMode, WatchOptions
 
 log = logging.getLogger("idsync")
+
+# An error no retry fixes is tried this many times in a row (a grant may come meanwhile, and
+# /healthz says 503 all along), then it ends the watcher.
+TERMINAL_ATTEMPTS = 3
 
 __all__ = ["WatchSummary", "Watcher", "watch"]
 
@@ -48,8 +59,10 @@ def watch(
 
     Raises :class:`~idsync.errors.ConfigError` or :class:`~idsync.errors.GuardError` when it
     cannot start (no table, another watcher of the job, change streams required but missing,
-    a first full pass refused). Once following, every failure is logged and retried, with a
-    bounded backoff, until ``stop`` is set; ``health`` tells whether it is making progress.
+    a first full pass refused). Once following, a failure that may pass (a server away, a held
+    lock) is logged and retried, with a bounded backoff, until ``stop`` is set; one that no
+    retry fixes (access denied, a table gone, a batch the server refuses) is tried
+    :data:`TERMINAL_ATTEMPTS` times in a row, ``health`` failing all along, then raised.
     """
     options = options or WatchOptions()
     core = Core(
@@ -95,6 +108,8 @@ class Watcher:
             try:
                 self.core.sink.open()
                 return
+            except InterruptedRun:
+                return  # a signal while waiting for the watcher's lock: stop as asked
             except (ConfigError, GuardError):
                 raise
             except IdsyncError as exc:
@@ -115,7 +130,7 @@ class Watcher:
         except (ConfigError, GuardError) as exc:
             if not self.core.started:
                 raise  # a wrong setup, found before following: say so and stop
-            self._failed(exc)  # e.g. the table dropped meanwhile: keep trying, health says 503
+            self._failed(exc)  # e.g. the table dropped meanwhile: ends after a few attempts
         except IdsyncError as exc:
             self._failed(exc)
 
@@ -139,10 +154,24 @@ class Watcher:
             PollFollower(core, source).run()
 
     def _failed(self, exc: IdsyncError) -> None:
-        core = self.core
-        core.summary.reconnects += 1
+        """Count the failure and pause before the next attempt; raise ``exc`` once an error no
+        retry fixes has come :data:`TERMINAL_ATTEMPTS` times without progress between."""
+        core, terminal = self.core, is_terminal(exc)
         core.summary.last_error = str(exc)
+        core.health.trouble(str(exc), terminal=terminal)
+        core.terminal_failures = core.terminal_failures + 1 if terminal else 0
+        if core.terminal_failures >= TERMINAL_ATTEMPTS:
+            log.error("[%s] %s; giving up: trying again cannot fix it", self.job.name, exc)
+            raise exc
+        core.summary.reconnects += 1
         core.metrics.reconnects.inc()
-        core.health.trouble(str(exc))
         log.warning("[%s] %s; trying again in %.1f s", self.job.name, exc, core.pause)
         core.wait_backoff()
+
+
+def is_terminal(exc: IdsyncError) -> bool:
+    """Whether trying again cannot fix ``exc``: a refusal, a wrong setup, a guard (a held lock
+    is let go by its holder, so it is not one)."""
+    if isinstance(exc, LockHeldError):
+        return False
+    return isinstance(exc, TerminalError | ConfigError | GuardError)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from bson import ObjectId
 
 from idsync.config import Job, RunOptions, Settings
-from idsync.errors import IdsyncError, InterruptedRun, LockHeldError
+from idsync.errors import LockHeldError, TransientError
 from idsync.feeds import Poller, now_utc
 from idsync.health import Health
 from idsync.metrics import Metrics
@@ -77,7 +77,7 @@ class Core:
     ) -> None:
         self.job, self.settings, self.options, self.stop = job, settings, options, stop
         self.run_options, self.metrics, self.health = run_options, metrics, health
-        self.sink = Sink(settings, job)
+        self.sink = Sink(settings, job, stop)
         self.summary = WatchSummary(job.name)
         self.started = False
         """Following at least once: from then on every failure is retried, never raised."""
@@ -87,12 +87,15 @@ class Core:
         self.next_pass = time.monotonic() + first
         self.last_saved = time.monotonic()
         self.pause = options.backoff_min_s
+        self.terminal_failures = 0
+        """Errors no retry fixes, in a row since the last progress."""
 
     # --- progress and pauses ----------------------------------------------------------------
 
     def progress(self) -> None:
         self.health.beat()
         self.pause = self.options.backoff_min_s
+        self.terminal_failures = 0
 
     def wait_backoff(self) -> None:
         self.stop.wait(self.pause)
@@ -114,16 +117,15 @@ class Core:
         return time.monotonic() >= self.next_pass
 
     def reconcile(self) -> None:
-        """The periodic full pass. Its failure postpones it and never stops the following:
-        if a server is really gone, following finds out by itself and reconnects."""
+        """The periodic full pass. A failure that may pass postpones it and following goes on
+        (if a server is really gone, following finds out by itself); any other is raised, as
+        from the first pass: a pass refused or denied now will be next time too."""
         try:
             self.full_pass()
-        except InterruptedRun:
-            raise
         except LockHeldError as exc:  # another run is making that very pass: try again soon
             self.next_pass = time.monotonic() + self.options.backoff_max_s
             log.info("[%s] full pass postponed: %s", self.job.name, exc)
-        except IdsyncError as exc:
+        except TransientError as exc:
             self.next_pass = time.monotonic() + min(self.options.reconcile_every_s, _PASS_RETRY_S)
             self.health.trouble(f"full pass failed: {exc}")
             log.error("[%s] full pass failed, following goes on: %s", self.job.name, exc)

@@ -6,14 +6,18 @@ Frozen and validated on construction, like the job and the settings: a bad value
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 
 from idsync.errors import ConfigError
 
 _DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# The longest duration any option takes. Beyond it a window reaches before ObjectIds' epoch and
+# waits overflow the platform's timers: a year is more than any of them needs.
+MAX_DURATION_S = 366 * 86400.0
 _ADDRESS = re.compile(
     r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]*)):(?P<port>\d{1,5})"
 )
@@ -63,6 +67,7 @@ class WatchOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.mode, WatchMode):
             raise ConfigError(f"unknown watch mode {self.mode!r}")
+        self._check_durations()
         for name in ("poll_interval_s", "max_batch_wait_s", "backoff_min_s", "stuck_after_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive")
@@ -76,6 +81,17 @@ class WatchOptions:
             raise ConfigError("stuck_after_s must exceed poll_interval_s")
         if self.http is not None:
             parse_address(self.http)
+
+    def _check_durations(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name.endswith("_s") and not (
+                isinstance(value, int | float) and math.isfinite(value) and value <= MAX_DURATION_S
+            ):
+                raise ConfigError(
+                    f"{item.name} must be a number of seconds up to {MAX_DURATION_S:g} (a year),"
+                    f" not {value!r}"
+                )
 
     @property
     def http_address(self) -> tuple[str, int] | None:

@@ -10,6 +10,7 @@ import time
 import pytest
 from bson import ObjectId
 
+from idsync.state import watch_lock_name
 from tests.conftest import Env
 from tests.fault.conftest import SLOW, load_ids, spawn_cli, wait_for
 
@@ -65,3 +66,48 @@ def test_sigkill_at_random_points_never_corrupts(env: Env) -> None:
     done = env.idsync("run", "--json", "--no-log-ids")
     assert done.returncode == 0, done.stderr
     assert env.target_ids() == sorted(ids)
+
+
+def _waiting_for_lock(env: Env, name: str) -> bool:
+    rows = env.sql(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
+        (f"%GET_LOCK('{name}'%",),
+    )
+    return bool(rows[0][0])
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "status"), [("run", 1, "failed"), ("watch", 0, "stopped")]
+)
+def test_sigterm_while_waiting_for_the_lock_ends_at_once(
+    env: Env, command: str, code: int, status: str
+) -> None:
+    """A run (or watcher) waiting for a lock held by another connection stops on SIGTERM, as it
+    does anywhere else, instead of waiting out --lock-timeout and calling itself refused."""
+    env.add_source([ObjectId() for _ in range(5)])
+    env.init_table()
+    database, target = env.mysql_url.rsplit("/", 1)[1], "cm_cluster_id.cluster_id"
+    if command == "run":
+        name = f"idsync:{database}.{target}"
+    else:
+        name = watch_lock_name(database, target, "update-cluster-id")
+    env.sql("SELECT GET_LOCK(%s, 0)", (name,))  # held by the test's own connection
+    proc = spawn_cli(env.mongo_uri, env.mysql_url, command, "--json", "--lock-timeout", "120")
+    try:
+        wait_for(lambda: _waiting_for_lock(env, name) or proc.poll() is not None, "the lock wait")
+        assert proc.poll() is None, proc.communicate()
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        env.sql("SELECT RELEASE_LOCK(%s)", (name,))
+    assert proc.returncode == code, err
+    assert took < 10, f"SIGTERM took {took:.1f} s to end the lock wait"
+    assert json.loads(out)["status"] == status
+    if command == "run":
+        assert "idsync: interrupted" in err.splitlines()[-1]
+    assert env.target_ids() == []

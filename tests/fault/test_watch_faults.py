@@ -221,3 +221,59 @@ def test_invalid_stored_resume_token_gap_pass_then_a_new_stream(
     assert env.target_ids() == sorted(str(o) for o in missed + new)
     [(token,)] = env.sql("SELECT resume_token FROM idsync_state")
     assert json.loads(token)["_data"] != "not a resume token"
+
+
+def test_backoff_starts_over_once_the_watcher_recovers(
+    mongo_java: PrivateMongoJava, env: Env, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """Pauses grow while MongoDB is away; once following again, the next outage starts from
+    the shortest pause, not from where the last one ended."""
+    env.init_table()
+    name = env.mongo_db.name
+    setup: MongoClient[dict[str, Any]] = MongoClient(mongo_java.uri)
+    with setup:
+        setup[name].create_collection("cluster_trips")  # a missing source is a config error
+    args = [*FOLLOW, "--connect-timeout", "1", "--backoff-max", "4"]
+    daemon = Daemon(tmp_path, f"{mongo_java.uri}{name}", env.mysql_url, args)
+    daemons.append(daemon.start())
+    wait_until(lambda: "by change stream" in daemon.stderr, "the stream to open")
+    mongo_java.kill()
+    wait_until(lambda: "trying again in 4.0 s" in daemon.stderr, "the pause to grow", 120)
+    mongo_java.start()
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_java.uri)
+    with client:
+        oid = ObjectId()
+        client[name]["cluster_trips"].insert_one({"_id": oid})
+        wait_until(lambda: _count(env) == 1, "following again", 120)
+    seen = len(daemon.stderr)
+    mongo_java.kill()
+    wait_until(lambda: "trying again in" in daemon.stderr[seen:], "the next failure", 120)
+    first = daemon.stderr[seen:].split("trying again in ", 1)[1].split(" s", 1)[0]
+    assert first == "0.5", daemon.stderr[seen:]
+    daemon.send(signal.SIGTERM)
+    assert daemon.wait() == 0, daemon.stderr
+
+
+def test_a_refused_resume_keeps_the_token_unless_the_position_is_gone(
+    watch_env: Env, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """The server refuses a well-formed token without a code that says the position is gone
+    (mongo-java-server answers a token it did not make with no code at all): the token is
+    kept, not traded for a new stream and a gap pass, and the watcher ends loudly."""
+    env = watch_env
+    env.init_table()
+    foreign = '{"_data": "8200000001000000012B0229296E04"}'
+    with MySQLTarget(env.settings(), Job()) as target:
+        target.connect()
+        kept = Checkpoint("change-stream", resume_token=foreign)
+        key = target_key("cm_cluster_id", "cluster_id")
+        target.transaction(create_table, "creating")
+        target.transaction(lambda cur: save(cur, "update-cluster-id", key, kept), "saving")
+    env.add_source([ObjectId()])
+    daemon = Daemon(tmp_path, env.mongo_uri, env.mysql_url, [*FOLLOW, "--json"])
+    daemons.append(daemon.start())
+    assert daemon.wait() == 1, daemon.stderr
+    assert "refused opening a change stream at its checkpoint" in daemon.stderr
+    assert "gap pass" not in daemon.stderr
+    assert json.loads(daemon.stdout)["status"] == "failed"
+    assert env.sql("SELECT resume_token FROM idsync_state") == [(foreign,)]

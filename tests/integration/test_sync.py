@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import threading
 import uuid
 
@@ -99,6 +100,27 @@ def test_int_and_string_with_the_same_text(env: Env) -> None:
     assert env.target_ids() == ["7"]
     assert report.rejected == 1
     assert report.rejected_samples[0].reason.startswith("another source id has the same text")
+
+
+def test_non_utf8_bytes_in_a_binary_column_are_not_a_source_text(env: Env) -> None:
+    """The stored bytes FF are not the id `\\xff` (4 characters): compared as bytes, the id is
+    missing and inserted, the stored bytes are an orphan, shown escaped."""
+    env.sql(
+        "CREATE TABLE cm_cluster_id (id BIGINT AUTO_INCREMENT PRIMARY KEY,"
+        " cluster_id VARBINARY(64) NOT NULL UNIQUE)"
+    )
+    env.sql("INSERT INTO cm_cluster_id (cluster_id) VALUES (X'FF')")
+    env.add_source(["\\xff", "plain"])
+    for mode in ("--exact", "--fast"):
+        checked = env.idsync("check", mode, "--json")
+        assert checked.returncode == 4, checked.stdout + checked.stderr
+        found = json.loads(checked.stdout)
+        assert (found["missing"], found["orphans"]) == (2, 1), mode
+    report = sync(Job(), env.settings())
+    assert (report.inserted, report.present, report.orphans) == (2, 0, 1)
+    assert report.orphan_samples == ["\\xff"]
+    stored = sorted(bytes(row[0]) for row in env.sql("SELECT cluster_id FROM cm_cluster_id"))
+    assert stored == [b"\\xff", b"plain", b"\xff"]
 
 
 def test_ids_longer_than_the_column_are_rejected_not_truncated(env: Env) -> None:

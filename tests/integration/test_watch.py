@@ -14,16 +14,24 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from idsync import Job, history
-from idsync.errors import LockHeldError
+from idsync import Job, Settings, history
+from idsync.errors import LockHeldError, TerminalError
 from idsync.health import Health
 from idsync.metrics import Metrics
 from idsync.sink import Sink
-from idsync.state import Checkpoint
+from idsync.state import Checkpoint, create_table
+from idsync.target import MySQLTarget
 from idsync.watch import WatchSummary, watch
 from idsync.watch_options import WatchOptions
 from tests.conftest import Env
-from tests.watch_support import Daemon, free_port, http_get, metric, wait_until
+from tests.watch_support import (
+    Daemon,
+    free_port,
+    http_get,
+    metric,
+    restricted_user,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +44,19 @@ def fast(**kw: Any) -> WatchOptions:
 class Running:
     """The library's ``watch()`` in a thread, stopped (and checked) on exit."""
 
-    def __init__(self, env: Env, options: WatchOptions, job: Job | None = None) -> None:
+    def __init__(
+        self, env: Env, options: WatchOptions, job: Job | None = None, mysql_url: str = ""
+    ) -> None:
         self.job = job or Job()
         self.stop = threading.Event()
         self.metrics = Metrics(self.job.name)
         self.health = Health(options.stuck_after_s)
         self.summary: WatchSummary | None = None
         self.error: BaseException | None = None
-        self._args = (env.settings(lock_timeout_s=1.0), options)
+        settings = env.settings(lock_timeout_s=1.0)
+        if mysql_url:
+            settings = Settings(mongo_uri=env.mongo_uri, mysql_url=mysql_url, lock_timeout_s=1.0)
+        self._args = (settings, options)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -54,6 +67,13 @@ class Running:
             )
         except BaseException as exc:
             self.error = exc
+
+    def ended(self, timeout: float = 60.0) -> BaseException | None:
+        """Wait for ``watch()`` to end by itself; the error it raised (taken: not a failure)."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "watch() did not end by itself"
+        error, self.error = self.error, None
+        return error
 
     def value(self, name: str) -> float | None:
         return metric(self.metrics.render().decode(), name)
@@ -177,9 +197,34 @@ def test_one_watcher_per_job_and_target(watch_env: Env, tmp_path: Path) -> None:
     env.init_table()
     with Running(env, fast()) as running:
         wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the first")
-        second = Daemon(tmp_path, env.mongo_uri, env.mysql_url, ["--lock-timeout", "0.5"])
+        args = ["--lock-timeout", "0.5", "--json"]
+        second = Daemon(tmp_path, env.mongo_uri, env.mysql_url, args)
         assert second.start().wait() == 3, second.stderr
         assert "another watcher of job update-cluster-id" in second.stderr
+        assert json.loads(second.stdout)["status"] == "refused"
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--poll-window", "2000000000"], "poll_window_s"),
+        (["--poll-window", "1e12"], "poll_window_s"),
+        (["--poll-window", "nan"], "poll_window_s"),
+        (["--stuck-after", "inf"], "stuck_after_s"),
+        (["--reconcile-every", "99999999999d"], "reconcile_every_s"),
+        (["--backoff-max", "1e12"], "backoff_max_s"),
+    ],
+)
+def test_out_of_range_durations_are_config_errors(env: Env, flags: list[str], named: str) -> None:
+    """Refused before anything is read, not accepted and crashing after the first full pass."""
+    env.init_table()
+    env.add_source([ObjectId()])
+    done = env.idsync("watch", "--json", *flags, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert json.loads(done.stdout)["status"] == "failed"
+    assert named in done.stderr
+    assert env.sql("SHOW TABLES") == [("cm_cluster_id",)]  # no idsync_state: nothing written
+    assert env.target_ids() == []
 
 
 def test_change_streams_required_but_missing_is_a_config_error(env: Env) -> None:
@@ -192,13 +237,121 @@ def test_change_streams_required_but_missing_is_a_config_error(env: Env) -> None
 def test_a_watchers_lock_and_state_row_name_the_column_as_the_server_does(env: Env) -> None:
     """`CLUSTER_ID` and `cluster_id` are one column: one watcher lock, one checkpoint row."""
     env.init_table()
-    upper = Sink(env.settings(lock_timeout_s=0.5), replace(Job(), column="CLUSTER_ID"))
+    upper = Sink(
+        env.settings(lock_timeout_s=0.5), replace(Job(), column="CLUSTER_ID"), threading.Event()
+    )
     upper.open()
     try:
         upper.save(Checkpoint(mode="polling"))
         assert env.sql("SELECT `target` FROM idsync_state") == [("cm_cluster_id.cluster_id",)]
-        lower = Sink(env.settings(lock_timeout_s=0.5), Job())
+        lower = Sink(env.settings(lock_timeout_s=0.5), Job(), threading.Event())
         with pytest.raises(LockHeldError):
             lower.open()
     finally:
         upper.close()
+
+
+@pytest.mark.parametrize(
+    ("grants", "denied"),
+    [
+        (["SELECT, INSERT, UPDATE ON {db}.cm_cluster_id"], "CREATE command denied"),
+        (
+            ["SELECT, INSERT, UPDATE ON {db}.cm_cluster_id",
+             "SELECT, INSERT, CREATE ON {db}.idsync_state"],
+            "UPDATE command denied",
+        ),
+    ],
+)  # fmt: skip
+def test_a_missing_privilege_ends_the_watcher_and_healthz_says_why(
+    watch_env: Env, grants: list[str], denied: str
+) -> None:
+    """A user that may write the ids table but not `idsync_state` as the watcher needs: no
+    retry fixes that. /healthz says so at once (not only after --stuck-after), then the
+    watcher ends with the error instead of trying forever."""
+    env = watch_env
+    env.init_table()
+    with MySQLTarget(env.settings(), Job()) as target:
+        target.connect()
+        target.transaction(create_table, "creating")
+    env.add_source([ObjectId()])
+    with restricted_user(env, grants) as url, Running(env, fast(), mysql_url=url) as running:
+        wait_until(lambda: "error" in running.health.report()[1], "a failed attempt")
+        healthy, details = running.health.report()
+        assert not healthy and details["status"] == "failing", details
+        assert denied in details["error"]
+        assert details["seconds_since_progress"] < 30  # well before stuck_after_s
+        error = running.ended()
+    assert isinstance(error, TerminalError) and denied in str(error)
+
+
+def test_update_denied_on_a_stored_checkpoint_ends_the_watcher(watch_env: Env) -> None:
+    """Following from a stored checkpoint: an idle moment is not progress that excuses the
+    failed saves around it; the watcher ends, /healthz failing, instead of flapping."""
+    env = watch_env
+    env.init_table()
+    with Running(env, fast()) as running:
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the stream")
+    grants = ["SELECT, INSERT, UPDATE ON {db}.cm_cluster_id",
+              "SELECT, INSERT, CREATE ON {db}.idsync_state"]  # fmt: skip
+    options = fast(initial_pass=False, checkpoint_every_s=0.05)
+    with restricted_user(env, grants) as url, Running(env, options, mysql_url=url) as running:
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "following")
+        env.add_source([ObjectId()])
+        error = running.ended()
+        assert running.health.report()[1]["status"] == "failing"
+    assert isinstance(error, TerminalError) and "UPDATE command denied" in str(error)
+
+
+def test_a_batch_that_always_fails_the_same_way_ends_the_watcher(watch_env: Env) -> None:
+    env = watch_env
+    env.init_table()
+    env.sql(
+        "CREATE TRIGGER no_poison BEFORE INSERT ON cm_cluster_id FOR EACH ROW"
+        " IF NEW.cluster_id = 'poison' THEN"
+        " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poison refused'; END IF"
+    )
+    with Running(env, fast()) as running:
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the stream")
+        env.add_source(["poison"])
+        error = running.ended()
+        assert running.health.report()[1]["status"] == "failing"
+    assert isinstance(error, TerminalError) and "poison refused" in str(error)
+    assert running.metrics.reconnects._value.get() >= 1  # tried again before giving up
+
+
+def test_first_full_pass_refused_with_a_stored_token_ends_with_exit_3(
+    watch_env: Env, tmp_path: Path
+) -> None:
+    """Pointed at an empty collection while the table has rows: exit 3, as without a
+    checkpoint, not a warning and following forever."""
+    env = watch_env
+    env.init_table()
+    env.add_source([ObjectId()])
+    with Running(env, fast()) as running:
+        wait_until(lambda: _count(env) == 1, "the first pass")
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the stream")
+    [(token,)] = env.sql("SELECT resume_token FROM idsync_state")
+    assert token
+    env.mongo_db["cluster_trips"].delete_many({})
+    daemon = Daemon(tmp_path, env.mongo_uri, env.mysql_url, ["--json"]).start()
+    try:
+        assert daemon.wait(timeout=60) == 3, daemon.stderr
+    finally:
+        daemon.kill()
+    assert json.loads(daemon.stdout)["status"] == "refused"
+    assert "has no ids" in daemon.stderr
+
+
+def test_int_and_string_with_the_same_text_are_told_apart_as_a_full_pass_does(
+    watch_env: Env,
+) -> None:
+    env = watch_env
+    env.init_table()
+    coll = env.mongo_db["cluster_trips"]
+    options = WatchOptions(max_batch_wait_s=1.0, poll_interval_s=0.2, stuck_after_s=30.0)
+    with Running(env, options) as running:
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the stream")
+        coll.insert_many([{"_id": 5}, {"_id": "5"}, {"_id": "marker"}])
+        wait_until(lambda: "marker" in env.target_ids(), "the batch")
+    assert env.target_ids() == ["5", "marker"]
+    assert running.summary is not None and running.summary.rejected == 1

@@ -26,7 +26,7 @@ from idsync.config import (
     resolve_job,
     resolve_settings,
 )
-from idsync.errors import ConfigError, IdsyncError
+from idsync.errors import ConfigError, GuardError, IdsyncError
 from idsync.observability import configure_logging, redact
 from idsync.report import SyncReport
 from idsync.sync import Progress
@@ -66,9 +66,8 @@ def raw_secrets(*urls: str | None) -> tuple[str, ...]:
 def die(message: str, code: int, secrets: tuple[str, ...], as_json: bool, job: str) -> NoReturn:
     message = redact(message, secrets)
     if as_json:
-        click.echo(
-            json.dumps({"job": job, "status": "failed", "error": message, "exit_code": code})
-        )
+        status = "refused" if code == GuardError.exit_code else "failed"
+        click.echo(json.dumps({"job": job, "status": status, "error": message, "exit_code": code}))
     click.echo(f"idsync: {message}", err=True)
     finish(code)
 

@@ -1,0 +1,38 @@
+"""Waiting for a MySQL named lock (`GET_LOCK`) in short slices, so that a signal ends the wait.
+
+One `GET_LOCK(name, 30)` would block its thread for the whole time: a SIGTERM would be seen only
+when it returns. Asked again every slice, the wait stops within one slice of ``stop`` being set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from idsync.errors import InterruptedRun
+
+SLICE_S = 0.25
+
+
+def wait_for_lock(
+    get_lock: Callable[[float], object],
+    timeout_s: float,
+    stop: threading.Event | None,
+    what: str,
+) -> bool | None:
+    """Call ``get_lock(seconds)`` (the value of ``GET_LOCK(name, seconds)``) until it is 1, for
+    up to ``timeout_s``: True once held, False when the time is up, None when the server answers
+    NULL (the wait was killed or failed: not a held lock); :class:`~idsync.errors.InterruptedRun`
+    as soon as ``stop`` is set."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = get_lock(max(0.0, min(SLICE_S, deadline - time.monotonic())))
+        if got == 1:
+            return True
+        if stop is not None and stop.is_set():
+            raise InterruptedRun(f"interrupted while waiting for {what}: nothing written")
+        if got is None:
+            return None
+        if time.monotonic() >= deadline:
+            return False
