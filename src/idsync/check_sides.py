@@ -17,7 +17,8 @@ from typing import Any
 from idsync.buckets import HEX, OID_TEXT_SQL, PRIMES, Summary, prefix_bounds
 from idsync.errors import TerminalError
 from idsync.ids import stored_text
-from idsync.source import MongoSource, split_batch
+from idsync.raw import split_batch
+from idsync.source import MongoSource
 from idsync.target import Column, MySQLTarget
 
 # MySQL REGEXP is case-insensitive under a _ci collation; (?-i) turns that off both in

@@ -17,8 +17,9 @@ from idsync import history, state
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError
 from idsync.ids import UnsupportedId, encode_id
+from idsync.mysql_errors import ABSENT_PASSED, CREATE_PASSED
 from idsync.source import MongoSource
-from idsync.target import ABSENT_PASSED, CREATE_PASSED, Column, MySQLTarget
+from idsync.target import Column, MySQLTarget
 
 SAMPLE = 1000
 SKEW_WARN_S = 2.0

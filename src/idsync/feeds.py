@@ -20,7 +20,8 @@ from pymongo.change_stream import CollectionChangeStream
 from pymongo.errors import OperationFailure, PyMongoError
 
 from idsync.errors import IdsyncError, TransientError
-from idsync.source import MongoSource, field_values, mongo_error
+from idsync.raw import field_values
+from idsync.source import MongoSource, mongo_error
 
 log = logging.getLogger(__name__)
 

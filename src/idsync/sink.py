@@ -21,8 +21,9 @@ from idsync.errors import IdsyncError, LockHeldError
 from idsync.feeds import Change
 from idsync.ids import DUPLICATE_TEXT, ColumnFit, encode_batch
 from idsync.locks import wait_for_lock
+from idsync.mysql_errors import lock_failed
 from idsync.state import Checkpoint
-from idsync.target import BatchResult, MySQLTarget, lock_failed
+from idsync.target import BatchResult, MySQLTarget
 
 log = logging.getLogger(__name__)
 

@@ -14,67 +14,27 @@ from typing import Any, TypeVar
 
 import MySQLdb
 import MySQLdb.cursors
-from MySQLdb.constants import CR, ER
 
 from idsync.columns import Column as Column  # noqa: PLC0414 (re-exported for its callers)
 from idsync.columns import describe_column
 from idsync.config import Job, MySQLURL, Settings
-from idsync.errors import ConfigError, IdsyncError, LockHeldError, TerminalError, TransientError
+from idsync.errors import ConfigError, LockHeldError
 from idsync.ids import stored_text
 from idsync.locks import wait_for_lock
+from idsync.mysql_errors import (
+    DATA_ERRORS,
+    DENIED,
+    LOCK_CONFLICTS,
+    lock_failed,
+    mysql_error,
+)
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-# Errors that mean "this value cannot be stored as given": isolated per id, never retried.
-_DATA_ERRORS = {
-    ER.DATA_TOO_LONG,
-    ER.TRUNCATED_WRONG_VALUE_FOR_FIELD,
-    ER.WARN_DATA_TRUNCATED,
-    ER.BAD_NULL_ERROR,
-}
-_NO_TABLE = {ER.NO_SUCH_TABLE, ER.BAD_FIELD_ERROR}
-_DENIED = {
-    ER.TABLEACCESS_DENIED_ERROR,
-    ER.COLUMNACCESS_DENIED_ERROR,
-    ER.DBACCESS_DENIED_ERROR,
-    ER.ACCESS_DENIED_ERROR,
-    ER.SPECIFIC_ACCESS_DENIED_ERROR,
-}
-# Errors a privilege probe (:meth:`MySQLTarget.denied`) may meet after the privilege check passed:
-# a CREATE TABLE built to fail (the table is there, or the probe's own duplicate column), and a
-# statement on a table that does not exist yet.
-CREATE_PASSED = frozenset({ER.TABLE_EXISTS_ERROR, ER.DUP_FIELDNAME})
-ABSENT_PASSED = frozenset({ER.NO_SUCH_TABLE})
-_LOCK_CONFLICTS = {ER.LOCK_DEADLOCK, ER.LOCK_WAIT_TIMEOUT}
+# A batch that meets a deadlock or a lock wait timeout is sent again, this many times in all.
 _BATCH_ATTEMPTS = 3
-_CONNECTION_KILLED = 1927  # MariaDB's "Connection was killed"; MySQL reports 2013 instead
-# Only these client errors (2000-2999) mean the server could not be reached or was lost; the
-# rest of that range are faults of the client itself. Codes from 3000 up are the server's own
-# refusals (MySQL 3819, MariaDB 4025: a CHECK constraint), which no retry can fix.
-_UNREACHABLE = {
-    CR.SOCKET_CREATE_ERROR,
-    CR.CONNECTION_ERROR,
-    CR.CONN_HOST_ERROR,
-    CR.IPSOCK_ERROR,
-    CR.UNKNOWN_HOST,
-    CR.SERVER_GONE_ERROR,
-    CR.SERVER_HANDSHAKE_ERR,
-    CR.SERVER_LOST,
-    CR.SERVER_LOST_EXTENDED,
-}
-_TRANSIENT = {
-    ER.LOCK_WAIT_TIMEOUT,
-    ER.LOCK_DEADLOCK,
-    ER.SERVER_SHUTDOWN,
-    ER.CON_COUNT_ERROR,
-    _CONNECTION_KILLED,
-    1969,  # MariaDB: max_statement_time exceeded
-    3024,  # MySQL: max_execution_time exceeded
-    4031,  # MySQL 8.0.24+: disconnected by the server after wait_timeout
-    *_UNREACHABLE,
-}
 
 
 @dataclass
@@ -87,27 +47,6 @@ class BatchResult:
     """Ids now stored exactly (ours, or a concurrent writer's)."""
     rejected: list[tuple[str, str]] = field(default_factory=list)
     """(id, reason) for ids that are not stored exactly."""
-
-
-def mysql_error(exc: Exception, address: str, doing: str) -> IdsyncError:
-    """Turn a driver error into a one-line idsync error naming the server."""
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-    message = exc.args[1] if len(exc.args) > 1 else str(exc)
-    text = f"MySQL at {address} failed while {doing}: ({code}) {message}"
-    if code in _TRANSIENT:
-        return TransientError(f"MySQL unreachable at {address} while {doing}: ({code}) {message}")
-    if code in _NO_TABLE:
-        return ConfigError(f"{text}; run `idsync init` to create the table")
-    if code in _DENIED:
-        return TerminalError(f"{text}; grant the privilege to the user in the URL")
-    return TerminalError(text)
-
-
-def lock_failed(address: str, name: str) -> TerminalError:
-    """GET_LOCK's NULL: the wait ended in an error (killed, out of memory), not a held lock."""
-    return TerminalError(
-        f"MySQL at {address} answered NULL to GET_LOCK({name!r}): the wait was killed or failed"
-    )
 
 
 def collision(other: str) -> str:
@@ -207,7 +146,7 @@ class MySQLTarget:
             self._conn.cursor().execute(sql)
         except MySQLdb.Error as exc:
             code = exc.args[0] if exc.args else 0
-            if code in _DENIED:
+            if code in DENIED:
                 return str(exc.args[1])
             if code not in passed:
                 raise mysql_error(exc, self.address, "checking privileges") from None
@@ -302,7 +241,7 @@ class MySQLTarget:
             except MySQLdb.OperationalError as exc:
                 # Two writers inserting overlapping keys in different orders can deadlock;
                 # the server rolled the whole batch back, so it is safe to send it again.
-                if exc.args[0] not in _LOCK_CONFLICTS or attempt == _BATCH_ATTEMPTS - 1:
+                if exc.args[0] not in LOCK_CONFLICTS or attempt == _BATCH_ATTEMPTS - 1:
                     raise mysql_error(exc, self.address, f"inserting into {self.table}") from None
                 log.warning("batch hit %s; sending it again", exc.args[1])
                 self._conn.rollback()
@@ -324,7 +263,7 @@ class MySQLTarget:
                 before_commit(self._conn.cursor())
             self._conn.commit()
         except MySQLdb.Error as exc:
-            if isinstance(exc, MySQLdb.OperationalError) and exc.args[0] in _LOCK_CONFLICTS:
+            if isinstance(exc, MySQLdb.OperationalError) and exc.args[0] in LOCK_CONFLICTS:
                 raise
             # Leave no half-done batch on the connection for its next user.
             with contextlib.suppress(MySQLdb.Error):
@@ -353,7 +292,7 @@ class MySQLTarget:
         try:
             cur.executemany(sql, [(i,) for i in ids])
         except (MySQLdb.DataError, MySQLdb.OperationalError) as exc:
-            if exc.args[0] not in _DATA_ERRORS:
+            if exc.args[0] not in DATA_ERRORS:
                 raise
             cur.execute("ROLLBACK TO SAVEPOINT idsync_isolate")
             if len(ids) == 1:

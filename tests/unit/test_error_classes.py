@@ -6,7 +6,7 @@ import MySQLdb
 import pytest
 
 from idsync.errors import IdsyncError, TerminalError, TransientError
-from idsync.target import mysql_error
+from idsync.mysql_errors import mysql_error
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from bson.codec_options import CodecOptions
 from hypothesis import given
 from hypothesis import strategies as st
 
-from idsync.source import _has_stage, split_batch
+from idsync.raw import split_batch
+from idsync.source import _has_stage
 
 _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD)
 
