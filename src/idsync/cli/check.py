@@ -35,8 +35,9 @@ from idsync.report import SyncReport
     envvar="IDSYNC_CHECK_EXACT",
     show_default=True,
     help="Compare every id (--exact), or per range of ObjectIds a count and two checksums of"
-    " the texts computed by each server, reading ids only where they differ (--fast, the"
-    " default); env IDSYNC_CHECK_EXACT=1 makes --exact the default for scheduled runs.",
+    " the texts (MySQL sums its rows itself; MongoDB's keys are read once and summed here),"
+    " reading MySQL's ids only where they differ (--fast, the default); both prove the same."
+    " Env IDSYNC_CHECK_EXACT=1 makes --exact the default for scheduled runs.",
 )
 @click.option("--read-batch-size", type=int, metavar="N", help="Ids per read round trip.")
 @click.option("--socket-timeout", type=float, metavar="S", help="Longest one read may take (300).")
