@@ -21,7 +21,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from idsync.errors import IdsyncError, TransientError
 from idsync.raw import field_values
-from idsync.source import MongoSource, mongo_error
+from idsync.source import RETRYABLE_CODES, MongoSource, mongo_error
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,9 @@ log = logging.getLogger(__name__)
 # the token is not valid for this stream (ChangeStreamFatalError, InvalidResumeToken). Only
 # these drop a stored token: everything after it then needs a gap pass.
 _POSITION_LOST = frozenset({136, 260, 280, 286, 40576, 40585})
-# The change-streams specification's resumable errors (servers before 4.4 give no label):
-# the server is failing over, shutting down, or slow; the same token works once it is back.
-_RESUMABLE = frozenset(
-    {6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436}
-)
+# The change-streams specification's resumable errors are the retryable ones (servers before
+# 4.4 give no label): the same token works once the server is back.
+_RESUMABLE = RETRYABLE_CODES
 _DENIED = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
 # Servers that ignore maxAwaitTimeMS answer an empty getMore at once: pause this long between
 # two such answers rather than spin.

@@ -53,6 +53,7 @@ _TRANSIENT = {
     ER.SERVER_SHUTDOWN,
     ER.CON_COUNT_ERROR,
     _CONNECTION_KILLED,
+    ER.QUERY_INTERRUPTED,  # KILL QUERY ends one statement, as KILL CONNECTION its session
     1969,  # MariaDB: max_statement_time exceeded
     3024,  # MySQL: max_execution_time exceeded
     4031,  # MySQL 8.0.24+: disconnected by the server after wait_timeout
@@ -69,6 +70,8 @@ def mysql_error(exc: Exception, address: str, doing: str) -> IdsyncError:
         return TransientError(f"MySQL unreachable at {address} while {doing}: ({code}) {message}")
     if code in _NO_TABLE:
         return ConfigError(f"{text}; run `idsync init` to create the table")
+    if code == ER.ACCESS_DENIED_ERROR:
+        return TerminalError(f"{text}; check the user and password in the URL")
     if code in DENIED:
         return TerminalError(f"{text}; grant the privilege to the user in the URL")
     return TerminalError(text)

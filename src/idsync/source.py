@@ -15,7 +15,7 @@ import pymongo
 from bson import ObjectId
 from pymongo import MongoClient
 from pymongo.change_stream import CollectionChangeStream
-from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
+from pymongo.errors import ConfigurationError, InvalidName, OperationFailure, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from idsync.config import Job, Settings
@@ -62,6 +62,9 @@ def _parse(uri: str) -> dict[str, Any]:
         raise ConfigError(f"invalid MongoDB URI: {problem}")
     try:
         return parse_uri(uri)
+    except OSError as exc:  # a TLS file it names is missing or unreadable
+        reason = scrub(_short(exc), uri)
+        raise ConfigError(f"MongoDB URI names a file that cannot be read: {reason}") from None
     except (ConfigurationError, ValueError) as exc:
         reason = scrub(_short(exc), uri)
         if _dns_failed(exc):
@@ -87,10 +90,23 @@ def _dns_failed(exc: BaseException) -> bool:
     return False
 
 
+# Refusals that mean the server is failing over, shutting down, stale or slow (the retryable
+# reads and resumable change-stream errors of MongoDB's driver specifications, for servers that
+# give no error label): a later pass works once it is back.
+RETRYABLE_CODES = frozenset(
+    {6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436}
+)
+
+
 def mongo_error(exc: PyMongoError, address: str, doing: str) -> IdsyncError:
     """Turn a driver error into a one-line idsync error naming the server."""
     if isinstance(exc, OperationFailure):
+        if exc.code in RETRYABLE_CODES or exc.has_error_label("RetryableError"):
+            return TransientError(f"MongoDB at {address} failed {doing}: {_short(exc)}")
         return TerminalError(f"MongoDB at {address} refused {doing}: {_short(exc)}")
+    if isinstance(exc, ConfigurationError) and not _dns_failed(exc):
+        # e.g. an authMechanism whose optional package is missing: no retry installs it.
+        return ConfigError(f"MongoDB at {address} cannot be used as configured: {_short(exc)}")
     return TransientError(f"MongoDB unreachable at {address} while {doing}: {_short(exc)}")
 
 
@@ -103,10 +119,24 @@ class MongoSource:
         self.address = _server_address(parsed)
         self._batch = settings.read_batch_size
         self._requested_order = order
+        database = job.mongo_db or parsed["database"]
+        if not database:
+            raise ConfigError("no MongoDB database: name it in the URI path or pass --mongo-db")
+        self.database = database
+        self._client: MongoClient[dict[str, Any]] = self._connect(settings)
+        try:
+            self._coll = self._client[database][job.collection]
+        except InvalidName as exc:
+            self._client.close()
+            raise ConfigError(f"invalid MongoDB database name: {exc}") from None
+        self.order = order or ScanOrder.ID_INDEX
+        self.flavour = "unknown"
+
+    def _connect(self, settings: Settings) -> MongoClient[dict[str, Any]]:
+        """The client, or a config error for what the URI asks that cannot be had."""
         timeout_ms = int(settings.connect_timeout_s * 1000)
         try:
-            database = job.mongo_db or parsed["database"]
-            self._client: MongoClient[dict[str, Any]] = MongoClient(
+            return MongoClient(
                 settings.mongo_uri,
                 appname="idsync",
                 serverSelectionTimeoutMS=timeout_ms,
@@ -116,19 +146,12 @@ class MongoSource:
                 retryReads=True,
             )
         except (ConfigurationError, ValueError) as exc:
+            reason = scrub(_short(exc), settings.mongo_uri)
             if _dns_failed(exc):
-                reason = scrub(_short(exc), settings.mongo_uri)
                 raise TransientError(
                     f"MongoDB unreachable at {self.address}: DNS lookup failed: {reason}"
                 ) from None
-            reason = scrub(_short(exc), settings.mongo_uri)
             raise ConfigError(f"invalid MongoDB URI: {reason}; {ENCODE_HINT}") from None
-        if not database:
-            raise ConfigError("no MongoDB database: name it in the URI path or pass --mongo-db")
-        self.database = database
-        self._coll = self._client[database][job.collection]
-        self.order = order or ScanOrder.ID_INDEX
-        self.flavour = "unknown"
 
     def __enter__(self) -> MongoSource:
         return self

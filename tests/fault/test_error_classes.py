@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -76,13 +75,12 @@ def test_a_lock_wait_killed_by_the_server_is_an_error_not_a_held_lock(env: Env) 
             return bool(waiting)
 
         wait_for(find_waiter, "the run to wait for the lock", timeout=60)
-        started = time.monotonic()
         killer.cursor().execute(f"KILL QUERY {int(waiting[0])}")
         killer.close()
-        out, err = proc.communicate(timeout=60)
+        # The lock is waited for up to 60 s: ending well before that is ending on the NULL.
+        out, err = proc.communicate(timeout=30)
     finally:
         holder.close()
-    assert time.monotonic() - started < 30
     assert proc.returncode == 1, err
     report = json.loads(out)
     assert report["status"] == "failed" and "GET_LOCK" in report["error"]
@@ -124,3 +122,37 @@ def test_a_watcher_lock_wait_killed_by_the_server_is_not_another_watcher(
     finally:
         daemon.kill()
         holder.close()
+
+
+def test_a_killed_query_is_retried_and_the_run_ends_exact(env: Env) -> None:
+    """KILL QUERY on the run's read of the column (1317) is retried like KILL CONNECTION."""
+    ids = [ObjectId() for _ in range(50)]
+    env.add_source(ids)
+    env.init_table()
+    locker = mysql_connect(MYSQL_URL, database=env.mysql_url.rsplit("/", 1)[-1])
+    locker.cursor().execute("LOCK TABLES cm_cluster_id WRITE")  # the run's read waits for it
+    proc = spawn_cli(env.mongo_uri, env.mysql_url, "run", "--json", "--retries", "2")
+    try:
+        killer = mysql_connect(MYSQL_URL)
+        waiting: list[int] = []
+
+        def find_reader() -> bool:
+            cur = killer.cursor()
+            cur.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
+                ("SELECT `cluster_id` FROM%",),
+            )
+            waiting.extend(row[0] for row in cur.fetchall())
+            return bool(waiting)
+
+        wait_for(find_reader, "the run to read the column", timeout=60)
+        killer.cursor().execute(f"KILL QUERY {int(waiting[0])}")
+        killer.close()
+    finally:
+        locker.cursor().execute("UNLOCK TABLES")
+        locker.close()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    report = json.loads(out)
+    assert report["attempts"] == 2 and "1317" in report["retried"][0]
+    assert env.target_ids() == sorted(str(i) for i in ids)

@@ -189,3 +189,54 @@ def test_other_flag_values_exit_2_naming_the_flag(env: Env, args: list[str], nam
     done = env.idsync(*args)
     assert done.returncode == 2, done.stderr
     assert named in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("uri_tail", "said"),
+    [
+        ("?tls=true&tlsCAFile=/nonexistent/ca.pem", "tlscafile"),
+        ("?tls=true&tlsCAFile=/", "tlscafile"),
+        ("x%00y", "database"),
+    ],
+)
+def test_a_mongodb_uri_naming_what_cannot_be_used_is_a_config_error(
+    env: Env, uri_tail: str, said: str
+) -> None:
+    """A file the URI names that cannot be read, or a database name the driver refuses: the
+    user's to fix (exit 2, one JSON object, a failed history row), never an internal error."""
+    env.idsync("init")
+    base = env.mongo_uri if uri_tail.startswith("?") else env.mongo_uri.rsplit("/", 1)[0] + "/"
+    for command in ("run", "check"):
+        done = env.idsync(command, "--json", env={"IDSYNC_MONGO_URI": base + uri_tail})
+        assert done.returncode == 2, done.stderr
+        report = json.loads(done.stdout)
+        assert report["status"] == "failed" and said in report["error"].lower()
+        assert "internal error" not in done.stderr and "unexpected" not in done.stderr
+    rows = env.sql("SELECT command, status, exit_code FROM idsync_runs ORDER BY id")
+    assert rows == [("run", "failed", 2), ("check", "failed", 2)]
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(env: Env, tmp_path: Path) -> None:
+    config = tmp_path / "idsync.toml"
+    config.write_bytes(b"\xff\xfe[settings]\n")
+    done = env.idsync("check", "--config", str(config), "--json")
+    assert done.returncode == 2, done.stderr
+    assert "internal error" not in done.stderr
+    assert str(config) in json.loads(done.stdout)["error"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--batch-size", "1e3"],
+        ["run", "--max-inserts", "-1"],
+        ["check", "--retries", "many"],
+        ["run", "--no-such-flag"],
+    ],
+)
+def test_a_flag_click_refuses_still_gives_one_json_object(env: Env, args: list[str]) -> None:
+    done = env.idsync(*args, "--json")
+    assert done.returncode == 2, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["status"], report["exit_code"]) == ("failed", 2)
+    assert args[1] in report["error"]

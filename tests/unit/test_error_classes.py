@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import MySQLdb
 import pytest
+from pymongo.errors import ConfigurationError, OperationFailure
 
-from idsync.errors import IdsyncError, TerminalError, TransientError
+from idsync.errors import ConfigError, IdsyncError, TerminalError, TransientError
 from idsync.mysql_errors import mysql_error
+from idsync.source import mongo_error
 
 
 @pytest.mark.parametrize(
@@ -34,3 +36,46 @@ def test_each_code_is_retried_only_when_a_later_try_can_work(
     error = mysql_error(MySQLdb.OperationalError(code, "message"), "db:3306", "inserting")
     assert type(error) is kind
     assert ("unreachable" in str(error)) == (kind is TransientError)
+
+
+def test_a_killed_query_is_retried() -> None:
+    # KILL QUERY (1317) ends one statement, like KILL CONNECTION (1927) ends its session: a
+    # later try works, so both are retried.
+    error = mysql_error(MySQLdb.OperationalError(1317, "interrupted"), "db:3306", "reading")
+    assert isinstance(error, TransientError)
+
+
+def test_a_refused_login_says_to_check_the_user_and_password() -> None:
+    error = mysql_error(MySQLdb.OperationalError(1045, "Access denied"), "db:3306", "connecting")
+    assert isinstance(error, TerminalError)
+    assert "user and password" in str(error) and "grant" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        (91, TransientError),  # ShutdownInProgress
+        (189, TransientError),  # PrimarySteppedDown
+        (10107, TransientError),  # NotWritablePrimary
+        (11600, TransientError),  # InterruptedAtShutdown
+        (11602, TransientError),  # InterruptedDueToReplStateChange
+        (13435, TransientError),  # NotPrimaryNoSecondaryOk
+        (43, TransientError),  # CursorNotFound: the cursor timed out; a new pass starts over
+        (6, TransientError),  # HostUnreachable
+        (89, TransientError),  # NetworkTimeout
+        (13, TerminalError),  # Unauthorized
+        (2, TerminalError),  # BadValue
+    ],
+)
+def test_mongodb_refusals_are_retried_only_when_a_later_try_can_work(
+    code: int, kind: type[IdsyncError]
+) -> None:
+    failure = OperationFailure("refused", code, {"ok": 0, "code": code, "errmsg": "refused"})
+    error = mongo_error(failure, "db:27017", "reading")
+    assert type(error) is kind
+
+
+def test_a_driver_that_cannot_be_used_as_configured_is_a_config_error() -> None:
+    # e.g. an authMechanism whose optional package is not installed: no retry installs it.
+    error = mongo_error(ConfigurationError("requires pymongo-auth-aws"), "db:27017", "connecting")
+    assert isinstance(error, ConfigError)

@@ -62,20 +62,33 @@ def main() -> None:
     # counting still frees everything, so memory does not grow.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    secrets = raw_secrets(
+        os.environ.get("IDSYNC_MONGO_URI"), os.environ.get("IDSYNC_MYSQL_URL"), *sys.argv
+    )
     try:
-        cli(prog_name="idsync")
+        code = cli.main(prog_name="idsync", standalone_mode=False)
+    except click.ClickException as exc:  # a flag click itself refused: a usage error
+        _failed_json(redact(exc.format_message(), secrets), exc.exit_code)
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
     except Exception as exc:  # a bug: say so in one line, never with a password in it
-        secrets = raw_secrets(
-            os.environ.get("IDSYNC_MONGO_URI"), os.environ.get("IDSYNC_MYSQL_URL"), *sys.argv
-        )
         message = f"internal error: {type(exc).__name__}: {redact(str(exc), secrets)}"
-        if "--json" in sys.argv[1:]:
-            # Nothing reached stdout yet (every command prints its report last, then exits):
-            # a caller parsing it still gets its one object.
-            failed = {"job": _job_name(sys.argv), "status": "failed", "error": message}
-            click.echo(json.dumps({**failed, "exit_code": 1}))
+        _failed_json(message, 1)
         click.echo(f"idsync: {message}", err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _failed_json(message: str, code: int) -> None:
+    """With --json, the one object a caller parses, also when no command got to print it.
+
+    Nothing reached stdout yet: every command prints its report last, then exits."""
+    if "--json" in sys.argv[1:]:
+        failed = {"job": _job_name(sys.argv), "status": "failed", "error": message}
+        click.echo(json.dumps({**failed, "exit_code": code}))
 
 
 def _job_name(argv: list[str]) -> str:
