@@ -24,7 +24,9 @@ from __future__ import annotations
 import bisect
 import math
 import re
+import secrets
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import groupby
@@ -44,8 +46,48 @@ OID_TEXT_SQL = "^[0-9a-f]{24}$"
 
 
 PRIMES = (67_108_859, 67_108_837)
-"""The checksums' moduli: primes below 2**26, so that every step of them stays below 2**53 and a
-server computing in doubles (mongo-java-server) gets the same integers as one using longs."""
+"""Fixed moduli, for tests only: :func:`draw_moduli` gives each check its own."""
+_LOW, _HIGH = 2**25, 2**26
+
+
+def draw_moduli() -> tuple[int, int]:
+    """Two distinct primes between 2**25 and 2**26, drawn at random for one check.
+
+    Below 2**26, every step of the checksums stays below 2**53, so a server computing in doubles
+    gets the same integers as one using longs. Drawn, not fixed: two ids share a checksum only
+    when the modulus divides their difference or their sum (numbers below 2**97, with at most
+    three prime factors in that range, among about 1.8 million primes there), so no id can be
+    made to hide another from a check it cannot foresee (about 1 in 10**11 for both at once)."""
+    rng = secrets.SystemRandom()
+    found: list[int] = []
+    while len(found) < 2:
+        candidate = rng.randrange(_LOW + 1, _HIGH, 2)
+        if candidate not in found and _is_prime(candidate):
+            found.append(candidate)
+    return found[0], found[1]
+
+
+def _is_prime(n: int) -> bool:
+    """Miller-Rabin with bases 2, 3, 5, 7: exact for every n below 3,215,031,751."""
+    for base in (2, 3, 5, 7):
+        if n % base == 0:
+            return n == base
+    if n < 2:
+        return False
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for base in (2, 3, 5, 7):
+        x = pow(base, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
 
 
 class Summary(NamedTuple):
@@ -63,7 +105,7 @@ class Summary(NamedTuple):
 NOTHING = Summary(0, 0, 0)
 
 
-def checksums(text: str) -> tuple[int, int]:
+def checksums(text: str, moduli: tuple[int, int] = PRIMES) -> tuple[int, int]:
     """An id's two checksums: ``h * h mod p`` with ``h`` the 96-bit number mod ``p``, per prime.
 
     Summed over a bucket they do not depend on order, and a row more or less changes them. Ids
@@ -71,8 +113,8 @@ def checksums(text: str) -> tuple[int, int]:
     differences from cancelling the way sums of the ids themselves would. Both servers compute
     exactly this (:mod:`idsync.check_sides`)."""
     value = int(text, 16)
-    first, second = (value % p for p in PRIMES)
-    return first * first % PRIMES[0], second * second % PRIMES[1]
+    first, second = (value % p for p in moduli)
+    return first * first % moduli[0], second * second % moduli[1]
 
 
 def is_oid_text(text: str) -> bool:
@@ -113,8 +155,9 @@ class BucketSide(Protocol):
 class SortedIds:
     """A side held in memory as a sorted list: what a server that cannot count is read into."""
 
-    def __init__(self, texts: Iterable[str] = ()) -> None:
+    def __init__(self, texts: Iterable[str] = (), moduli: tuple[int, int] = PRIMES) -> None:
         self._texts = sorted(texts)
+        self._moduli = moduli
         self._sums: tuple[array[int], array[int]] | None = None
 
     def __len__(self) -> int:
@@ -126,6 +169,15 @@ class SortedIds:
         self._texts.sort()
         self._sums = None
 
+    def drop_repeats(self) -> list[str]:
+        """Keep one of each text; return the others (one source id per text, as a run stores)."""
+        kept = [text for text, _run in groupby(self._texts)]
+        if len(kept) == len(self._texts):
+            return []
+        dropped = list((Counter(self._texts) - Counter(kept)).elements())
+        self._texts, self._sums = kept, None
+        return dropped
+
     def _span(self, prefix: str) -> tuple[int, int]:
         low, high = prefix_bounds(prefix)
         start = bisect.bisect_left(self._texts, low)
@@ -135,7 +187,7 @@ class SortedIds:
     def summaries(self, prefix: str, length: int) -> dict[str, Summary]:
         start, end = self._span(prefix)
         if self._sums is None:  # once per set of ids, not once per level tried; 16 bytes an id
-            pairs = map(checksums, self._texts)
+            pairs = (checksums(text, self._moduli) for text in self._texts)
             self._sums = array("q"), array("q")
             for first, second in pairs:
                 self._sums[0].append(first)

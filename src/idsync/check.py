@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from idsync import history
-from idsync.buckets import Difference, SortedIds, Walk, WalkFigures, is_oid_text
+from idsync.buckets import Difference, SortedIds, Walk, WalkFigures, draw_moduli, is_oid_text
 from idsync.check_report import CheckReport, Method, SideMethod
 from idsync.check_sides import (
     MySQLBuckets,
@@ -38,7 +38,7 @@ from idsync.check_sides import (
 from idsync.check_tally import Tally
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, IdsyncError, as_idsync_error
-from idsync.ids import ColumnFit, UnsupportedId, encode_batch, encode_fitting
+from idsync.ids import DUPLICATE_TEXT, ColumnFit, UnsupportedId, encode_batch, encode_fitting
 from idsync.report import SyncReport
 from idsync.retry import with_retries
 from idsync.source import MongoSource
@@ -266,9 +266,10 @@ class CheckPass:
             yield text
 
     def _sides(self, source: MongoSource, target: MySQLTarget, column: Column) -> Sides:
-        mongo = SortedIds()
+        moduli = draw_moduli()  # for this check alone: no id can be made to collide with another
+        mongo = SortedIds(moduli=moduli)
         source_rest = _split(mongo_values(source, {}, self.reads), mongo)
-        mysql = MySQLBuckets(target, column, self.reads)
+        mysql = MySQLBuckets(target, column, self.reads, moduli)
         return Sides(mongo, mysql, source_rest, mysql.others())
 
     def _buckets(
@@ -286,6 +287,8 @@ class CheckPass:
         rest_rows, rest_seen = tally.rows_read, seen[0] - len(hex_strings)
         mongo = sides.source
         mongo.add(hex_strings)
+        for text in mongo.drop_repeats():  # ObjectId X and the string X: one text, one row
+            self.report.reject(text, DUPLICATE_TEXT)
 
         def leaf(bucket: Difference) -> None:
             wanted = tally.target_set(sides.target.ids(bucket.prefix) if bucket.target else ())

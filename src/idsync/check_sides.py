@@ -81,11 +81,15 @@ class MySQLBuckets:
     :func:`sorts_hex_as_bytes` says which, and the check reads the column whole otherwise.
     """
 
-    def __init__(self, target: MySQLTarget, column: Column, reads: Reads) -> None:
-        self.target, self.reads = target, reads
+    def __init__(
+        self, target: MySQLTarget, column: Column, reads: Reads, moduli: tuple[int, int] = PRIMES
+    ) -> None:
+        self.target, self.reads, self.moduli = target, reads, moduli
         self.col, self.table = _quote(target.column), _quote(target.table)
         value = self.col if column.fit.charset else f"CONVERT({self.col} USING latin1)"
-        self.shaped = f"{value} REGEXP {_SHAPE}"
+        # The length too: REGEXP's `$` also matches before a final newline, and `<id>\n` would
+        # be summed as `<id>`.
+        self.shaped = f"CHAR_LENGTH({value}) = 24 AND {value} REGEXP {_SHAPE}"
 
     def probe(self) -> str | None:
         """None when the server runs the bucket queries; else what it said."""
@@ -105,7 +109,7 @@ class MySQLBuckets:
 
     def summaries(self, prefix: str, length: int) -> dict[str, Summary]:
         where, args = self._where(prefix)
-        sums = ", ".join(f"SUM({_checksum_sql(self.col, prime)})" for prime in PRIMES)
+        sums = ", ".join(f"SUM({_checksum_sql(self.col, prime)})" for prime in self.moduli)
         started = time.perf_counter()
         rows = self.target.fetch(
             f"SELECT LEFT({self.col}, {int(length)}), COUNT(*), {sums} FROM {self.table}"

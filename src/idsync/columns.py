@@ -29,6 +29,9 @@ class Column:
     unique: bool
     """A UNIQUE index on exactly this column (no prefix): what makes racing writers safe."""
     catalog_names: tuple[str, str, str] = ("", "", "")
+    triggers: tuple[str, ...] = ()
+    """BEFORE INSERT/UPDATE triggers on the table (those the user may see): they can store
+    another text than the one sent, so every batch is verified."""
     """Database, table and column as the server's catalog spells them (names are
     case-insensitive there, lock names are not)."""
 
@@ -62,7 +65,19 @@ def describe_column(query: Query, database: str, table: str, column: str) -> Col
     else:
         raise ConfigError(f"column {where}.{column} is {data_type}: ids need a text type")
     unique = _has_unique_index(query, database, table, column)
-    return Column(data_type, fit, collation, unique, (database, table, column))
+    triggers = _rewriting_triggers(query, database, table)
+    return Column(data_type, fit, collation, unique, (database, table, column), triggers)
+
+
+def _rewriting_triggers(query: Query, database: str, table: str) -> tuple[str, ...]:
+    rows = query(
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s"
+        " AND EVENT_OBJECT_TABLE = %s AND ACTION_TIMING = 'BEFORE'"
+        " AND EVENT_MANIPULATION IN ('INSERT', 'UPDATE') ORDER BY TRIGGER_NAME",
+        (database, table),
+        "inspecting the table's triggers",
+    )
+    return tuple(str(name) for (name,) in rows)
 
 
 def _trailing_spaces(query: Query, data_type: str, charset: str, collation: str) -> str | None:

@@ -264,3 +264,8 @@ def stored_text(value: str | bytes) -> str:
 def shown_text(text: str) -> str:
     """``text`` printable: bytes that are not UTF-8 (from :func:`stored_text`) as ``\\xNN``."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def collision(other: str) -> str:
+    """Why an id was (or would be) refused for equalling ``other`` under the collation."""
+    return f"collides with stored value {other!r} under the column's collation"

@@ -10,11 +10,11 @@ from typing import Protocol
 from idsync.config import Job, RunOptions, Settings
 from idsync.diff import DiffCounts, Tag, diff_batches
 from idsync.errors import GuardError, InterruptedRun
-from idsync.ids import DUPLICATE_TEXT, ColumnFit, encode_batch
+from idsync.ids import DUPLICATE_TEXT, ColumnFit, collision, encode_batch
 from idsync.readahead import ReadAhead
 from idsync.report import SyncReport
 from idsync.source import MongoSource, ScanOrder
-from idsync.target import Column, MySQLTarget, collision
+from idsync.target import Column, MySQLTarget
 
 log = logging.getLogger("idsync")
 
@@ -95,6 +95,11 @@ class SyncPass:
             "collation": column.collation,
             "unique_index": column.unique,
         }
+        if column.triggers:
+            self.report.warnings.append(
+                f"{job.table} has BEFORE INSERT/UPDATE triggers ({', '.join(column.triggers)}):"
+                " each batch is verified, since a trigger may store another text than was sent"
+            )
         if not column.unique:
             self.report.warnings.append(
                 f"{job.table}.{job.column} has no UNIQUE index: other writers may add duplicates;"
@@ -197,6 +202,9 @@ class BatchWriter:
         # What makes a missing id collide with a stored one in a real run: a collation that
         # takes two texts for equal, and a UNIQUE index that turns the insert into a no-op.
         self.collisions = column.unique and not column.exact
+        self.column = column
+        self.first_of_key: dict[bytes, str] = {}
+        """In a dry run: the first new id of each collation key (what the run would store)."""
         self.log_ids = run.options.log_ids and log.isEnabledFor(logging.INFO)
 
     def extend(self, texts: list[str]) -> None:
@@ -226,9 +234,16 @@ class BatchWriter:
         """A dry run's rejections: the ids the insert would find equal to a stored value."""
         if not self.collisions:
             return
-        for text, other in self.target.stored_equal(batch).items():
+        stored = self.target.stored_equal(batch)
+        for text, other in stored.items():
             self.run.report.reject(text, collision(other))
             self.rejected += 1
+        new = [text for text in batch if text not in stored]
+        for text, key in zip(new, self.target.collation_keys(new, self.column), strict=True):
+            first = self.first_of_key.setdefault(key, text)
+            if first != text:  # the run would insert `first`, then find this one equal to it
+                self.run.report.reject(text, collision(first))
+                self.rejected += 1
 
     def _insert(self, batch: list[str]) -> None:
         result = self.target.insert_batch(batch)

@@ -19,7 +19,7 @@ from idsync.columns import Column as Column  # noqa: PLC0414 (re-exported for it
 from idsync.columns import describe_column
 from idsync.config import Job, MySQLURL, Settings
 from idsync.errors import ConfigError, LockHeldError
-from idsync.ids import stored_text
+from idsync.ids import collision, stored_text
 from idsync.locks import wait_for_lock
 from idsync.mysql_errors import (
     DATA_ERRORS,
@@ -49,11 +49,6 @@ class BatchResult:
     """(id, reason) for ids that are not stored exactly."""
 
 
-def collision(other: str) -> str:
-    """Why an id was (or would be) refused for equalling ``other`` under the collation."""
-    return f"collides with stored value {other!r} under the column's collation"
-
-
 _first = itemgetter(0)
 
 
@@ -70,6 +65,7 @@ class MySQLTarget:
         self.schema = self.url.database
         self.table = job.table
         self.column = job.column
+        self._verify_all = False  # set by inspect() when a trigger may rewrite what is sent
         self._read_batch = settings.read_batch_size
         self._settings = settings
         self._conn: Any = None
@@ -177,6 +173,7 @@ class MySQLTarget:
         # Column names are case-insensitive, lock names are not: `ID` and `id` are one column,
         # so the lock (and a watcher's state key) take the names as the server stores them.
         self.schema, self.table, self.column = column.catalog_names
+        self._verify_all = bool(column.triggers)
         return column
 
     def lock_name(self) -> str:
@@ -203,16 +200,8 @@ class MySQLTarget:
                 f"(waited {timeout_s:g}s; --lock-timeout sets the wait)"
             )
 
-    def unlock(self) -> None:
-        self._query("SELECT RELEASE_LOCK(%s)", (self.lock_name(),), "releasing the lock")
-
-    def read_ids(self) -> Iterator[str]:
-        """Every non-null value of the column, streamed through a server-side cursor."""
-        for texts in self.read_id_batches():
-            yield from texts
-
     def read_id_batches(self) -> Iterator[list[str]]:
-        """The values of :meth:`read_ids`, a fetch at a time."""
+        """Every non-null value of the column, a fetch at a time (a server-side cursor)."""
         column = _quote(self.column)
         sql = f"SELECT {column} FROM {_quote(self.table)} WHERE {column} IS NOT NULL"
         try:
@@ -255,8 +244,10 @@ class MySQLTarget:
             self._insert_isolating(list(ids), result)
             refused = {text for text, _reason in result.rejected}
             accepted = [i for i in ids if i not in refused] if refused else list(ids)
-            if result.inserted != len(accepted) or self._conn.warning_count():
+            if self._verify_all or result.inserted != len(accepted) or self._conn.warning_count():
                 self._verify(accepted, result)
+                # Rows a trigger rewrote were added, but none of them is an id that was sent.
+                result.inserted = min(result.inserted, len(result.landed))
             else:
                 result.landed = accepted
             if before_commit is not None:
@@ -319,7 +310,9 @@ class MySQLTarget:
             if found:
                 result.rejected.append((text, collision(stored_text(found[0][0]))))
             else:
-                result.rejected.append((text, "not stored: the server ignored the insert"))
+                result.rejected.append(
+                    (text, "not stored as sent: the server ignored or rewrote the insert")
+                )
 
     def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
         """For texts with no exact copy in the column: the stored value each equals under the
@@ -339,6 +332,21 @@ class MySQLTarget:
                 )
                 if rows and stored_text(rows[0][0]) != text:
                     found[text] = stored_text(rows[0][0])
+        return found
+
+    def collation_keys(self, texts: Sequence[str], column: Column) -> list[bytes]:
+        """Each text's sort key under the column's collation (``WEIGHT_STRING``): two texts the
+        column takes for equal have equal keys, as ``'x'`` and ``'X'`` under a ``_ci`` one."""
+        charset, collation = column.fit.charset, column.collation
+        if not charset or not collation:
+            return [text.encode() for text in texts]  # a binary column: bytes are the key
+        key = f"WEIGHT_STRING(CONVERT(%s USING {charset}) COLLATE {collation})"
+        found: list[bytes] = []
+        for start in range(0, len(texts), 1000):
+            chunk = list(texts[start : start + 1000])
+            sql = "SELECT " + ", ".join([key] * len(chunk))
+            [row] = self._query(sql, chunk, "asking the column's collation")
+            found.extend(bytes(value) for value in row)
         return found
 
     def _stored_exactly(self, ids: list[str]) -> set[str]:

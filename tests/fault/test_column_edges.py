@@ -3,6 +3,9 @@ middle of a batch, and columns that do not return a value exactly as it was stor
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 
 from idsync import Job, RunOptions, sync
@@ -107,3 +110,36 @@ def test_a_dry_run_predicts_the_collisions_the_run_finds(env: Env, unique: bool)
     assert [(r.id, r.reason) for r in dry.rejected_samples] == [
         (r.id, r.reason) for r in real.rejected_samples
     ]
+
+
+def test_a_dry_run_predicts_collisions_among_new_ids(env: Env) -> None:
+    """Two new ids equal under the collation ('x' and 'X', 'ss' and 'ß'): the run stores the
+    first and rejects the other; the dry run says so too, even across batches."""
+    env.sql(
+        "CREATE TABLE cm_cluster_id (cluster_id VARCHAR(20) CHARACTER SET utf8mb4"
+        " COLLATE utf8mb4_general_ci NOT NULL, UNIQUE (cluster_id))"
+    )
+    env.add_source(["x", "abc", "X", "e", "é", "q"])
+    job = replace(Job(), batch_size=2)
+    dry = sync(job, env.settings(), RunOptions(dry_run=True))
+    real = sync(job, env.settings())
+    assert (real.status, real.rejected, real.inserted) == ("partial", 2, 4)
+    assert (dry.status, dry.rejected, dry.missing) == ("partial", 2, 4)
+    assert sorted(r.id for r in dry.rejected_samples) == sorted(r.id for r in real.rejected_samples)
+
+
+def test_a_trigger_that_rewrites_ids_is_caught_by_the_run(env: Env) -> None:
+    """A BEFORE INSERT trigger may store another text than the one sent: every batch of such a
+    table is verified, and what was not stored exactly is rejected, never counted as done."""
+    env.init_table()
+    env.sql(
+        "CREATE TRIGGER mangle BEFORE INSERT ON cm_cluster_id FOR EACH ROW"
+        " IF NEW.cluster_id LIKE 'm%%' THEN SET NEW.cluster_id = CONCAT(NEW.cluster_id, 'X');"
+        " END IF"
+    )
+    env.add_source(["a", "m1", "b", "m2", "c"])
+    done = env.idsync("run", "--json")
+    report = json.loads(done.stdout)
+    assert (done.returncode, report["inserted"], report["rejected"]) == (4, 3, 2), done.stderr
+    assert sorted(s["id"] for s in report["rejected_samples"]) == ["m1", "m2"]
+    assert any("trigger" in warning for warning in report["warnings"])

@@ -317,3 +317,48 @@ def test_duplicate_rows_are_drift(source_env: Env) -> None:
         report = json.loads(done.stdout)
         assert (done.returncode, report["status"]) == (4, "drift"), args
         assert report["duplicate_rows"] == 2 and report["missing"] == report["orphans"] == 0
+
+
+def test_a_stored_id_with_a_trailing_newline_is_not_taken_for_the_id(source_env: Env) -> None:
+    """A REGEXP `$` also matches before a final newline: `<oid>\\n` must not count as `<oid>`."""
+    ids = spread_ids(5)
+    source_env.add_source(ids)
+    source_env.init_table()
+    for oid in ids[1:]:
+        add_row(source_env, str(oid))
+    add_row(source_env, str(ids[0]) + "\n")
+    for args in ([], ["--exact"]):
+        done = source_env.idsync("check", "--json", *args)
+        report = json.loads(done.stdout)
+        assert (done.returncode, report["missing"], report["orphans"]) == (4, 1, 1), args
+
+
+def test_a_crafted_checksum_twin_is_found(source_env: Env) -> None:
+    """Two ids whose difference is a multiple of fixed moduli would share fixed checksums: the
+    moduli are drawn at random for each check, so no id can be crafted to hide another."""
+    ids = spread_ids(5)
+    source_env.add_source(ids)
+    source_env.init_table()
+    for oid in ids[1:]:
+        add_row(source_env, str(oid))
+    twin = int(str(ids[0]), 16) + 67_108_859 * 67_108_837  # the moduli this check once fixed
+    add_row(source_env, f"{twin:024x}")
+    done = source_env.idsync("check", "--json")
+    report = json.loads(done.stdout)
+    assert (done.returncode, report["missing"], report["orphans"]) == (4, 1, 1)
+
+
+def test_an_id_twice_in_the_source_and_twice_in_the_table_is_drift(operators_env: Env) -> None:
+    """ObjectId X and the string X are one text: the second is rejected, as a run rejects it,
+    so two source entries never balance two stored rows (FerretDB refuses such documents)."""
+    env = operators_env
+    ids = spread_ids(5)
+    env.add_source([*ids, str(ids[0])])
+    env.sql("CREATE TABLE cm_cluster_id (cluster_id VARCHAR(64) NOT NULL, KEY (cluster_id))")
+    for oid in [ids[0], *ids]:
+        add_row(env, str(oid))
+    for args in ([], ["--exact"]):
+        done = env.idsync("check", "--json", *args)
+        report = json.loads(done.stdout)
+        assert done.returncode == 4, args
+        assert (report["rejected"], report["duplicate_rows"]) == (1, 1), args

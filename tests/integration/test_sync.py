@@ -273,7 +273,7 @@ def test_rows_written_by_someone_else_meanwhile_cause_no_error(env: Env) -> None
     ids = [f"id-{n}" for n in range(10)]
     with MySQLTarget(env.settings(), Job()) as target:
         target.connect()
-        assert list(target.read_ids()) == []
+        assert list(target.read_id_batches()) == []
         other = mysql_connect(MYSQL_URL, database=env.mysql_url.rsplit("/", 1)[1])
         other.cursor().executemany(
             "INSERT INTO cm_cluster_id (cluster_id) VALUES (%s)", [(i,) for i in ids[:4]]

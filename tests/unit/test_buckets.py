@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 
@@ -18,9 +19,11 @@ from idsync.buckets import (
     Summary,
     Walk,
     WalkFigures,
+    _is_prime,
     checksums,
     choose_level,
     differences,
+    draw_moduli,
     is_oid_text,
     next_prefix,
     prefix_bounds,
@@ -170,3 +173,20 @@ def test_a_duplicated_row_never_makes_up_for_a_missing_id() -> None:
     ids = [f"{1_700_000_000 + i:08x}" + "0" * 16 for i in range(5000)]
     src, tgt = SortedIds(ids), SortedIds([*ids[:-1], ids[0]])
     assert src.summaries("", 4) != tgt.summaries("", 4)
+
+
+def test_each_check_draws_two_distinct_primes_below_2_26() -> None:
+    for _ in range(20):
+        first, second = draw_moduli()
+        assert first != second
+        for p in (first, second):
+            assert 2**25 < p < 2**26
+            assert all(p % d for d in range(2, math.isqrt(p) + 1))
+
+
+def test_the_primality_test_agrees_with_trial_division() -> None:
+    def slow(n: int) -> bool:
+        return n > 1 and all(n % d for d in range(2, math.isqrt(n) + 1))
+
+    for n in [*range(3, 5000, 2), 67_108_859, 67_108_837, 67_108_863, 3_215_031_749]:
+        assert _is_prime(n) == slow(n), n
