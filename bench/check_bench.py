@@ -34,7 +34,7 @@ import MySQLdb
 from pymongo import MongoClient
 
 from bench.datagen import cluster_ids
-from idsync.check import CheckOptions, check
+from idsync.check.checker import CheckOptions, check
 from idsync.config import Job, MySQLURL, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,8 +25,8 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from idsync.config import Job, MySQLURL, Settings
-from idsync.schema import create_target_table
-from idsync.target import MySQLTarget
+from idsync.mysql.schema import create_target_table
+from idsync.mysql.target import MySQLTarget
 
 MONGO_URI = os.environ.get("IDSYNC_TEST_MONGO_URI", "mongodb://127.0.0.1:27018/")
 MYSQL_URL = os.environ.get("IDSYNC_TEST_MYSQL_URL", "mysql://idsync:idsync@127.0.0.1:33306/maas")

@@ -12,7 +12,7 @@ Checking and following live in their modules: ``idsync.check.check(job, settings
 and ``idsync.watch.watch(job, settings, WatchOptions(), stop_event)``.
 """
 
-from idsync.check_report import CheckReport
+from idsync.check.report import CheckReport
 from idsync.config import BUILTIN_JOB, Job, RunOptions, Settings
 from idsync.errors import (
     ConfigError,
@@ -23,10 +23,10 @@ from idsync.errors import (
     TerminalError,
     TransientError,
 )
-from idsync.report import Rejected, Status, SyncReport
-from idsync.source import ScanOrder
-from idsync.sync import Progress, sync
-from idsync.watch_options import WatchOptions
+from idsync.mongo.source import ScanOrder
+from idsync.run.report import Rejected, Status, SyncReport
+from idsync.run.sync import Progress, sync
+from idsync.watch.options import WatchOptions
 
 __version__ = "0.1.0"
 

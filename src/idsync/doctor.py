@@ -13,13 +13,13 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from idsync import history, state
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError
 from idsync.ids import UnsupportedId, encode_id
-from idsync.mysql_errors import ABSENT_PASSED, CREATE_PASSED
-from idsync.source import MongoSource
-from idsync.target import Column, MySQLTarget
+from idsync.mongo.source import MongoSource
+from idsync.mysql import history, state
+from idsync.mysql.errors import ABSENT_PASSED, CREATE_PASSED
+from idsync.mysql.target import Column, MySQLTarget
 
 SAMPLE = 1000
 SKEW_WARN_S = 2.0

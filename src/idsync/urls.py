@@ -9,6 +9,7 @@ about a URL repeats any part of its user name or password: they name only what i
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, unquote_plus
 
@@ -157,3 +158,22 @@ def scrub(text: str, url: str, shortest: int = 4) -> str:
             out.append(text[i])
             i += 1
     return "".join(out)
+
+
+_SHORT_SECRET = 8
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``***``.
+
+    idsync never prints a URL with its password; this is the second line of defence. A short
+    password (``"r"``, ``"idsync"``) replaced everywhere would shred every message that happens
+    to contain it, so those are replaced only where they stand as a URL's password
+    (``:secret@``). Longer secrets go first: one may hold another (candidates of a URL).
+    """
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= _SHORT_SECRET:
+            text = text.replace(secret, "***")
+        elif secret:
+            text = text.replace(f":{secret}@", ":***@")
+    return text

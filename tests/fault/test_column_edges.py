@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 
 from idsync import Job, RunOptions, sync
-from idsync.check import CheckOptions, check
-from idsync.target import MySQLTarget
+from idsync.check.checker import CheckOptions, check
+from idsync.mysql.target import MySQLTarget
 from tests.conftest import Env
 
 pytestmark = pytest.mark.fault

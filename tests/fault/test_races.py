@@ -13,7 +13,7 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from idsync import Job
-from idsync.target import MySQLTarget
+from idsync.mysql.target import MySQLTarget
 from tests.conftest import MYSQL_URL, Env, mysql_connect
 from tests.fault.conftest import load_ids, run_cli, spawn_cli
 

@@ -16,9 +16,10 @@ import pytest
 from bson import ObjectId
 from bson.raw_bson import RawBSONDocument
 
-from idsync import Job, history, sync
-from idsync.check import CheckOptions, check
+from idsync import Job, sync
+from idsync.check.checker import CheckOptions, check
 from idsync.errors import UnexpectedError
+from idsync.mysql import history
 from tests.conftest import Env
 from tests.integration.test_watch import Running, fast
 from tests.watch_support import wait_until
@@ -135,7 +136,7 @@ def test_an_unexpected_error_is_a_failed_run_never_an_ok_one(
     env.sql(history.DDL)
     # A bug cannot be made to happen for real: one is planted in the encoding that run and check
     # share, raising what no driver and no idsync code raises on purpose.
-    for module in ("idsync.passes", "idsync.check"):
+    for module in ("idsync.run.passes", "idsync.check.checker"):
         monkeypatch.setattr(f"{module}.encode_batch", _planted_bug)
     with pytest.raises(UnexpectedError, match="ZeroDivisionError") as raised:
         sync(Job(), env.settings())

@@ -19,8 +19,8 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from idsync import Job
-from idsync.state import Checkpoint, create_table, save, target_key
-from idsync.target import MySQLTarget
+from idsync.mysql.state import Checkpoint, create_table, save, target_key
+from idsync.mysql.target import MySQLTarget
 from tests.conftest import Env
 from tests.watch_support import (
     MONGO_JAVA_JAR,

@@ -16,8 +16,8 @@ import pytest
 from bson import Int64, ObjectId
 
 from idsync import Job, Settings, sync
-from idsync.check import CheckOptions, check, check_after, exit_code_after
-from idsync.check_report import CheckReport, CheckStatus, Method
+from idsync.check.checker import CheckOptions, check, check_after, exit_code_after
+from idsync.check.report import CheckReport, CheckStatus, Method
 from idsync.errors import TransientError
 from tests.conftest import Env
 

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from idsync.config import Settings
-from idsync.health import Health, HealthServer
 from idsync.metrics import Metrics
+from idsync.watch.health import Health, HealthServer
 from tests.conftest import Env
 
 pytestmark = pytest.mark.integration

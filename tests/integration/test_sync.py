@@ -12,7 +12,7 @@ from bson import Int64, ObjectId
 
 from idsync import Job, RunOptions, ScanOrder, Status, sync
 from idsync.errors import ConfigError, GuardError, InterruptedRun, LockHeldError
-from idsync.target import MySQLTarget
+from idsync.mysql.target import MySQLTarget
 from tests.conftest import MYSQL_URL, Env, mysql_connect
 
 pytestmark = pytest.mark.integration

@@ -14,15 +14,16 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from idsync import Job, Settings, history
+from idsync import Job, Settings
 from idsync.errors import LockHeldError, TerminalError
-from idsync.health import Health
 from idsync.metrics import Metrics
-from idsync.sink import Sink
-from idsync.state import Checkpoint, create_table
-from idsync.target import MySQLTarget
-from idsync.watch import WatchSummary, watch
-from idsync.watch_options import WatchOptions
+from idsync.mysql import history
+from idsync.mysql.state import Checkpoint, create_table
+from idsync.mysql.target import MySQLTarget
+from idsync.watch.health import Health
+from idsync.watch.options import WatchOptions
+from idsync.watch.sink import Sink
+from idsync.watch.watcher import WatchSummary, watch
 from tests.conftest import Env
 from tests.watch_support import (
     Daemon,

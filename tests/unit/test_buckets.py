@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from idsync.buckets import (
+from idsync.check.buckets import (
     COARSE_LEVEL,
     NOTHING,
     PRIMES,

@@ -153,7 +153,7 @@ def test_settings_validation_and_secrets() -> None:
 
 
 def test_redaction_of_long_and_short_secrets() -> None:
-    from idsync.observability import redact
+    from idsync.urls import redact
 
     assert redact("x s3cr3t-pass y", ["s3cr3t-pass"]) == "x *** y"
     assert redact("mysql://u:r@h/d error for user", ["r"]) == "mysql://u:***@h/d error for user"

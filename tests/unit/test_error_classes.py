@@ -7,8 +7,8 @@ import pytest
 from pymongo.errors import ConfigurationError, OperationFailure
 
 from idsync.errors import ConfigError, IdsyncError, TerminalError, TransientError
-from idsync.mysql_errors import mysql_error
-from idsync.source import mongo_error
+from idsync.mongo.source import mongo_error
+from idsync.mysql.errors import mysql_error
 
 
 @pytest.mark.parametrize(

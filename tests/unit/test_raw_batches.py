@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from idsync.ids import ColumnFit, UnsupportedId, encode_batch, encode_id
-from idsync.raw import field_batch, split_batch
+from idsync.mongo.raw import field_batch, split_batch
 
 _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD)
 _FIT = ColumnFit(max_chars=None, max_bytes=None, charset="utf8mb4")

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from idsync.readahead import ReadAhead
+from idsync.run.readahead import ReadAhead
 
 
 def test_items_come_out_in_order() -> None:

@@ -10,8 +10,8 @@ from bson.codec_options import CodecOptions
 from hypothesis import given
 from hypothesis import strategies as st
 
-from idsync.raw import split_batch
-from idsync.source import _has_stage
+from idsync.mongo.raw import split_batch
+from idsync.mongo.source import _has_stage
 
 _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD)
 

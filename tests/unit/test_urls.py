@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from idsync.config import Job, MySQLURL, Settings
 from idsync.errors import ConfigError
-from idsync.observability import redact
-from idsync.source import MongoSource
+from idsync.mongo.source import MongoSource
+from idsync.urls import redact
 
 # Every printable ASCII character but whitespace, and a few beyond ASCII.
 PASSWORD_CHARS = string.ascii_letters + string.digits + string.punctuation + "éß€✓😀"

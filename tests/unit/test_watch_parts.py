@@ -12,13 +12,13 @@ from bson import Int64, ObjectId
 from pymongo.errors import OperationFailure
 
 from idsync.errors import ConfigError, TerminalError, TransientError
-from idsync.feeds import Change, ChangeStreamsUnsupported, StreamLost, stream_error
-from idsync.health import Health, HealthServer
 from idsync.ids import ColumnFit
 from idsync.metrics import Metrics
-from idsync.sink import PendingBatch
-from idsync.state import Checkpoint, encode_token, watch_lock_name
-from idsync.watch_options import WatchOptions, parse_address, parse_duration
+from idsync.mongo.feeds import Change, ChangeStreamsUnsupported, StreamLost, stream_error
+from idsync.mysql.state import Checkpoint, encode_token, watch_lock_name
+from idsync.watch.health import Health, HealthServer
+from idsync.watch.options import WatchOptions, parse_address, parse_duration
+from idsync.watch.sink import PendingBatch
 
 
 @pytest.mark.parametrize(

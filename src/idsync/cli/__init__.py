@@ -17,7 +17,7 @@ import click
 from idsync import __version__
 from idsync.cli.common import raw_secrets
 from idsync.config import BUILTIN_JOB
-from idsync.observability import redact
+from idsync.urls import redact
 
 # Each command's module, imported only when that command runs (or help lists them all): a cron
 # run of `idsync run` should not pay for loading the watcher, the checker and the metrics code.

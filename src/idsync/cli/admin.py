@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
-from idsync import history, schema, state
 from idsync.cli.common import common_options, die, resolve
 from idsync.config import BUILTIN_JOB, Job, find_file
 from idsync.errors import ConfigError, IdsyncError
-from idsync.target import MySQLTarget
+from idsync.mysql import history, schema, state
+from idsync.mysql.target import MySQLTarget
 
 
 @click.command()

@@ -11,8 +11,8 @@ from typing import Any, NoReturn
 
 import click
 
-from idsync.check import CheckOptions, check, check_after, exit_code_after
-from idsync.check_report import CheckReport
+from idsync.check.checker import CheckOptions, check, check_after, exit_code_after
+from idsync.check.report import CheckReport
 from idsync.cli.common import (
     Context,
     common_options,
@@ -23,8 +23,8 @@ from idsync.cli.common import (
 )
 from idsync.config import Job
 from idsync.errors import IdsyncError, as_idsync_error
-from idsync.observability import redact
-from idsync.report import SyncReport
+from idsync.run.report import SyncReport
+from idsync.urls import redact
 
 
 @click.command(name="check")

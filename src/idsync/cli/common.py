@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
-from idsync import history
+from idsync.cli.observability import configure_logging
 from idsync.config import (
     BUILTIN_JOB,
     BadValue,
@@ -27,11 +27,11 @@ from idsync.config import (
     resolve_settings,
 )
 from idsync.errors import ConfigError, GuardError, IdsyncError
-from idsync.observability import configure_logging, redact
-from idsync.report import SyncReport
-from idsync.sync import Progress
-from idsync.target import MySQLTarget
-from idsync.urls import url_secrets
+from idsync.mysql import history
+from idsync.mysql.target import MySQLTarget
+from idsync.run.report import SyncReport
+from idsync.run.sync import Progress
+from idsync.urls import redact, url_secrets
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ def progress_display(enabled: bool) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
-    from idsync.progress import RichProgress  # noqa: PLC0415 (rich loads only for terminals)
+    from idsync.cli.progress import RichProgress  # noqa: PLC0415 (rich loads only for terminals)
 
     with RichProgress() as bar:
         yield bar

@@ -10,7 +10,7 @@ import click
 from idsync.cli.common import common_options, die, finish, resolve
 from idsync.doctor import diagnose
 from idsync.errors import IdsyncError
-from idsync.observability import redact
+from idsync.urls import redact
 
 
 @click.command()

@@ -20,9 +20,9 @@ from idsync.cli.common import (
 )
 from idsync.config import RunOptions
 from idsync.errors import IdsyncError
-from idsync.report import SyncReport
-from idsync.source import ScanOrder
-from idsync.sync import sync
+from idsync.mongo.source import ScanOrder
+from idsync.run.report import SyncReport
+from idsync.run.sync import sync
 
 
 @click.command()

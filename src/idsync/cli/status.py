@@ -9,11 +9,11 @@ from typing import Any
 
 import click
 
-from idsync import history
 from idsync.cli.common import Context, common_options, die, finish, resolve
 from idsync.errors import IdsyncError
-from idsync.history import RunRecord
-from idsync.target import MySQLTarget
+from idsync.mysql import history
+from idsync.mysql.history import RunRecord
+from idsync.mysql.target import MySQLTarget
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 STALE = 4

@@ -20,12 +20,12 @@ from idsync.cli.common import (
 )
 from idsync.config import RunOptions
 from idsync.errors import ConfigError, IdsyncError
-from idsync.health import Health, HealthServer
 from idsync.metrics import Metrics
-from idsync.observability import redact
-from idsync.watch import WatchSummary
-from idsync.watch import watch as follow
-from idsync.watch_options import WatchMode, WatchOptions, parse_duration
+from idsync.urls import redact
+from idsync.watch.health import Health, HealthServer
+from idsync.watch.options import WatchMode, WatchOptions, parse_duration
+from idsync.watch.watcher import WatchSummary
+from idsync.watch.watcher import watch as follow
 
 log = logging.getLogger("idsync")
 

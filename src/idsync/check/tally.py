@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
-from idsync.check_report import CheckReport
-from idsync.check_sides import exact_collation, stored_equal
+from idsync.check.report import CheckReport
+from idsync.check.sides import exact_collation, stored_equal
 from idsync.diff import DiffCounts, Tag, diff_batches
-from idsync.target import Column, MySQLTarget
+from idsync.mysql.target import Column, MySQLTarget
 
 _CHUNK = 1000
 DUPLICATE_REASON = "another source id has the same text (e.g. int 5 and '5')"

@@ -3,7 +3,7 @@
 Nothing is written. Ids are split in two by shape, the same way on both sides:
 
 - ObjectId ``_id``s in MongoDB, and values shaped like an ObjectId's text (24 lowercase hex
-  characters) in MySQL, are compared **by buckets** (:mod:`idsync.buckets`): a summary per range
+  characters) in MySQL, are compared **by buckets** (:mod:`buckets`): a summary per range
   of ids (a count and two checksums of the texts) computed by MySQL, and by the client from the
   source's keys, read once (MongoDB's aggregation has no hash function; a checksum computed
   digit by digit costs it more than sending the keys). MySQL's ids are read only in the ranges
@@ -23,10 +23,9 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from idsync import history
-from idsync.buckets import Difference, SortedIds, Walk, WalkFigures, draw_moduli, is_oid_text
-from idsync.check_report import CheckReport, Method, SideMethod
-from idsync.check_sides import (
+from idsync.check.buckets import Difference, SortedIds, Walk, WalkFigures, draw_moduli, is_oid_text
+from idsync.check.report import CheckReport, Method, SideMethod
+from idsync.check.sides import (
     MySQLBuckets,
     Reads,
     mongo_batches,
@@ -35,14 +34,15 @@ from idsync.check_sides import (
     sorts_hex_as_bytes,
     target_batches,
 )
-from idsync.check_tally import Tally
+from idsync.check.tally import Tally
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, IdsyncError, as_idsync_error
 from idsync.ids import DUPLICATE_TEXT, ColumnFit, UnsupportedId, encode_batch, encode_fitting
-from idsync.report import SyncReport
+from idsync.mongo.source import MongoSource
+from idsync.mysql import history
+from idsync.mysql.target import Column, MySQLTarget
 from idsync.retry import with_retries
-from idsync.source import MongoSource
-from idsync.target import Column, MySQLTarget
+from idsync.run.report import SyncReport
 
 log = logging.getLogger("idsync")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from idsync.errors import ConfigError
 from idsync.metrics import CONTENT_TYPE, Metrics
-from idsync.observability import redact
+from idsync.urls import redact
 
 log = logging.getLogger(__name__)
 

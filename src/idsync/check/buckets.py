@@ -111,7 +111,7 @@ def checksums(text: str, moduli: tuple[int, int] = PRIMES) -> tuple[int, int]:
     Summed over a bucket they do not depend on order, and a row more or less changes them. Ids
     that differ by a little (one counter step) differ in ``h``; squaring keeps sums of several
     differences from cancelling the way sums of the ids themselves would. Both servers compute
-    exactly this (:mod:`idsync.check_sides`)."""
+    exactly this (:mod:`idsync.check.sides`)."""
     value = int(text, 16)
     first, second = (value % p for p in moduli)
     return first * first % moduli[0], second * second % moduli[1]

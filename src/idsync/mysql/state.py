@@ -1,7 +1,7 @@
 """Where a watcher is: one row per job and target in `idsync_state`, in the target's database.
 
 The row is written in the same transaction as the batch it covers (see
-:meth:`~idsync.target.MySQLTarget.insert_batch`), so the stored position and the stored ids
+:meth:`~idsync.mysql.target.MySQLTarget.insert_batch`), so the stored position and the stored ids
 always agree: after a crash the next start replays exactly what had not been committed.
 """
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from idsync.errors import IdsyncError
 from idsync.ids import shown_text
-from idsync.report import MAX_SAMPLES, Rejected
+from idsync.run.report import MAX_SAMPLES, Rejected
 
 
 class CheckStatus(StrEnum):

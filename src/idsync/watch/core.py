@@ -13,14 +13,14 @@ from bson import ObjectId
 
 from idsync.config import Job, RunOptions, Settings
 from idsync.errors import LockHeldError, TransientError
-from idsync.feeds import Poller, now_utc
-from idsync.health import Health
 from idsync.metrics import Metrics
-from idsync.sink import PendingBatch, Sink
-from idsync.source import MongoSource
-from idsync.state import Checkpoint
-from idsync.sync import sync
-from idsync.watch_options import WatchOptions
+from idsync.mongo.feeds import Poller, now_utc
+from idsync.mongo.source import MongoSource
+from idsync.mysql.state import Checkpoint
+from idsync.run.sync import sync
+from idsync.watch.health import Health
+from idsync.watch.options import WatchOptions
+from idsync.watch.sink import PendingBatch, Sink
 
 log = logging.getLogger("idsync")
 

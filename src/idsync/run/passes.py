@@ -11,10 +11,10 @@ from idsync.config import Job, RunOptions, Settings
 from idsync.diff import DiffCounts, Tag, diff_batches
 from idsync.errors import GuardError, InterruptedRun
 from idsync.ids import DUPLICATE_TEXT, ColumnFit, collision, encode_batch
-from idsync.readahead import ReadAhead
-from idsync.report import SyncReport
-from idsync.source import MongoSource, ScanOrder
-from idsync.target import Column, MySQLTarget
+from idsync.mongo.source import MongoSource, ScanOrder
+from idsync.mysql.target import Column, MySQLTarget
+from idsync.run.readahead import ReadAhead
+from idsync.run.report import SyncReport
 
 log = logging.getLogger("idsync")
 

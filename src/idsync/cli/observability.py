@@ -10,30 +10,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from idsync.urls import redact
+
 _EXTRA_KEYS = ("job", "run_id", "event", "counts", "duration_s", "ids")
-
-
-_SHORT_SECRET = 8
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***``.
-
-    idsync never prints a URL with its password; this is the second line of defence. A short
-    password (``"r"``, ``"idsync"``) replaced everywhere would shred every message that happens
-    to contain it, so those are replaced only where they stand as a URL's password
-    (``:secret@``). Longer secrets go first: one may hold another (candidates of a URL).
-    """
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if len(secret) >= _SHORT_SECRET:
-            text = text.replace(secret, "***")
-        elif secret:
-            text = text.replace(f":{secret}@", ":***@")
-    return text
 
 
 class _Redacting(logging.Formatter):

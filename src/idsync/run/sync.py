@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 
-from idsync import history
 from idsync.config import Job, RunOptions, Settings
 from idsync.errors import as_idsync_error
-from idsync.passes import Progress, Silent, SyncPass
-from idsync.report import SyncReport
+from idsync.mongo.source import ScanOrder
+from idsync.mysql import history
 from idsync.retry import with_retries
-from idsync.source import ScanOrder
+from idsync.run.passes import Progress, Silent, SyncPass
+from idsync.run.report import SyncReport
 
 log = logging.getLogger("idsync")
 

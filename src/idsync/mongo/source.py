@@ -20,7 +20,7 @@ from pymongo.uri_parser import parse_uri
 
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, IdsyncError, TerminalError, TransientError
-from idsync.raw import LENIENT, decode, documents, field_batch, holding, split_batch
+from idsync.mongo.raw import LENIENT, decode, documents, field_batch, holding, split_batch
 from idsync.urls import ENCODE_HINT, mongo_userinfo_problem, scrub
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from pymongo.change_stream import CollectionChangeStream
 from pymongo.errors import OperationFailure, PyMongoError
 
 from idsync.errors import IdsyncError, TransientError
-from idsync.raw import field_values
-from idsync.source import RETRYABLE_CODES, MongoSource, mongo_error
+from idsync.mongo.raw import field_values
+from idsync.mongo.source import RETRYABLE_CODES, MongoSource, mongo_error
 
 log = logging.getLogger(__name__)
 

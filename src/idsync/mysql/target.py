@@ -15,19 +15,19 @@ from typing import Any, TypeVar
 import MySQLdb
 import MySQLdb.cursors
 
-from idsync.columns import Column as Column  # noqa: PLC0414 (re-exported for its callers)
-from idsync.columns import describe_column
 from idsync.config import Job, MySQLURL, Settings
 from idsync.errors import ConfigError, LockHeldError
 from idsync.ids import collision, stored_text
-from idsync.locks import wait_for_lock
-from idsync.mysql_errors import (
+from idsync.mysql.catalog import Column as Column  # noqa: PLC0414 (re-exported for its callers)
+from idsync.mysql.catalog import describe_column
+from idsync.mysql.errors import (
     DATA_ERRORS,
     DENIED,
     LOCK_CONFLICTS,
     lock_failed,
     mysql_error,
 )
+from idsync.mysql.locks import wait_for_lock
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError
-from idsync.observability import redact
-from idsync.target import MySQLTarget
+from idsync.mysql.target import MySQLTarget
+from idsync.urls import redact
 
 log = logging.getLogger(__name__)
 

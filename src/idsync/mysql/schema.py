@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from idsync.errors import ConfigError
-from idsync.target import MySQLTarget
+from idsync.mysql.target import MySQLTarget
 
 log = logging.getLogger(__name__)
 

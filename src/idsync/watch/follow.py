@@ -1,6 +1,6 @@
 """The two ways of following a source: a change stream, or polling for newer ObjectIds.
 
-Each runs until ``stop`` is set or something fails; the watcher (:mod:`idsync.watch`) decides
+Each runs until ``stop`` is set or something fails; the watcher (:mod:`watcher`) decides
 what a failure means and starts a follower again.
 """
 
@@ -11,11 +11,11 @@ import time
 from dataclasses import replace
 from datetime import datetime
 
-from idsync.feeds import Change, Poller, StreamFeed, StreamLost, now_utc
-from idsync.sink import PendingBatch
-from idsync.source import MongoSource
-from idsync.state import Checkpoint, encode_token
-from idsync.watch_core import POLLING, STREAM, Core, when
+from idsync.mongo.feeds import Change, Poller, StreamFeed, StreamLost, now_utc
+from idsync.mongo.source import MongoSource
+from idsync.mysql.state import Checkpoint, encode_token
+from idsync.watch.core import POLLING, STREAM, Core, when
+from idsync.watch.sink import PendingBatch
 
 log = logging.getLogger("idsync")
 

@@ -6,12 +6,12 @@ Correctness rests on three rules:
   records a position beyond what is stored, nor stores ids the position has not passed.
 - A new position (a stream opened from "now") is saved only after the pass that covers the time
   before it (full or gap pass) has finished: a crash in between finds the old checkpoint again.
-- Inserts are idempotent (see :mod:`idsync.target`), so replaying a stretch is always safe.
+- Inserts are idempotent (see :mod:`idsync.mysql.target`), so replaying a stretch is always safe.
 
 Follow batches take no lock on the target: a concurrent `idsync run` stays safe, because both
 insert with the same idempotent, verified statement. The target's run lock is taken by the full
 passes only, so that two passes never scan at once. A lock of its own allows one watcher per
-job and target (see :mod:`idsync.sink`).
+job and target (see :mod:`idsync.watch.sink`).
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from idsync.errors import (
     LockHeldError,
     TerminalError,
 )
-from idsync.feeds import ChangeStreamsUnsupported, StreamLost
-from idsync.follow import PollFollower, StreamFollower
-from idsync.health import Health
 from idsync.metrics import Metrics
-from idsync.source import MongoSource
-from idsync.watch_core import Core, WatchSummary
-from idsync.watch_options import WatchMode, WatchOptions
+from idsync.mongo.feeds import ChangeStreamsUnsupported, StreamLost
+from idsync.mongo.source import MongoSource
+from idsync.watch.core import Core, WatchSummary
+from idsync.watch.follow import PollFollower, StreamFollower
+from idsync.watch.health import Health
+from idsync.watch.options import WatchMode, WatchOptions
 
 log = logging.getLogger("idsync")
 

@@ -1,6 +1,6 @@
 """The servers as sides of a check: MySQL's summaries and ids per bucket, MongoDB's keys.
 
-A bucket's summary is its count and the sums of :func:`idsync.buckets.checksums` over its ids.
+A bucket's summary is its count and the sums of :func:`idsync.check.buckets.checksums` over its ids.
 MySQL computes it with ``GROUP BY LEFT(c, k)`` over a range of the column's index, the checksum
 from the text's two 48-bit halves (``CONV``), for values shaped like an ObjectId's text only.
 MongoDB's side is its keys, read once and summarised on the client. Everything else (string,
@@ -14,12 +14,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from idsync.buckets import HEX, OID_TEXT_SQL, PRIMES, Summary, prefix_bounds
+from idsync.check.buckets import HEX, OID_TEXT_SQL, PRIMES, Summary, prefix_bounds
 from idsync.errors import TerminalError
 from idsync.ids import stored_text
-from idsync.raw import split_batch
-from idsync.source import MongoSource
-from idsync.target import Column, MySQLTarget
+from idsync.mongo.raw import split_batch
+from idsync.mongo.source import MongoSource
+from idsync.mysql.target import Column, MySQLTarget
 
 # MySQL REGEXP is case-insensitive under a _ci collation; (?-i) turns that off both in
 # MariaDB's PCRE and in MySQL 8's ICU engine.
@@ -64,7 +64,7 @@ def _text(value: str | bytes) -> str:
 
 
 def _checksum_sql(col: str, prime: int) -> str:
-    """:func:`idsync.buckets.checksums` of the hex text in ``col``, for one prime."""
+    """:func:`idsync.check.buckets.checksums` of the hex text in ``col``, for one prime."""
     high = f"CAST(CONV(LEFT({col}, 12), 16, 10) AS UNSIGNED)"
     low = f"CAST(CONV(SUBSTRING({col}, 13, 12), 16, 10) AS UNSIGNED)"
     number = f"MOD(MOD({high}, {prime}) * {pow(2, 48, prime)} + MOD({low}, {prime}), {prime})"

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from idsync import state
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError, LockHeldError
-from idsync.feeds import Change
 from idsync.ids import DUPLICATE_TEXT, ColumnFit, encode_batch
-from idsync.locks import wait_for_lock
-from idsync.mysql_errors import lock_failed
-from idsync.state import Checkpoint
-from idsync.target import BatchResult, MySQLTarget
+from idsync.mongo.feeds import Change
+from idsync.mysql import state
+from idsync.mysql.errors import lock_failed
+from idsync.mysql.locks import wait_for_lock
+from idsync.mysql.state import Checkpoint
+from idsync.mysql.target import BatchResult, MySQLTarget
 
 log = logging.getLogger(__name__)
 
