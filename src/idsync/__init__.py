@@ -26,9 +26,8 @@ from idsync.errors import (
 from idsync.mongo.source import ScanOrder
 from idsync.run.report import Rejected, Status, SyncReport
 from idsync.run.sync import Progress, sync
+from idsync.version import __version__
 from idsync.watch.options import WatchOptions
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BUILTIN_JOB",

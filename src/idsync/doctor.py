@@ -11,12 +11,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pymongo.errors import PyMongoError
-
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError
-from idsync.ids import UnsupportedId, encode_id
+from idsync.ids import UnsupportedId
 from idsync.mongo.source import MongoSource
+from idsync.mongo.values import encode_id
 from idsync.mysql import history, state
 from idsync.mysql.errors import ABSENT_PASSED, CREATE_PASSED
 from idsync.mysql.target import Column, MySQLTarget
@@ -84,7 +83,7 @@ def _check(report: DoctorReport, name: str, probe: Callable[[], Finding]) -> boo
     """Add the probe's finding (or its error as a failure); True unless it failed."""
     try:
         finding = probe()
-    except (IdsyncError, PyMongoError) as exc:
+    except IdsyncError as exc:
         finding = Finding(name, Level.FAIL, str(exc).splitlines()[0], _FIXES.get(name, ""))
     report.findings.append(finding)
     return finding.level is not Level.FAIL

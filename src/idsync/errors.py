@@ -8,11 +8,18 @@ input was wrong (:class:`ConfigError`) or whether a safety guard refused to go o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from idsync.envelope import BaseReport
+
 
 class IdsyncError(Exception):
     """Root of every error idsync raises on purpose. ``str(err)`` is one line for a human."""
 
     exit_code = 1
+    report: BaseReport | None = None
+    """The report of the run or check it ended, with the figures so far (set by the envelope)."""
 
 
 class ConfigError(IdsyncError):

@@ -1,33 +1,15 @@
-"""Canonical text form of MongoDB ids, and whether a given SQL column can hold it exactly.
+"""Ids as SQL text: what a column holds exactly, how a text is shown, and the facts of an
+ObjectId's hex text (prefixes, checksums) that check and the servers' adapters share.
 
-| BSON value              | text                              |
-| ----------------------- | --------------------------------- |
-| ObjectId                | 24 lowercase hex characters       |
-| string (non-empty)      | unchanged                         |
-| int32 / int64           | decimal digits, optional ``-``    |
-| binary subtype 4 (UUID) | lowercase 8-4-4-4-12              |
-| anything else           | rejected: ``unsupported type: …`` |
-| undecodable bytes       | rejected: ``undecodable value: …``|
-
-The empty string is rejected too: it is a legal ``_id`` but never a useful reference, the original
-job skipped it, and under a PAD SPACE collation it equals any all-spaces id.
+How a BSON value becomes this text is :mod:`idsync.mongo.values`.
 """
 
 from __future__ import annotations
 
-import datetime
-import uuid
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from bson import Binary, Decimal128, Int64, ObjectId, Regex, Timestamp
-from bson.binary import UUID_SUBTYPE
-from bson.datetime_ms import DatetimeMS
-
-_SAMPLE_CHARS = 120
-_BAD_UTF8 = "undecodable value: string is not valid UTF-8"
-_BAD_DATE = "undecodable value: date outside years 1-9999"
-_RAW_SAMPLE_BYTES = 24
+from typing import NamedTuple
 
 DUPLICATE_TEXT = "another source id has the same text (e.g. int 5 and '5')"
 """Why the second of two source ids with one text (int 5 and string "5") is rejected."""
@@ -40,115 +22,6 @@ class UnsupportedId(ValueError):
     def __init__(self, reason: str, shown: str = "") -> None:
         super().__init__(reason)
         self.reason, self.shown = reason, shown
-
-
-@dataclass(frozen=True)
-class Undecodable:
-    """A stored value the driver cannot decode (a string that is not UTF-8, a date outside
-    years 1-9999): kept as its raw BSON so that it is rejected with a reason, never dropped."""
-
-    reason: str
-    raw: bytes
-
-    @property
-    def sample(self) -> str:
-        """The first raw bytes, in hex: enough to find the document, short enough to print."""
-        more = "…" if len(self.raw) > _RAW_SAMPLE_BYTES else ""
-        return f"bson({self.raw[:_RAW_SAMPLE_BYTES].hex()}{more})"
-
-
-def _encode_undecodable(value: Undecodable) -> str:
-    raise UnsupportedId(value.reason, value.sample)
-
-
-def _encode_str(value: str) -> str:
-    if not value:
-        raise UnsupportedId("empty string")
-    if not value.isascii() and not _utf8(value):
-        raise UnsupportedId(_BAD_UTF8, describe(value))
-    return value
-
-
-def _utf8(text: str) -> bool:
-    """Whether ``text`` is UTF-8 as stored: not so a string decoded with its invalid bytes
-    escaped (a change stream's events are decoded that way, so that one bad value is
-    rejected instead of ending the stream)."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _encode_date_ms(_value: DatetimeMS) -> str:
-    # Decoded as milliseconds only when outside years 1-9999.
-    raise UnsupportedId(_BAD_DATE)
-
-
-def _encode_int(value: int) -> str:
-    return str(int(value))
-
-
-def _encode_binary(value: Binary) -> str:
-    if value.subtype == UUID_SUBTYPE and len(value) == 16:
-        return str(uuid.UUID(bytes=bytes(value)))
-    raise UnsupportedId(f"unsupported type: binary subtype {value.subtype}")
-
-
-_ENCODERS: dict[type, Callable[[object], str]] = {
-    ObjectId: str,
-    str: _encode_str,  # type: ignore[dict-item]
-    int: _encode_int,  # type: ignore[dict-item]
-    Int64: _encode_int,  # type: ignore[dict-item]
-    uuid.UUID: str,
-    Binary: _encode_binary,  # type: ignore[dict-item]
-    Undecodable: _encode_undecodable,  # type: ignore[dict-item]
-    DatetimeMS: _encode_date_ms,  # type: ignore[dict-item]
-}
-
-_TYPE_NAMES: dict[type, str] = {
-    float: "double",
-    bool: "bool",
-    type(None): "null",
-    dict: "document",
-    list: "array",
-    datetime.datetime: "date",
-    DatetimeMS: "date",
-    Decimal128: "decimal128",
-    Regex: "regex",
-    Timestamp: "timestamp",
-    bytes: "binary subtype 0",
-}
-
-
-def encode_id(value: object) -> str:
-    """Return the canonical text of ``value`` or raise :class:`UnsupportedId`."""
-    encoder = _ENCODERS.get(type(value))
-    if encoder is None:
-        name = _TYPE_NAMES.get(type(value), type(value).__name__)
-        raise UnsupportedId(f"unsupported type: {name}")
-    return encoder(value)
-
-
-def describe(value: object) -> str:
-    """A short, printable form of a raw id for reports: never the basis of a stored value."""
-    if isinstance(value, str):
-        text = value if value.isascii() or _utf8(value) else _escaped_bytes(value)
-    elif isinstance(value, ObjectId | uuid.UUID):
-        text = str(value)
-    elif isinstance(value, Undecodable):
-        return value.sample
-    else:
-        text = f"{_TYPE_NAMES.get(type(value), type(value).__name__)}({value!r})"
-    if len(text) > _SAMPLE_CHARS:
-        return f"{text[:_SAMPLE_CHARS]}…(+{len(text) - _SAMPLE_CHARS} chars)"
-    return text
-
-
-def _escaped_bytes(text: str) -> str:
-    raw = text.encode("utf-8", "surrogateescape")
-    more = "…" if len(raw) > _RAW_SAMPLE_BYTES else ""
-    return f"bytes({raw[:_RAW_SAMPLE_BYTES].hex()}{more})"
 
 
 # MySQL latin1 is Windows-1252 plus the five bytes that code page leaves undefined.
@@ -215,45 +88,6 @@ class ColumnFit:
         return None if fits(text) else f"character {reason}"
 
 
-def encode_fitting(value: object, fit: ColumnFit) -> str:
-    """The canonical text of ``value`` if ``fit`` holds it exactly, else :class:`UnsupportedId`
-    with ``shown`` set: the one gate every id passes before a sync or a check compares it."""
-    try:
-        text = encode_id(value)
-    except UnsupportedId as exc:
-        raise UnsupportedId(exc.reason, describe(value)) from None
-    problem = fit.problem(text)
-    if problem is not None:
-        raise UnsupportedId(problem, describe(text))
-    return text
-
-
-def encode_batch(
-    oids: list[str],
-    others: Iterable[object],
-    fit: ColumnFit,
-    reject: Callable[[str, str], None],
-) -> list[str]:
-    """The texts of one batch that ``fit`` holds exactly: ObjectIds' texts (already canonical) as
-    they are when it holds 24 characters, every other value through :func:`encode_fitting`;
-    each value refused is told to ``reject(shown, reason)``."""
-    texts = oids if fit.holds_object_ids else _fitting(oids, fit, reject)
-    rest = _fitting(others, fit, reject)
-    return texts + rest if rest else texts
-
-
-def _fitting(
-    values: Iterable[object], fit: ColumnFit, reject: Callable[[str, str], None]
-) -> list[str]:
-    texts: list[str] = []
-    for value in values:
-        try:
-            texts.append(encode_fitting(value, fit))
-        except UnsupportedId as exc:
-            reject(exc.shown, exc.reason)
-    return texts
-
-
 def stored_text(value: str | bytes) -> str:
     """A target column's value as a text that equals a source id's text exactly when the
     stored bytes are that text's UTF-8: bytes that are not UTF-8 become lone surrogates, which
@@ -269,3 +103,65 @@ def shown_text(text: str) -> str:
 def collision(other: str) -> str:
     """Why an id was (or would be) refused for equalling ``other`` under the collation."""
     return f"collides with stored value {other!r} under the column's collation"
+
+
+# The hex text of an ObjectId.
+
+OID_CHARS = 24
+HEX = "0123456789abcdef"
+_OID_TEXT = re.compile(r"[0-9a-f]{24}")
+OID_TEXT_SQL = "^[0-9a-f]{24}$"
+"""The same shape as :func:`is_oid_text`, for a case-sensitive SQL REGEXP."""
+
+
+PRIMES = (67_108_859, 67_108_837)
+"""Fixed moduli, for tests only: :func:`draw_moduli` gives each check its own."""
+
+
+class Summary(NamedTuple):
+    """What a side holds in one bucket: its rows, and the sum of :func:`checksums` over them."""
+
+    size: int
+    """Ids (rows, on the target) in the bucket."""
+    first: int
+    second: int
+
+    def plus(self, other: Summary) -> Summary:
+        return Summary(*(a + b for a, b in zip(self, other, strict=True)))
+
+
+NOTHING = Summary(0, 0, 0)
+
+
+def checksums(text: str, moduli: tuple[int, int] = PRIMES) -> tuple[int, int]:
+    """An id's two checksums: ``h * h mod p`` with ``h`` the 96-bit number mod ``p``, per prime.
+
+    Summed over a bucket they do not depend on order, and a row more or less changes them. Ids
+    that differ by a little (one counter step) differ in ``h``; squaring keeps sums of several
+    differences from cancelling the way sums of the ids themselves would. Both servers compute
+    exactly this (:mod:`idsync.check.sides`)."""
+    value = int(text, 16)
+    first, second = (value % p for p in moduli)
+    return first * first % moduli[0], second * second % moduli[1]
+
+
+def is_oid_text(text: str) -> bool:
+    """True for the canonical text of an ObjectId: exactly 24 lowercase hex characters."""
+    return len(text) == OID_CHARS and _OID_TEXT.fullmatch(text) is not None
+
+
+def next_prefix(prefix: str) -> str | None:
+    """The prefix right after ``prefix`` among prefixes of its length; None after ``ff…f``."""
+    digits = prefix.rstrip("f")
+    if not digits:
+        return None
+    last = HEX.index(digits[-1]) + 1
+    return digits[:-1] + HEX[last] + "0" * (len(prefix) - len(digits))
+
+
+def prefix_bounds(prefix: str) -> tuple[str, str | None]:
+    """``(lo, hi)``: the ids with ``prefix`` are exactly those with ``lo <= id < hi`` (no upper
+    bound when ``hi`` is None), comparing 24-character hex texts, or the ObjectIds they spell."""
+    following = next_prefix(prefix)
+    low = prefix.ljust(OID_CHARS, "0")
+    return low, None if following is None else following.ljust(OID_CHARS, "0")

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from idsync import Job, RunOptions, sync
-from idsync.ids import UnsupportedId, encode_id
+from idsync.ids import UnsupportedId
+from idsync.mongo.values import encode_id
 from tests.conftest import MYSQL_URL, Env, mysql_connect
 
 pytestmark = pytest.mark.fault

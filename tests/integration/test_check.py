@@ -16,8 +16,9 @@ import pytest
 from bson import Int64, ObjectId
 
 from idsync import Job, Settings, sync
-from idsync.check.checker import CheckOptions, check, check_after, exit_code_after
+from idsync.check.checker import CheckOptions, check
 from idsync.check.report import CheckReport, CheckStatus, Method
+from idsync.cli.check import check_after, exit_code_after
 from idsync.errors import TransientError
 from tests.conftest import Env
 
@@ -254,7 +255,8 @@ def test_unreachable_source_fails_with_the_report(env: Env) -> None:
     )
     with pytest.raises(TransientError) as caught:
         check(Job(), bad)
-    report = caught.value.report  # type: ignore[attr-defined]
+    report = caught.value.report
+    assert report is not None
     assert (report.status, report.exit_code) == (CheckStatus.FAILED, 1)
 
 

@@ -195,7 +195,8 @@ def test_a_held_lock_refuses_after_the_timeout(env: Env) -> None:
         other.lock(0)
         with pytest.raises(LockHeldError, match="another run holds the lock") as info:
             sync(Job(), env.settings(lock_timeout_s=0.5))
-        assert info.value.report.status is Status.REFUSED  # type: ignore[attr-defined]
+        refused = info.value.report
+        assert refused is not None and refused.status is Status.REFUSED
     assert env.target_ids() == []
     assert sync(Job(), env.settings(lock_timeout_s=0.5)).inserted == 1
 

@@ -12,23 +12,17 @@ from hypothesis import strategies as st
 
 from idsync.check.buckets import (
     COARSE_LEVEL,
-    NOTHING,
-    PRIMES,
     Difference,
     SortedIds,
-    Summary,
     Walk,
     WalkFigures,
     _is_prime,
-    checksums,
     choose_level,
     differences,
     draw_moduli,
-    is_oid_text,
-    next_prefix,
-    prefix_bounds,
 )
 from idsync.diff import DiffCounts, Tag, diff_ids
+from idsync.ids import NOTHING, PRIMES, Summary, checksums, is_oid_text, next_prefix, prefix_bounds
 
 hex_ids = st.text(alphabet="0123456789abcdef", min_size=24, max_size=24)
 

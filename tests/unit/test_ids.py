@@ -7,7 +7,8 @@ from bson import Binary, Code, Decimal128, Int64, MaxKey, MinKey, ObjectId, Rege
 from hypothesis import given
 from hypothesis import strategies as st
 
-from idsync.ids import ColumnFit, UnsupportedId, describe, encode_id
+from idsync.ids import ColumnFit, UnsupportedId
+from idsync.mongo.values import describe, encode_id
 
 
 @given(st.binary(min_size=12, max_size=12))

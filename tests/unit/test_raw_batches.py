@@ -17,8 +17,9 @@ from bson.codec_options import CodecOptions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from idsync.ids import ColumnFit, UnsupportedId, encode_batch, encode_id
+from idsync.ids import ColumnFit, UnsupportedId
 from idsync.mongo.raw import field_batch, split_batch
+from idsync.mongo.values import encode_batch, encode_id
 
 _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(uuid_representation=UuidRepresentation.STANDARD)
 _FIT = ColumnFit(max_chars=None, max_bytes=None, charset="utf8mb4")

@@ -23,30 +23,29 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
 import secrets
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import groupby
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
-OID_CHARS = 24
-HEX = "0123456789abcdef"
+from idsync.ids import (
+    NOTHING,
+    OID_CHARS,
+    PRIMES,
+    Summary,
+    checksums,
+    prefix_bounds,
+)
+
 COARSE_LEVEL = 4
 """Prefix length of the first, coarse count (``16 ** 4`` seconds, about 18 hours a bucket)."""
 MAX_LEVEL = 22
 """Deepest top level: ids that one process made in one second differ in their last 6 characters
 only (a counter), so a burst of them needs that many to be split into buckets."""
 
-_OID_TEXT = re.compile(r"[0-9a-f]{24}")
-OID_TEXT_SQL = "^[0-9a-f]{24}$"
-"""The same shape as :func:`is_oid_text`, for a case-sensitive SQL REGEXP."""
-
-
-PRIMES = (67_108_859, 67_108_837)
-"""Fixed moduli, for tests only: :func:`draw_moduli` gives each check its own."""
 _LOW, _HIGH = 2**25, 2**26
 
 
@@ -88,55 +87,6 @@ def _is_prime(n: int) -> bool:
         else:
             return False
     return True
-
-
-class Summary(NamedTuple):
-    """What a side holds in one bucket: its rows, and the sum of :func:`checksums` over them."""
-
-    size: int
-    """Ids (rows, on the target) in the bucket."""
-    first: int
-    second: int
-
-    def plus(self, other: Summary) -> Summary:
-        return Summary(*(a + b for a, b in zip(self, other, strict=True)))
-
-
-NOTHING = Summary(0, 0, 0)
-
-
-def checksums(text: str, moduli: tuple[int, int] = PRIMES) -> tuple[int, int]:
-    """An id's two checksums: ``h * h mod p`` with ``h`` the 96-bit number mod ``p``, per prime.
-
-    Summed over a bucket they do not depend on order, and a row more or less changes them. Ids
-    that differ by a little (one counter step) differ in ``h``; squaring keeps sums of several
-    differences from cancelling the way sums of the ids themselves would. Both servers compute
-    exactly this (:mod:`idsync.check.sides`)."""
-    value = int(text, 16)
-    first, second = (value % p for p in moduli)
-    return first * first % moduli[0], second * second % moduli[1]
-
-
-def is_oid_text(text: str) -> bool:
-    """True for the canonical text of an ObjectId: exactly 24 lowercase hex characters."""
-    return len(text) == OID_CHARS and _OID_TEXT.fullmatch(text) is not None
-
-
-def next_prefix(prefix: str) -> str | None:
-    """The prefix right after ``prefix`` among prefixes of its length; None after ``ff…f``."""
-    digits = prefix.rstrip("f")
-    if not digits:
-        return None
-    last = HEX.index(digits[-1]) + 1
-    return digits[:-1] + HEX[last] + "0" * (len(prefix) - len(digits))
-
-
-def prefix_bounds(prefix: str) -> tuple[str, str | None]:
-    """``(lo, hi)``: the ids with ``prefix`` are exactly those with ``lo <= id < hi`` (no upper
-    bound when ``hi`` is None), comparing 24-character hex texts, or the ObjectIds they spell."""
-    following = next_prefix(prefix)
-    low = prefix.ljust(OID_CHARS, "0")
-    return low, None if following is None else following.ljust(OID_CHARS, "0")
 
 
 class BucketSide(Protocol):

@@ -20,10 +20,11 @@ streamed through the sync's diff, like a dry run that also lists orphans.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from idsync.check.buckets import Difference, SortedIds, Walk, WalkFigures, draw_moduli, is_oid_text
+from idsync.check.buckets import Difference, SortedIds, Walk, WalkFigures, draw_moduli
 from idsync.check.report import CheckReport, Method, SideMethod
 from idsync.check.sides import (
     MySQLBuckets,
@@ -36,17 +37,19 @@ from idsync.check.sides import (
 )
 from idsync.check.tally import Tally
 from idsync.config import Job, Settings
-from idsync.errors import ConfigError, IdsyncError, as_idsync_error
-from idsync.ids import DUPLICATE_TEXT, ColumnFit, UnsupportedId, encode_batch, encode_fitting
+from idsync.envelope import Command, enveloped
+from idsync.errors import ConfigError
+from idsync.ids import DUPLICATE_TEXT, ColumnFit, UnsupportedId, is_oid_text
 from idsync.mongo.source import MongoSource
+from idsync.mongo.values import encode_batch, encode_fitting
 from idsync.mysql import history
 from idsync.mysql.target import Column, MySQLTarget
-from idsync.retry import with_retries
-from idsync.run.report import SyncReport
 
 log = logging.getLogger("idsync")
 
-__all__ = ["CheckOptions", "CheckReport", "check", "check_after"]
+__all__ = ["CheckOptions", "CheckReport", "check"]
+
+CHECK = Command(history="check", label="check ", event="check-")
 
 EXACT_PROOF = "every id compared: the target holds exactly the source's ids"
 BUCKETS_PROOF = (
@@ -91,6 +94,7 @@ def check(
     job: Job,
     settings: Settings,
     options: CheckOptions | None = None,
+    report: CheckReport | None = None,
 ) -> CheckReport:
     """Compare the job's source and target without writing; return the report.
 
@@ -100,58 +104,19 @@ def check(
     Raises :class:`~idsync.errors.IdsyncError` when it gives up, with the report so far attached
     as ``exc.report``: any other exception as an :class:`~idsync.errors.UnexpectedError` naming
     its type, Ctrl-C as itself; either way the check is recorded as failed, never as ok. Never
-    prints, prompts or exits; logs to the ``idsync`` logger.
+    prints, prompts or exits; logs to the ``idsync`` logger. A ``report`` passed in is the one
+    filled in, so that a caller has it whatever is raised.
     """
     options = options or CheckOptions()
-    report = CheckReport(job=job.name, exact=options.check_exact)
-    context = {"job": job.name, "run_id": report.run_id}
-    log.info("[%s] check start", job.name, extra={**context, "event": "check-start"})
-    try:
-        with_retries(
-            lambda: CheckPass(job, settings, options, report).execute(),
-            settings,
-            report,
-            what="check attempt",
-        )
-    except BaseException as exc:
-        error = as_idsync_error(exc)
-        report.fail(error)
-        exc.report = error.report = report  # type: ignore[attr-defined]
-        log.error("[%s] check error: %s", job.name, error, extra={**context, "event": "error"})
-        if error is exc or not isinstance(exc, Exception):
-            raise
-        raise error from exc
-    finally:
-        report.finish()
-        history.record(settings, job, "check", report.to_dict())
-        log.info(
-            "[%s] check end: %s, %d missing, %d orphans, %d rejected, %.2f s",
-            job.name, report.status, report.missing, report.orphans, report.rejected,
-            report.duration_s, extra={**context, "event": "check-end"},
-        )  # fmt: skip
-    return report
+    report = report or CheckReport(job=job.name, exact=options.check_exact)
 
+    def record(figures: Mapping[str, Any]) -> None:
+        history.record(settings, job, "check", figures)
 
-def check_after(
-    job: Job, settings: Settings, synced: SyncReport, options: CheckOptions | None = None
-) -> CheckReport | None:
-    """The check of ``idsync run --check-after``: None when the sync did not finish (its own
-    report says why); else the check's report, whose failure is reported, not raised."""
-    if synced.error is not None:
-        return None
-    try:
-        return check(job, settings, options)
-    except IdsyncError as exc:
-        found: CheckReport = getattr(exc, "report", None) or CheckReport(job=job.name)
-        return found
+    def attempt() -> None:
+        CheckPass(job, settings, options, report).execute()
 
-
-def exit_code_after(synced: SyncReport, checked: CheckReport | None) -> int:
-    """One exit code for a sync and the check after it: the sync's failure first, then 4 if
-    drift remains (or the check's failure code), else the sync's code."""
-    if synced.exit_code not in (0, 4) or checked is None:
-        return synced.exit_code
-    return checked.exit_code or synced.exit_code
+    return enveloped(report, attempt, settings=settings, command=CHECK, record=record)
 
 
 @dataclass

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from idsync.envelope import MAX_SAMPLES, BaseReport, Status
 from idsync.errors import IdsyncError
 from idsync.ids import shown_text
-from idsync.run.report import MAX_SAMPLES, Rejected
 
-
-class CheckStatus(StrEnum):
-    """Outcome of a check; each has its exit code."""
-
-    OK = "ok"
-    """Both sides agree: every source id is in the target and nothing else is (``proof`` says
-    how that was established)."""
-    DRIFT = "drift"
-    """Ids are missing, orphaned or cannot be stored, or rows are duplicated: see the counts
-    and samples."""
-    FAILED = "failed"
-    """Stopped by an error before it could tell."""
-
-
-CHECK_EXIT_CODES = {CheckStatus.OK: 0, CheckStatus.FAILED: 1, CheckStatus.DRIFT: 4}
+CheckStatus = Status
+"""A check ends ``ok``, ``drift`` or ``failed`` (the name is kept for its callers)."""
 
 
 class Method(StrEnum):
@@ -50,17 +33,11 @@ class SideMethod:
 
 
 @dataclass
-class CheckReport:
+class CheckReport(BaseReport):
     """Figures of one check of one job. Counts are of distinct ids unless said otherwise."""
 
-    job: str
     exact: bool = False
     """Every id was asked to be compared (``--exact`` or ``check_exact``)."""
-    status: CheckStatus = CheckStatus.OK
-    exit_code: int = 0
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    duration_s: float = 0.0
     source_ids: int = 0
     """Ids in the source (counted on the server or read)."""
     target_ids: int = 0
@@ -71,11 +48,6 @@ class CheckReport:
     orphans: int = 0
     """Target values no source id has: reported only, never deleted."""
     orphan_samples: list[str] = field(default_factory=list)
-    rejected: int = 0
-    """Source ids that cannot be stored exactly (no text form, too long, wrong character set,
-    the same text as another source id, or equal to another stored value under the column's
-    collation)."""
-    rejected_samples: list[Rejected] = field(default_factory=list)
     duplicate_rows: int = 0
     """Target rows repeating a value of another row, where rows were read (no UNIQUE index)."""
     proof: str = ""
@@ -105,17 +77,10 @@ class CheckReport:
     the server's own count for the check's session (``Bytes_sent``). None: not measured."""
     count_seconds: dict[str, float] = field(default_factory=lambda: {"mongodb": 0.0, "mysql": 0.0})
     """Time each server took to count per bucket (the rest of ``duration_s`` is reading)."""
-    attempts: int = 0
-    retried: list[str] = field(default_factory=list)
-    source: dict[str, Any] = field(default_factory=dict)
-    target: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-    _clock: float = field(default_factory=time.monotonic, repr=False)
 
     def start_attempt(self) -> None:
         """Forget what a failed attempt found."""
-        self.attempts += 1
+        super().start_attempt()
         keep = {"job", "exact", "run_id", "started_at", "attempts", "retried", "_clock"}
         fresh = CheckReport(job=self.job)
         for name, value in vars(fresh).items():
@@ -132,39 +97,31 @@ class CheckReport:
         if len(self.orphan_samples) < MAX_SAMPLES:
             self.orphan_samples.append(shown_text(text))
 
-    def reject(self, text: str, reason: str) -> None:
-        self.rejected += 1
-        if len(self.rejected_samples) < MAX_SAMPLES:
-            self.rejected_samples.append(Rejected(text, reason))
-
     def fail(self, exc: IdsyncError) -> None:
-        self.error = str(exc)
-        self.exit_code = exc.exit_code
-        self.status = CheckStatus.FAILED
+        super().fail(exc)
+        self.status = Status.FAILED  # a check writes nothing: no guard refuses it
 
-    def finish(self) -> None:
-        self.duration_s = round(time.monotonic() - self._clock, 3)
-        if self.error is None:
-            # A duplicated row is drift too: the table does not hold each id exactly once.
-            drift = self.missing or self.orphans or self.rejected or self.duplicate_rows
-            self.status = CheckStatus.DRIFT if drift else CheckStatus.OK
-            self.exit_code = CHECK_EXIT_CODES[self.status]
+    def outcome(self) -> Status:
+        # A duplicated row is drift too: the table does not hold each id exactly once.
+        drift = self.missing or self.orphans or self.rejected or self.duplicate_rows
+        return Status.DRIFT if drift else Status.OK
+
+    def end_line(self) -> tuple[str, dict[str, int]]:
+        return (
+            f"{self.missing} missing, {self.orphans} orphans, {self.rejected} rejected,"
+            f" {self.duration_s:.2f} s"
+        ), {}
 
     @property
     def in_sync(self) -> bool:
-        return self.status is CheckStatus.OK
+        return self.status is Status.OK
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("_clock")
-        data["status"] = str(self.status)
+        data = super().to_dict()
         data["method"] = {
             side: {"method": str(m.method), "reason": m.reason} for side, m in self.method.items()
         }
         return data
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
 
     def to_text(self) -> str:
         src, tgt = self.source, self.target
@@ -194,12 +151,9 @@ class CheckReport:
         lines += [f"  rejected {r.id!r}: {r.reason}" for r in self.rejected_samples[:5]]
         if max(self.missing, self.orphans, self.rejected) > 5:
             lines.append("  … more in the samples of --json")
-        if self.status is CheckStatus.OK and self.proof:
+        if self.status is Status.OK and self.proof:
             lines.append(f"  proven: {self.proof}")
-        lines += [f"  warning: {w}" for w in self.warnings]
-        if self.error:
-            lines.append(f"  error: {self.error}")
-        return "\n".join(lines)
+        return "\n".join(lines + self.tail_lines())
 
     def _how(self, side: str) -> str:
         chosen = self.method[side]

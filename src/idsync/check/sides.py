@@ -14,9 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from idsync.check.buckets import HEX, OID_TEXT_SQL, PRIMES, Summary, prefix_bounds
 from idsync.errors import TerminalError
-from idsync.ids import stored_text
+from idsync.ids import HEX, OID_TEXT_SQL, PRIMES, Summary, prefix_bounds, stored_text
 from idsync.mongo.raw import split_batch
 from idsync.mongo.source import MongoSource
 from idsync.mysql.target import Column, MySQLTarget

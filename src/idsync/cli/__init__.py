@@ -14,10 +14,10 @@ import sys
 
 import click
 
-from idsync import __version__
 from idsync.cli.common import raw_secrets
 from idsync.config import BUILTIN_JOB
 from idsync.urls import redact
+from idsync.version import __version__
 
 # Each command's module, imported only when that command runs (or help lists them all): a cron
 # run of `idsync run` should not pay for loading the watcher, the checker and the metrics code.

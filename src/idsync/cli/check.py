@@ -5,24 +5,26 @@ Also what `idsync run --check-after` prints: :func:`emit_with_check`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any, NoReturn
 
 import click
 
-from idsync.check.checker import CheckOptions, check, check_after, exit_code_after
+from idsync.check.checker import CheckOptions, check
 from idsync.check.report import CheckReport
 from idsync.cli.common import (
     Context,
     common_options,
     export_options,
+    failed_with,
     finish,
     publish_metrics,
     resolve,
 )
-from idsync.config import Job
-from idsync.errors import IdsyncError, as_idsync_error
+from idsync.config import Job, Settings
+from idsync.errors import IdsyncError
 from idsync.run.report import SyncReport
 from idsync.urls import redact
 
@@ -56,11 +58,12 @@ def check_command(**kw: Any) -> None:
         "read_batch_size": kw["read_batch_size"], "socket_timeout_s": kw["socket_timeout"],
         "retries": kw["retries"],
     })  # fmt: skip
+    report = CheckReport(job=ctx.job.name)
     try:
-        report = check(ctx.job, ctx.settings, CheckOptions(check_exact=_exact(kw, ctx)))
+        check(ctx.job, ctx.settings, CheckOptions(check_exact=_exact(kw, ctx)), report)
     except (IdsyncError, KeyboardInterrupt) as exc:
         # Ctrl-C is reported like any failure: the check did not prove anything.
-        report = getattr(exc, "report", None) or _failed(ctx.job, exc)
+        failed_with(report, exc)
     publish_metrics(ctx, report.to_dict(), "check", kw)
     _emit(report.to_json() if ctx.as_json else report.to_text(), report.error, ctx)
     finish(report.exit_code)
@@ -69,12 +72,6 @@ def check_command(**kw: Any) -> None:
 def _exact(kw: dict[str, Any], ctx: Context) -> bool:
     """--exact/--fast if given, else the check_exact setting (TOML [settings])."""
     return ctx.settings.check_exact if kw["exact"] is None else bool(kw["exact"])
-
-
-def _failed(job: Job, exc: BaseException) -> CheckReport:
-    report = CheckReport(job=job.name)
-    report.fail(as_idsync_error(exc))
-    return report
 
 
 def _emit(text: str, error: str | None, ctx: Context) -> None:
@@ -100,3 +97,24 @@ def emit_with_check(synced: SyncReport, job: Job, ctx: Context, *, exact: bool) 
     error = synced.error or (checked.error if checked else None)
     _emit(text, error, ctx)
     finish(exit_code_after(synced, checked))
+
+
+def check_after(
+    job: Job, settings: Settings, synced: SyncReport, options: CheckOptions | None = None
+) -> CheckReport | None:
+    """The check of ``idsync run --check-after``: None when the sync did not finish (its own
+    report says why); else the check's report, whose failure is reported, not raised."""
+    if synced.error is not None:
+        return None
+    report = CheckReport(job=job.name, exact=bool(options and options.check_exact))
+    with contextlib.suppress(IdsyncError):
+        check(job, settings, options, report)
+    return report
+
+
+def exit_code_after(synced: SyncReport, checked: CheckReport | None) -> int:
+    """One exit code for a sync and the check after it: the sync's failure first, then 4 if
+    drift remains (or the check's failure code), else the sync's code."""
+    if synced.exit_code not in (0, 4) or checked is None:
+        return synced.exit_code
+    return checked.exit_code or synced.exit_code

@@ -26,7 +26,8 @@ from idsync.config import (
     resolve_job,
     resolve_settings,
 )
-from idsync.errors import ConfigError, GuardError, IdsyncError
+from idsync.envelope import BaseReport
+from idsync.errors import ConfigError, GuardError, IdsyncError, as_idsync_error
 from idsync.mysql import history
 from idsync.mysql.target import MySQLTarget
 from idsync.run.report import SyncReport
@@ -263,3 +264,10 @@ def emit(report: SyncReport, ctx: Context) -> NoReturn:
     if report.error:
         click.echo(f"idsync: {redact(report.error, ctx.secrets)}", err=True)
     finish(report.exit_code)
+
+
+def failed_with(report: BaseReport, exc: BaseException) -> None:
+    """Fail ``report`` with ``exc`` unless the library already did (an error raised before the
+    run began, or around it)."""
+    if report.error is None:
+        report.fail(as_idsync_error(exc))

@@ -12,6 +12,7 @@ from idsync.cli.common import (
     common_options,
     emit,
     export_options,
+    failed_with,
     pass_options,
     progress_display,
     publish_metrics,
@@ -72,11 +73,14 @@ def run(**kw: Any) -> None:
     )  # fmt: skip
     order = None if kw["scan_order"] == "auto" else ScanOrder(kw["scan_order"])
     show_bar = sys.stderr.isatty() and not kw["quiet"] and not ctx.as_json
+    report = SyncReport(job=job.name, dry_run=options.dry_run)
     try:
         with progress_display(show_bar) as bar, stop_on_signals() as stop:
-            report = sync(job, ctx.settings, options, progress=bar, scan_order=order, stop=stop)
+            sync(
+                job, ctx.settings, options, progress=bar, scan_order=order, stop=stop, report=report
+            )
     except (IdsyncError, KeyboardInterrupt) as exc:
-        report = getattr(exc, "report", None) or SyncReport(job=job.name, dry_run=options.dry_run)
+        failed_with(report, exc)
     publish_metrics(ctx, report.to_dict(), "run", kw)
     if kw["check_after"]:
         exact = ctx.settings.check_exact if kw["exact"] is None else bool(kw["exact"])

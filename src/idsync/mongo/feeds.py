@@ -8,6 +8,7 @@ the connection: the watcher decides what is committed and where to resume.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bson import ObjectId, Timestamp
+from bson import ObjectId, Timestamp, json_util
+from bson.errors import BSONError
 from pymongo.change_stream import CollectionChangeStream
 from pymongo.errors import OperationFailure, PyMongoError
 
@@ -189,6 +191,10 @@ class Poller:
             if isinstance(change.key, ObjectId):
                 self._recent[change.key] = change.key.generation_time
 
+    def scan_since(self, moment: datetime) -> Iterator[Change]:
+        """Every document whose ObjectId was made at ``moment`` or later."""
+        return self.scan(ObjectId.from_datetime(moment))
+
     def scan(self, floor: ObjectId) -> Iterator[Change]:
         """Every document whose ObjectId is above ``floor``, reported or not."""
         field_name = self.source.job.field
@@ -196,3 +202,32 @@ class Poller:
             key = doc.get("_id")
             values = [key] if field_name == "_id" else field_values(doc, field_name)
             yield Change(values=values, at=_id_time(key), key=key)
+
+
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+
+
+def decode_token(text: str | None) -> Mapping[str, Any] | None:
+    """A stored resume token (:func:`encode_token`) as the driver takes it; ValueError when the
+    text is not one."""
+    if text is None:
+        return None
+    try:
+        value = json_util.loads(text)
+    except (ValueError, TypeError, BSONError) as exc:
+        raise ValueError(f"stored resume token is not JSON: {exc}") from None
+    if not isinstance(value, Mapping):
+        raise ValueError("stored resume token is not a document")
+    data = value.get("_data")
+    # Servers write `_data` as hex (BinData before 4.0): anything else no server made, and
+    # asking one about it gives no code that says so.
+    if isinstance(data, str) and not _HEX.fullmatch(data):
+        raise ValueError("stored resume token is not a resume token: `_data` is not hex")
+    return value
+
+
+def encode_token(token: Mapping[str, Any] | None) -> str | None:
+    """A resume token as text that :func:`decode_token` reads back exactly."""
+    if token is None:
+        return None
+    return json_util.dumps(token, json_options=json_util.CANONICAL_JSON_OPTIONS)

@@ -15,7 +15,7 @@ from bson.binary import UuidRepresentation
 from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.errors import InvalidBSON
 
-from idsync.ids import Undecodable
+from idsync.mongo.values import Undecodable
 
 
 def field_values(doc: Mapping[str, Any], field: str) -> list[object]:

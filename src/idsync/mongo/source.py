@@ -226,14 +226,8 @@ class MongoSource:
         except PyMongoError:
             return None
 
-    def values(self) -> Iterator[object]:
-        """Every raw value of the field, one per document (array elements each), streamed."""
-        for oids, others in self.value_batches():
-            yield from oids
-            yield from others
-
     def value_batches(self) -> Iterator[tuple[list[str], list[object]]]:
-        """The values of :meth:`values` a batch at a time: ObjectIds already as their text
+        """Every value of the field a batch at a time (array elements each): ObjectIds as their text
         (sliced out of the raw bytes, never decoded), every other value as it came; a value
         the driver cannot decode as :class:`~idsync.ids.Undecodable`, never an exception."""
         if self.job.field == "_id":

@@ -18,6 +18,7 @@ from idsync.config import Job, Settings
 from idsync.errors import IdsyncError
 from idsync.mysql.target import MySQLTarget
 from idsync.urls import redact
+from idsync.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,6 @@ class RunRecord:
     @classmethod
     def from_report(cls, command: str, report: Mapping[str, Any]) -> RunRecord:
         """A record of any report's ``to_dict()`` (sync or check)."""
-        from idsync import __version__  # noqa: PLC0415 (the package imports this module)
-
         started = datetime.fromisoformat(str(report["started_at"])).astimezone(UTC)
         duration = float(report.get("duration_s") or 0.0)
         return cls(

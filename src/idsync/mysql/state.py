@@ -8,14 +8,9 @@ always agree: after a crash the next start replays exactly what had not been com
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from bson import json_util
-from bson.errors import BSONError
 
 STATE_TABLE = "idsync_state"
 
@@ -30,7 +25,6 @@ _DDL = f"""CREATE TABLE IF NOT EXISTS `{STATE_TABLE}` (
   PRIMARY KEY (`job`, `target`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
 
-_HEX = re.compile(r"[0-9A-Fa-f]+")
 _COLUMNS = "`mode`, `resume_token`, `last_seen_id`, `last_seen_time`, `updated_at`"
 
 
@@ -41,7 +35,8 @@ class Checkpoint:
     mode: str
     """How it was following: ``change-stream`` or ``polling``."""
     resume_token: str | None = None
-    """The change stream's resume token as canonical extended JSON: where to resume."""
+    """The change stream's resume token as canonical extended JSON (:func:`~idsync.mongo.feeds.
+    encode_token`): where to resume."""
     last_seen_id: str | None = None
     """The newest id committed with this checkpoint: for people, not for resuming."""
     last_seen_time: datetime | None = None
@@ -49,30 +44,6 @@ class Checkpoint:
     the last committed change, or of the start of the last poll."""
     updated_at: datetime | None = None
     """When the row was written (read back only)."""
-
-    def token(self) -> Mapping[str, Any] | None:
-        """The resume token as the driver takes it; ValueError when the stored text is not one."""
-        if self.resume_token is None:
-            return None
-        try:
-            value = json_util.loads(self.resume_token)
-        except (ValueError, TypeError, BSONError) as exc:
-            raise ValueError(f"stored resume token is not JSON: {exc}") from None
-        if not isinstance(value, Mapping):
-            raise ValueError("stored resume token is not a document")
-        data = value.get("_data")
-        # Servers write `_data` as hex (BinData before 4.0): anything else no server made, and
-        # asking one about it gives no code that says so.
-        if isinstance(data, str) and not _HEX.fullmatch(data):
-            raise ValueError("stored resume token is not a resume token: `_data` is not hex")
-        return value
-
-
-def encode_token(token: Mapping[str, Any] | None) -> str | None:
-    """A resume token as text that :meth:`Checkpoint.token` reads back exactly."""
-    if token is None:
-        return None
-    return json_util.dumps(token, json_options=json_util.CANONICAL_JSON_OPTIONS)
 
 
 def target_key(table: str, column: str) -> str:

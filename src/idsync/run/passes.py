@@ -10,8 +10,9 @@ from typing import Protocol
 from idsync.config import Job, RunOptions, Settings
 from idsync.diff import DiffCounts, Tag, diff_batches
 from idsync.errors import GuardError, InterruptedRun
-from idsync.ids import DUPLICATE_TEXT, ColumnFit, collision, encode_batch
+from idsync.ids import DUPLICATE_TEXT, ColumnFit, collision
 from idsync.mongo.source import MongoSource, ScanOrder
+from idsync.mongo.values import encode_batch
 from idsync.mysql.target import Column, MySQLTarget
 from idsync.run.readahead import ReadAhead
 from idsync.run.report import SyncReport

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from idsync.config import Job, RunOptions, Settings
-from idsync.errors import as_idsync_error
+from idsync.envelope import Command, enveloped
 from idsync.mongo.source import ScanOrder
 from idsync.mysql import history
-from idsync.retry import with_retries
 from idsync.run.passes import Progress, Silent, SyncPass
 from idsync.run.report import SyncReport
 
 log = logging.getLogger("idsync")
 
 __all__ = ["Progress", "sync"]
+
+RUN = Command(history="run", label="", event="")
 
 
 def sync(
@@ -26,6 +29,7 @@ def sync(
     progress: Progress | None = None,
     scan_order: ScanOrder | None = None,
     stop: threading.Event | None = None,
+    report: SyncReport | None = None,
 ) -> SyncReport:
     """Run ``job`` and return its report.
 
@@ -37,36 +41,19 @@ def sync(
     :class:`~idsync.errors.UnexpectedError` naming its type (Ctrl-C stays a KeyboardInterrupt),
     the run recorded as failed, never as ok. Setting ``stop`` ends the run after its last
     committed batch (:class:`~idsync.errors.InterruptedRun`). A run that finishes with rejected
-    ids returns normally with ``status == "partial"``.
+    ids returns normally with ``status == "partial"``. A ``report`` passed in is the one filled
+    in, so that a caller has it whatever is raised.
     """
     options = options or RunOptions()
     stop = stop or threading.Event()
-    report = SyncReport(job=job.name, dry_run=options.dry_run)
-    context = {"job": job.name, "run_id": report.run_id}
-    log.info("[%s] start", job.name, extra={**context, "event": "start"})
-    try:
-        bar = progress or Silent()
+    report = report or SyncReport(job=job.name, dry_run=options.dry_run)
+    bar = progress or Silent()
 
-        def attempt() -> None:
-            SyncPass(job, settings, options, report, bar, stop=stop).execute(scan_order)
+    def attempt() -> None:
+        SyncPass(job, settings, options, report, bar, stop=stop).execute(scan_order)
 
-        with_retries(attempt, settings, report, stop)
-    except BaseException as exc:
-        error = as_idsync_error(exc)
-        report.fail(error)
-        exc.report = error.report = report  # type: ignore[attr-defined]
-        log.error("[%s] error: %s", job.name, error, extra={**context, "event": "error"})
-        if error is exc or not isinstance(exc, Exception):
-            raise
-        raise error from exc
-    finally:
-        report.finish()
-        if options.record_history:
-            history.record(settings, job, options.history_command, report.to_dict())
-        counts = {"inserted": report.inserted, "rejected": report.rejected}
-        log.info(
-            "[%s] job end: %s, %d inserted, %d rejected, %.2f s",
-            job.name, report.status, report.inserted, report.rejected, report.duration_s,
-            extra={**context, "event": "end", "counts": counts, "duration_s": report.duration_s},
-        )  # fmt: skip
-    return report
+    def record(figures: Mapping[str, Any]) -> None:
+        history.record(settings, job, options.history_command, figures)
+
+    recorder = record if options.record_history else None
+    return enveloped(report, attempt, settings=settings, command=RUN, record=recorder, stop=stop)

@@ -9,8 +9,6 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
-from bson import ObjectId
-
 from idsync.config import Job, RunOptions, Settings
 from idsync.errors import LockHeldError, TransientError
 from idsync.metrics import Metrics
@@ -157,7 +155,7 @@ class Core:
             self.job.name, when(floor),
         )  # fmt: skip
         batch = self.sink.new_batch()
-        for change in Poller(source, 0.0).scan(ObjectId.from_datetime(floor)):
+        for change in Poller(source, 0.0).scan_since(floor):
             batch.add(change)
             if len(batch) >= self.job.batch_size:
                 self.commit(batch, None)

@@ -11,9 +11,17 @@ import time
 from dataclasses import replace
 from datetime import datetime
 
-from idsync.mongo.feeds import Change, Poller, StreamFeed, StreamLost, now_utc
+from idsync.mongo.feeds import (
+    Change,
+    Poller,
+    StreamFeed,
+    StreamLost,
+    decode_token,
+    encode_token,
+    now_utc,
+)
 from idsync.mongo.source import MongoSource
-from idsync.mysql.state import Checkpoint, encode_token
+from idsync.mysql.state import Checkpoint
 from idsync.watch.core import POLLING, STREAM, Core, when
 from idsync.watch.sink import PendingBatch
 
@@ -41,7 +49,7 @@ class StreamFollower:
         stored = core.sink.checkpoint
         if stored is not None and stored.resume_token and not core.token_unusable:
             try:
-                feed.open(stored.token())
+                feed.open(decode_token(stored.resume_token))
                 log.info(
                     "[%s] following %s at %s by change stream, from the checkpoint of %s",
                     self.job.name, self.job.collection, feed.source.address,

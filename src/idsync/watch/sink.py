@@ -17,8 +17,9 @@ from typing import Any
 
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError, LockHeldError
-from idsync.ids import DUPLICATE_TEXT, ColumnFit, encode_batch
+from idsync.ids import DUPLICATE_TEXT, ColumnFit
 from idsync.mongo.feeds import Change
+from idsync.mongo.values import encode_batch
 from idsync.mysql import state
 from idsync.mysql.errors import lock_failed
 from idsync.mysql.locks import wait_for_lock

@@ -1,0 +1,180 @@
+"""The canonical text of a MongoDB id: the one way a BSON value becomes the text SQL stores.
+
+| BSON value              | text                              |
+| ----------------------- | --------------------------------- |
+| ObjectId                | 24 lowercase hex characters       |
+| string (non-empty)      | unchanged                         |
+| int32 / int64           | decimal digits, optional ``-``    |
+| binary subtype 4 (UUID) | lowercase 8-4-4-4-12              |
+| anything else           | rejected: ``unsupported type: …`` |
+| undecodable bytes       | rejected: ``undecodable value: …``|
+
+The empty string is rejected too: it is a legal ``_id`` but never a useful reference, the original
+job skipped it, and under a PAD SPACE collation it equals any all-spaces id.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from bson import Binary, Decimal128, Int64, ObjectId, Regex, Timestamp
+from bson.binary import UUID_SUBTYPE
+from bson.datetime_ms import DatetimeMS
+
+from idsync.ids import ColumnFit, UnsupportedId
+
+_SAMPLE_CHARS = 120
+_BAD_UTF8 = "undecodable value: string is not valid UTF-8"
+_BAD_DATE = "undecodable value: date outside years 1-9999"
+_RAW_SAMPLE_BYTES = 24
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A stored value the driver cannot decode (a string that is not UTF-8, a date outside
+    years 1-9999): kept as its raw BSON so that it is rejected with a reason, never dropped."""
+
+    reason: str
+    raw: bytes
+
+    @property
+    def sample(self) -> str:
+        """The first raw bytes, in hex: enough to find the document, short enough to print."""
+        more = "…" if len(self.raw) > _RAW_SAMPLE_BYTES else ""
+        return f"bson({self.raw[:_RAW_SAMPLE_BYTES].hex()}{more})"
+
+
+def _encode_undecodable(value: Undecodable) -> str:
+    raise UnsupportedId(value.reason, value.sample)
+
+
+def _encode_str(value: str) -> str:
+    if not value:
+        raise UnsupportedId("empty string")
+    if not value.isascii() and not _utf8(value):
+        raise UnsupportedId(_BAD_UTF8, describe(value))
+    return value
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is UTF-8 as stored: not so a string decoded with its invalid bytes
+    escaped (a change stream's events are decoded that way, so that one bad value is
+    rejected instead of ending the stream)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _encode_date_ms(_value: DatetimeMS) -> str:
+    # Decoded as milliseconds only when outside years 1-9999.
+    raise UnsupportedId(_BAD_DATE)
+
+
+def _encode_int(value: int) -> str:
+    return str(int(value))
+
+
+def _encode_binary(value: Binary) -> str:
+    if value.subtype == UUID_SUBTYPE and len(value) == 16:
+        return str(uuid.UUID(bytes=bytes(value)))
+    raise UnsupportedId(f"unsupported type: binary subtype {value.subtype}")
+
+
+_ENCODERS: dict[type, Callable[[object], str]] = {
+    ObjectId: str,
+    str: _encode_str,  # type: ignore[dict-item]
+    int: _encode_int,  # type: ignore[dict-item]
+    Int64: _encode_int,  # type: ignore[dict-item]
+    uuid.UUID: str,
+    Binary: _encode_binary,  # type: ignore[dict-item]
+    Undecodable: _encode_undecodable,  # type: ignore[dict-item]
+    DatetimeMS: _encode_date_ms,  # type: ignore[dict-item]
+}
+
+_TYPE_NAMES: dict[type, str] = {
+    float: "double",
+    bool: "bool",
+    type(None): "null",
+    dict: "document",
+    list: "array",
+    datetime.datetime: "date",
+    DatetimeMS: "date",
+    Decimal128: "decimal128",
+    Regex: "regex",
+    Timestamp: "timestamp",
+    bytes: "binary subtype 0",
+}
+
+
+def encode_id(value: object) -> str:
+    """Return the canonical text of ``value`` or raise :class:`UnsupportedId`."""
+    encoder = _ENCODERS.get(type(value))
+    if encoder is None:
+        name = _TYPE_NAMES.get(type(value), type(value).__name__)
+        raise UnsupportedId(f"unsupported type: {name}")
+    return encoder(value)
+
+
+def describe(value: object) -> str:
+    """A short, printable form of a raw id for reports: never the basis of a stored value."""
+    if isinstance(value, str):
+        text = value if value.isascii() or _utf8(value) else _escaped_bytes(value)
+    elif isinstance(value, ObjectId | uuid.UUID):
+        text = str(value)
+    elif isinstance(value, Undecodable):
+        return value.sample
+    else:
+        text = f"{_TYPE_NAMES.get(type(value), type(value).__name__)}({value!r})"
+    if len(text) > _SAMPLE_CHARS:
+        return f"{text[:_SAMPLE_CHARS]}…(+{len(text) - _SAMPLE_CHARS} chars)"
+    return text
+
+
+def _escaped_bytes(text: str) -> str:
+    raw = text.encode("utf-8", "surrogateescape")
+    more = "…" if len(raw) > _RAW_SAMPLE_BYTES else ""
+    return f"bytes({raw[:_RAW_SAMPLE_BYTES].hex()}{more})"
+
+
+def encode_fitting(value: object, fit: ColumnFit) -> str:
+    """The canonical text of ``value`` if ``fit`` holds it exactly, else :class:`UnsupportedId`
+    with ``shown`` set: the one gate every id passes before a sync or a check compares it."""
+    try:
+        text = encode_id(value)
+    except UnsupportedId as exc:
+        raise UnsupportedId(exc.reason, describe(value)) from None
+    problem = fit.problem(text)
+    if problem is not None:
+        raise UnsupportedId(problem, describe(text))
+    return text
+
+
+def encode_batch(
+    oids: list[str],
+    others: Iterable[object],
+    fit: ColumnFit,
+    reject: Callable[[str, str], None],
+) -> list[str]:
+    """The texts of one batch that ``fit`` holds exactly: ObjectIds' texts (already canonical) as
+    they are when it holds 24 characters, every other value through :func:`encode_fitting`;
+    each value refused is told to ``reject(shown, reason)``."""
+    texts = oids if fit.holds_object_ids else _fitting(oids, fit, reject)
+    rest = _fitting(others, fit, reject)
+    return texts + rest if rest else texts
+
+
+def _fitting(
+    values: Iterable[object], fit: ColumnFit, reject: Callable[[str, str], None]
+) -> list[str]:
+    texts: list[str] = []
+    for value in values:
+        try:
+            texts.append(encode_fitting(value, fit))
+        except UnsupportedId as exc:
+            reject(exc.shown, exc.reason)
+    return texts
