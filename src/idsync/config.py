@@ -112,6 +112,12 @@ class Job:
             _check(_SQL_NAME, self.mongo_db, "MongoDB database")
         _between("batch_size", self.batch_size, 1, 100_000)
 
+    @property
+    def noun(self) -> str:
+        """What the job's ids are called where a run found none: the built-in job keeps the
+        original job's words ("No clusters found"), which scripts may grep for."""
+        return "clusters" if self.name == BUILTIN_JOB else f"ids in {self.collection}"
+
 
 _DAY_S = 86_400.0
 

@@ -13,11 +13,12 @@ from enum import StrEnum
 
 
 class Tag(StrEnum):
-    """What a yielded id is, reladiff-style."""
+    """What a yielded id is. The signs are reladiff's for a diff of (source, target): ``-`` only
+    in the first, ``+`` only in the second."""
 
-    MISSING = "+"
+    MISSING = "-"
     """In the source, not in the target: to insert."""
-    ORPHAN = "-"
+    ORPHAN = "+"
     """In the target, not in the source: reported only, never deleted."""
     DUPLICATE = "="
     """A second source id with the same text as an earlier one (e.g. int 5 and string "5")."""

@@ -191,3 +191,9 @@ def test_a_command_without_mongodb_ignores_its_uri() -> None:
     flags = {"mongo_uri": "mongodb://u:p/w@h/db", "mysql_url": MYSQL}
     settings = resolve_settings(flags, {}, None, need_mongo=False)
     assert settings.mongo_uri.startswith("mongodb://") and "p/w" not in settings.mongo_uri
+
+
+def test_a_run_that_finds_nothing_says_so_in_the_jobs_own_words() -> None:
+    assert Job().noun == "clusters"  # the original job's "No clusters found"
+    assert Job(name="trip-users", collection="users").noun == "ids in users"
+    assert Job(name="other", collection="cluster_trips").noun == "ids in cluster_trips"

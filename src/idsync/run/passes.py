@@ -172,9 +172,8 @@ class SyncPass:
         job, report = self.job, self.report
         if report.source_ids:
             return
-        noun = "clusters" if job.collection == "cluster_trips" else f"ids in {job.collection}"
         log.info(
-            "[%s] No %s found", job.name, noun, extra={"job": job.name, "run_id": report.run_id}
+            "[%s] No %s found", job.name, job.noun, extra={"job": job.name, "run_id": report.run_id}
         )
         if report.target_ids_before and not self.options.allow_empty_source:
             raise GuardError(
