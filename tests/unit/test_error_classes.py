@@ -7,6 +7,7 @@ import pytest
 from pymongo.errors import ConfigurationError, OperationFailure
 
 from idsync.errors import ConfigError, IdsyncError, TerminalError, TransientError
+from idsync.mongo.feeds import ChangeStreamsUnsupported, StreamLost
 from idsync.mongo.source import mongo_error
 from idsync.mysql.errors import mysql_error
 
@@ -79,3 +80,9 @@ def test_a_driver_that_cannot_be_used_as_configured_is_a_config_error() -> None:
     # e.g. an authMechanism whose optional package is not installed: no retry installs it.
     error = mongo_error(ConfigurationError("requires pymongo-auth-aws"), "db:27017", "connecting")
     assert isinstance(error, ConfigError)
+
+
+def test_a_lost_or_missing_change_stream_is_terminal_not_transient() -> None:
+    assert issubclass(StreamLost, TerminalError)  # resuming from the same position fails again
+    assert issubclass(ChangeStreamsUnsupported, TerminalError)
+    assert ChangeStreamsUnsupported.exit_code == 2  # forced by --mode: a usage error

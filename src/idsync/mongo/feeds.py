@@ -21,7 +21,7 @@ from bson.errors import BSONError
 from pymongo.change_stream import CollectionChangeStream
 from pymongo.errors import OperationFailure, PyMongoError
 
-from idsync.errors import IdsyncError, TransientError
+from idsync.errors import IdsyncError, TerminalError, TransientError
 from idsync.mongo.raw import field_values
 from idsync.mongo.source import RETRYABLE_CODES, MongoSource, mongo_error
 
@@ -41,16 +41,18 @@ _DENIED = frozenset({13, 18})  # Unauthorized, AuthenticationFailed
 _IDLE_PAUSE_S = 0.05
 
 
-class ChangeStreamsUnsupported(IdsyncError):
-    """The server cannot open a change stream at all (standalone server, FerretDB)."""
+class ChangeStreamsUnsupported(TerminalError):
+    """The server cannot open a change stream at all (standalone server, FerretDB): asking
+    again will not help; with ``--mode change-stream`` it is a usage error (exit 2)."""
 
     exit_code = 2
 
 
-class StreamLost(IdsyncError):
+class StreamLost(TerminalError):
     """The stream cannot go on from its position: token too old or invalid, stream invalidated.
 
-    What happened after the position must be recovered some other way (a gap pass)."""
+    Terminal for that position (resuming from it again fails again): what happened after it
+    must be recovered some other way, a gap pass, before a new stream opens."""
 
 
 def stream_error(exc: OperationFailure, address: str, doing: str, resuming: bool) -> IdsyncError:
