@@ -108,7 +108,8 @@ def check(
     filled in, so that a caller has it whatever is raised.
     """
     options = options or CheckOptions()
-    report = report or CheckReport(job=job.name, exact=options.check_exact)
+    report = report or CheckReport(job=job.name)
+    report.exact = options.check_exact
 
     def record(figures: Mapping[str, Any]) -> None:
         history.record(settings, job, "check", figures)

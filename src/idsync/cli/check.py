@@ -106,7 +106,7 @@ def check_after(
     report says why); else the check's report, whose failure is reported, not raised."""
     if synced.error is not None:
         return None
-    report = CheckReport(job=job.name, exact=bool(options and options.check_exact))
+    report = CheckReport(job=job.name)
     with contextlib.suppress(IdsyncError):
         check(job, settings, options, report)
     return report
