@@ -25,7 +25,6 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from idsync.config import Job, MySQLURL, Settings
-from idsync.mysql.schema import create_target_table
 from idsync.mysql.target import MySQLTarget
 
 MONGO_URI = os.environ.get("IDSYNC_TEST_MONGO_URI", "mongodb://127.0.0.1:27018/")
@@ -91,7 +90,7 @@ class Env:
     def init_table(self, job: Job | None = None) -> None:
         with MySQLTarget(self.settings(), job or Job()) as target:
             target.connect()
-            create_target_table(target)
+            target.create_table()
 
     def target_ids(self, table: str = "cm_cluster_id", column: str = "cluster_id") -> list[str]:
         """Every stored value, duplicates kept, sorted."""

@@ -16,9 +16,8 @@ from idsync.errors import IdsyncError
 from idsync.ids import UnsupportedId
 from idsync.mongo.source import MongoSource
 from idsync.mongo.values import encode_id
-from idsync.mysql import history, state
-from idsync.mysql.errors import ABSENT_PASSED, CREATE_PASSED
-from idsync.mysql.target import Column, MySQLTarget
+from idsync.target import RUNS_TABLE, STATE_TABLE, Column, Target
+from idsync.targets import open_target
 
 SAMPLE = 1000
 SKEW_WARN_S = 2.0
@@ -64,7 +63,7 @@ def diagnose(job: Job, settings: Settings) -> DoctorReport:
     opened: list[MongoSource] = []
     # The client is made before any probe: a mongodb+srv name that does not resolve fails here.
     mongo_ok = _check(report, "mongodb", lambda: _mongo(opened, job, settings))
-    with MySQLTarget(settings, job) as target, contextlib.ExitStack() as stack:
+    with open_target(settings, job) as target, contextlib.ExitStack() as stack:
         source = stack.enter_context(opened[0]) if opened else None
         mysql_ok = _check(report, "mysql", lambda: _mysql(target))
         column: Column | None = None
@@ -115,17 +114,17 @@ def _collection(source: MongoSource, job: Job) -> Finding:
     return Finding("collection", Level.FAIL, problem, _FIXES["collection"])
 
 
-def _mysql(target: MySQLTarget) -> Finding:
+def _mysql(target: Target) -> Finding:
     target.connect()
-    return Finding("mysql", Level.OK, f"{target.server_version()} at {target.address}")
+    return Finding("mysql", Level.OK, f"{target.probes.server_version()} at {target.address}")
 
 
-def _target_checks(report: DoctorReport, target: MySQLTarget, job: Job) -> Column | None:
+def _target_checks(report: DoctorReport, target: Target, job: Job) -> Column | None:
     found: list[Column] = []
 
     def table() -> Finding:
         found.append(target.inspect())
-        return Finding("table", Level.OK, f"{target.url.database}.{job.table}.{job.column}")
+        return Finding("table", Level.OK, f"{target.database}.{job.table}.{job.column}")
 
     if not _check(report, "table", table):
         return None
@@ -148,7 +147,7 @@ def _unique(column: Column, job: Job) -> Finding:
     )  # fmt: skip
 
 
-def _column_fit(target: MySQLTarget, column: Column) -> Finding:
+def _column_fit(target: Target, column: Column) -> Finding:
     fit, collation = column.fit, column.collation or "binary"
     detail = f"{column.data_type}({fit.max_chars or fit.max_bytes}) {fit.charset or ''} {collation}"
     problems = []
@@ -156,7 +155,7 @@ def _column_fit(target: MySQLTarget, column: Column) -> Finding:
         problems.append("too short for a 24-character ObjectId")
     if collation.endswith("_ci"):
         problems.append("case-insensitive: ids differing only in case collide")
-    if _pads(target, collation):
+    if target.probes.pads(collation):
         problems.append("PAD SPACE: ids differing only in trailing spaces collide")
     if fit.charset in ("utf8mb3", "utf8", "latin1", "ascii", "ucs2"):
         problems.append(f"{fit.charset} cannot hold every string id")
@@ -166,101 +165,44 @@ def _column_fit(target: MySQLTarget, column: Column) -> Finding:
     return Finding("column", Level.WARN, f"{detail.strip()}: {'; '.join(problems)}", fix)
 
 
-def _pads(target: MySQLTarget, collation: str) -> bool:
-    """Whether trailing spaces are ignored in comparisons (PAD SPACE)."""
-    if collation == "binary":
-        return False
-    try:  # MySQL 8 says so in its catalog; MariaDB says so in the name ("nopad")
-        rows = target.query(
-            "SELECT PAD_ATTRIBUTE FROM information_schema.COLLATIONS WHERE COLLATION_NAME = %s",
-            (collation,),
-        )
-        return bool(rows) and str(rows[0][0]).upper() == "PAD SPACE"
-    except IdsyncError:
-        return "nopad" not in collation
-
-
-# The server checks privileges before it looks at rows, so a statement that touches none asks
-# it exactly what the real one would: the same grants, roles included, and nothing is written.
-
-
-def _columns(target: MySQLTarget, table: str) -> tuple[str, ...]:
-    """The table's columns (those the user may see): a probe names them all, or strict mode
-    refuses it for a NOT NULL column without a default, even with no row to insert."""
-    rows = target.query(
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s"
-        " AND TABLE_NAME = %s AND EXTRA NOT LIKE %s ORDER BY ORDINAL_POSITION",
-        (target.url.database, table, "%auto_increment%"),
-    )
-    return tuple(str(name) for (name,) in rows)
-
-
-def _insert_nothing(table: str, columns: tuple[str, ...]) -> str:
-    names, nulls = ", ".join(f"`{c}`" for c in columns), ", ".join(["NULL"] * len(columns))
-    return f"INSERT INTO {table} ({names}) SELECT {nulls} FROM DUAL WHERE FALSE"
-
-
-def _denials(target: MySQLTarget, probes: list[str], passed: frozenset[int]) -> list[str]:
-    return [d for sql in probes if (d := target.denied(sql, passed)) is not None]
-
-
-def _privileges(target: MySQLTarget, job: Job) -> Finding:
+def _privileges(target: Target, job: Job) -> Finding:
     """What `run` does to the table: read the column, then an upsert (INSERT … ON DUPLICATE KEY
     UPDATE), which needs UPDATE as well as INSERT."""
-    table, col, where = f"`{job.table}`", f"`{job.column}`", f"{target.url.database}.{job.table}"
-    denied = _denials(target, [
-        f"SELECT {col} FROM {table} LIMIT 0",
-        f"{_insert_nothing(table, (job.column,))} ON DUPLICATE KEY UPDATE {col} = {col}",
-    ], frozenset())  # fmt: skip
+    where = f"{target.database}.{job.table}"
+    denied = target.probes.write_denials()
     if not denied:
         return Finding("privileges", Level.OK, f"SELECT, INSERT and UPDATE on {where}")
     return Finding("privileges", Level.FAIL, "; ".join(denied),
                    f"GRANT SELECT, INSERT, UPDATE ON {where} TO the user in the URL")  # fmt: skip
 
 
-def _state(target: MySQLTarget) -> Finding:
+def _state(target: Target) -> Finding:
     """What `watch` does to `idsync_state`: CREATE TABLE IF NOT EXISTS at every start (CREATE
     even when the table is there), then reads and upserts its checkpoint."""
-    name, where = f"`{state.STATE_TABLE}`", f"{target.url.database}.{state.STATE_TABLE}"
-    denied = _denials(target, [f"CREATE TABLE {name} (probe INT, probe INT)"], CREATE_PASSED)
-    key = ("job", "target")
-    columns = _columns(target, state.STATE_TABLE) or key
-    updates = (
-        ", ".join(f"`{c}` = VALUES(`{c}`)" for c in columns if c not in key) or "`job` = `job`"
-    )
-    denied += _denials(target, [
-        f"SELECT `job` FROM {name} LIMIT 0",
-        f"{_insert_nothing(name, columns)} ON DUPLICATE KEY UPDATE {updates}",
-    ], ABSENT_PASSED)  # fmt: skip
+    where = f"{target.database}.{STATE_TABLE}"
+    denied = target.probes.state_denials()
     if not denied:
         return Finding("state", Level.OK, f"CREATE, SELECT, INSERT and UPDATE on {where}")
     fix = f"GRANT CREATE, SELECT, INSERT, UPDATE ON {where} TO the user in the URL"
     return Finding("state", Level.FAIL, f"`idsync watch` would fail: {'; '.join(denied)}", fix)
 
 
-def _history(target: MySQLTarget) -> Finding:
-    rows = target.query(
-        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-        (target.url.database, history.TABLE),
-    )
-    if not rows:
-        return Finding("history", Level.WARN, f"no {history.TABLE}: runs leave no history",
+def _history(target: Target) -> Finding:
+    probes = target.probes
+    if not probes.history_present():
+        return Finding("history", Level.WARN, f"no {RUNS_TABLE}: runs leave no history",
                        "run `idsync init`")  # fmt: skip
-    name, where = f"`{history.TABLE}`", f"{target.url.database}.{history.TABLE}"
-    denied = _denials(target, [
-        _insert_nothing(name, _columns(target, history.TABLE) or ("run_id",)),
-        f"SELECT `run_id` FROM {name} LIMIT 0",
-    ], frozenset())  # fmt: skip
+    denied = probes.history_denials()
     if not denied:
-        return Finding("history", Level.OK, f"{history.TABLE} present, INSERT and SELECT allowed")
+        return Finding("history", Level.OK, f"{RUNS_TABLE} present, INSERT and SELECT allowed")
     # A history write never fails a run, so this warns: runs work but leave no record.
+    where = f"{target.database}.{RUNS_TABLE}"
     return Finding("history", Level.WARN, f"history not written or read: {'; '.join(denied)}",
                    f"GRANT SELECT, INSERT ON {where} TO the user in the URL")  # fmt: skip
 
 
-def _local_infile(target: MySQLTarget) -> Finding:
-    value = target.query("SELECT @@local_infile")[0][0]
-    state = "ON" if int(value) else "OFF"
+def _local_infile(target: Target) -> Finding:
+    state = "ON" if target.probes.local_infile() else "OFF"
     return Finding("local-infile", Level.OK, f"{state} (idsync does not need it)")
 
 
@@ -295,10 +237,10 @@ def _change_streams(source: MongoSource) -> Finding:
     )  # fmt: skip
 
 
-def _clock_skew(source: MongoSource, target: MySQLTarget) -> Finding:
+def _clock_skew(source: MongoSource, target: Target) -> Finding:
     before = time.time()
     mongo = source.server_time()
-    mysql_time = target.query("SELECT UTC_TIMESTAMP(6)")[0][0].replace(tzinfo=UTC)
+    mysql_time = target.probes.utc_now()
     local = datetime.fromtimestamp((before + time.time()) / 2, UTC)
     if mongo is None:
         return Finding("clock-skew", Level.OK, "MongoDB does not report its time: not measured")

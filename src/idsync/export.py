@@ -16,11 +16,12 @@ from urllib.parse import urlsplit
 
 from prometheus_client import Gauge, push_to_gateway, write_to_textfile
 
+from idsync.envelope import SUCCESS, Status
 from idsync.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("ok", "partial", "failed", "refused", "drift")
+STATUSES = tuple(str(status) for status in Status)
 
 
 def run_metrics(
@@ -35,7 +36,7 @@ def run_metrics(
     metrics.rejected.inc(int(report.get("rejected") or 0))
     metrics.batches.inc(int(report.get("batches") or 0))
     finished = time.time()
-    if report["status"] in ("ok", "partial") and not report.get("dry_run"):
+    if report["status"] in SUCCESS and not report.get("dry_run"):
         metrics.full_passes.inc()
         last_success = finished
     if last_success is not None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from bson import ObjectId
 
-from idsync.mysql.state import target_key, watch_lock_name
+from idsync.mysql.dialect import watch_lock_name
+from idsync.mysql.state import target_key
 from tests.conftest import MYSQL_URL, Env, mysql_connect
 from tests.fault.conftest import spawn_cli, wait_for
 from tests.watch_support import Daemon, wait_until

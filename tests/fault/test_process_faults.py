@@ -10,7 +10,7 @@ import time
 import pytest
 from bson import ObjectId
 
-from idsync.mysql.state import watch_lock_name
+from idsync.mysql.dialect import watch_lock_name
 from tests.conftest import Env
 from tests.fault.conftest import SLOW, load_ids, spawn_cli, wait_for
 

@@ -19,8 +19,9 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from idsync import Job
-from idsync.mysql.state import Checkpoint, create_table, save, target_key
+from idsync.mysql.state import create_table, save, target_key
 from idsync.mysql.target import MySQLTarget
+from idsync.target import Checkpoint
 from tests.conftest import Env
 from tests.watch_support import (
     MONGO_JAVA_JAR,

@@ -18,8 +18,9 @@ from idsync import Job, Settings
 from idsync.errors import LockHeldError, TerminalError
 from idsync.metrics import Metrics
 from idsync.mysql import history
-from idsync.mysql.state import Checkpoint, create_table
+from idsync.mysql.state import create_table
 from idsync.mysql.target import MySQLTarget
+from idsync.target import Checkpoint
 from idsync.watch.health import Health
 from idsync.watch.options import WatchOptions
 from idsync.watch.sink import Sink

@@ -22,7 +22,8 @@ from idsync.mongo.feeds import (
     encode_token,
     stream_error,
 )
-from idsync.mysql.state import Checkpoint, watch_lock_name
+from idsync.mysql.dialect import watch_lock_name
+from idsync.target import Checkpoint
 from idsync.watch.health import Health, HealthServer
 from idsync.watch.options import WatchOptions, parse_address, parse_duration
 from idsync.watch.sink import PendingBatch

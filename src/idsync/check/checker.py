@@ -26,24 +26,16 @@ from typing import Any
 
 from idsync.check.buckets import Difference, SortedIds, Walk, WalkFigures, draw_moduli
 from idsync.check.report import CheckReport, Method, SideMethod
-from idsync.check.sides import (
-    MySQLBuckets,
-    Reads,
-    mongo_batches,
-    mongo_values,
-    session_bytes_sent,
-    sorts_hex_as_bytes,
-    target_batches,
-)
+from idsync.check.sides import Reads, mongo_batches, mongo_values, target_batches
 from idsync.check.tally import Tally
 from idsync.config import Job, Settings
 from idsync.envelope import Command, enveloped
 from idsync.errors import ConfigError
-from idsync.ids import DUPLICATE_TEXT, ColumnFit, UnsupportedId, is_oid_text
+from idsync.ids import DUPLICATE_TEXT, PRIMES, ColumnFit, UnsupportedId, is_oid_text
 from idsync.mongo.source import MongoSource
 from idsync.mongo.values import encode_batch, encode_fitting
-from idsync.mysql import history
-from idsync.mysql.target import Column, MySQLTarget
+from idsync.target import Buckets, Column, Target
+from idsync.targets import open_target, record_run
 
 log = logging.getLogger("idsync")
 
@@ -112,7 +104,7 @@ def check(
     report.exact = options.check_exact
 
     def record(figures: Mapping[str, Any]) -> None:
-        history.record(settings, job, "check", figures)
+        record_run(settings, job, "check", figures)
 
     def attempt() -> None:
         CheckPass(job, settings, options, report).execute()
@@ -125,7 +117,7 @@ class Sides:
     """The two sides of the ObjectId part, and the values of the rest."""
 
     source: SortedIds
-    target: MySQLBuckets
+    target: Buckets
     source_rest: Iterator[object]
     target_rest: Iterator[str]
 
@@ -138,11 +130,12 @@ class CheckPass:
     ) -> None:
         self.job, self.settings, self.options, self.report = job, settings, options, report
         self.reads = Reads()
+        self.target_buckets: Buckets | None = None
 
     def execute(self) -> None:
         with (
             MongoSource(self.settings, self.job) as source,
-            MySQLTarget(self.settings, self.job) as target,
+            open_target(self.settings, self.job) as target,
         ):
             info = source.ping()
             self.report.source = {
@@ -153,11 +146,11 @@ class CheckPass:
             target.connect()
             column = target.inspect()
             self.report.target = {
-                "address": target.address, "database": target.url.database,
+                "address": target.address, "database": target.database,
                 "table": self.job.table, "column": self.job.column,
                 "collation": column.collation, "unique_index": column.unique,
             }  # fmt: skip
-            sent_before = session_bytes_sent(target)
+            sent_before = target.bytes_sent()
             tally = Tally(self.report, target, column)
             if self._choose(source, target, column):
                 self.report.proof = BUCKETS_PROOF
@@ -168,7 +161,7 @@ class CheckPass:
             tally.flush()
             self._measure(target, sent_before)
 
-    def _choose(self, source: MongoSource, target: MySQLTarget, column: Column) -> bool:
+    def _choose(self, source: MongoSource, target: Target, column: Column) -> bool:
         """Set each side's method; True when the target is summarised by buckets."""
         every = self._exact_reason(column)
         if every is not None:
@@ -177,8 +170,8 @@ class CheckPass:
                 "target": SideMethod(reason=every),
             }
             return False
-        target_why = MySQLBuckets(target, column, self.reads).probe()
-        if target_why is None and not sorts_hex_as_bytes(target, column):
+        target_why = target.buckets(column, PRIMES).probe()
+        if target_why is None and not target.sorts_hex_as_bytes(column):
             target_why = f"collation {column.collation} does not sort hex text as bytes do"
         self.report.method = {
             "source": SideMethod(Method.EXACT, SOURCE_REASON),
@@ -195,9 +188,7 @@ class CheckPass:
             return "the column cannot hold an ObjectId's 24 characters"
         return None
 
-    def _exact(
-        self, source: MongoSource, target: MySQLTarget, fit: ColumnFit, tally: Tally
-    ) -> None:
+    def _exact(self, source: MongoSource, target: Target, fit: ColumnFit, tally: Tally) -> None:
         """Every id of both sides: the target in a set, the source streamed through the diff,
         a batch at a time."""
         existing = tally.target_set_of(target_batches(target, self.reads))
@@ -231,16 +222,14 @@ class CheckPass:
                 continue
             yield text
 
-    def _sides(self, source: MongoSource, target: MySQLTarget, column: Column) -> Sides:
+    def _sides(self, source: MongoSource, target: Target, column: Column) -> Sides:
         moduli = draw_moduli()  # for this check alone: no id can be made to collide with another
         mongo = SortedIds(moduli=moduli)
         source_rest = _split(mongo_values(source, {}, self.reads), mongo)
-        mysql = MySQLBuckets(target, column, self.reads, moduli)
-        return Sides(mongo, mysql, source_rest, mysql.others())
+        self.target_buckets = target.buckets(column, moduli)
+        return Sides(mongo, self.target_buckets, source_rest, self.target_buckets.others())
 
-    def _buckets(
-        self, source: MongoSource, target: MySQLTarget, column: Column, tally: Tally
-    ) -> None:
+    def _buckets(self, source: MongoSource, target: Target, column: Column, tally: Tally) -> None:
         sides = self._sides(source, target, column)
         # The rest first: it is exact, and its 24-hex string ids join the ObjectIds' buckets.
         rest_target = tally.target_set(sides.target_rest)
@@ -284,14 +273,17 @@ class CheckPass:
         report.source_ids = rest_seen + figures.source_ids
         report.target_ids = rest_rows + figures.target_ids
 
-    def _measure(self, target: MySQLTarget, sent_before: int | None) -> None:
+    def _measure(self, target: Target, sent_before: int | None) -> None:
         report, reads = self.report, self.reads
+        if self.target_buckets is not None:
+            reads.target_ids += self.target_buckets.ids_read
+            reads.mysql_count_s += self.target_buckets.count_s
         report.ids_read_source, report.ids_read_target = reads.source_ids, reads.target_ids
         report.count_seconds = {
             "mongodb": round(reads.mongo_count_s, 3),
             "mysql": round(reads.mysql_count_s, 3),
         }
-        sent_after = session_bytes_sent(target)
+        sent_after = target.bytes_sent()
         if sent_before is not None and sent_after is not None:
             report.bytes_read["mysql"] = sent_after - sent_before
         if self.job.field == "_id":

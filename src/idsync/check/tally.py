@@ -12,9 +12,8 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 
 from idsync.check.report import CheckReport
-from idsync.check.sides import exact_collation, stored_equal
 from idsync.diff import DiffCounts, Tag, diff_batches
-from idsync.mysql.target import Column, MySQLTarget
+from idsync.target import Column, Target
 
 _CHUNK = 1000
 DUPLICATE_REASON = "another source id has the same text (e.g. int 5 and '5')"
@@ -23,9 +22,9 @@ DUPLICATE_REASON = "another source id has the same text (e.g. int 5 and '5')"
 class Tally:
     """Counts and samples of one check, fed by any number of diffs (one per bucket)."""
 
-    def __init__(self, report: CheckReport, target: MySQLTarget, column: Column) -> None:
+    def __init__(self, report: CheckReport, target: Target, column: Column) -> None:
         self.report, self.target = report, target
-        self.collisions_possible = not exact_collation(column)
+        self.collisions_possible = not column.exact
         self.rows_read = 0
         """Target rows read into sets so far."""
         self.source_seen = 0
@@ -77,7 +76,7 @@ class Tally:
     def flush(self) -> None:
         """Classify the missing ids still held."""
         pending, self._pending = self._pending, []
-        collided = stored_equal(self.target, pending)
+        collided = self.target.stored_equal(pending)
         for text in pending:
             other = collided.get(text)
             if other is None:

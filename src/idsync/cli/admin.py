@@ -11,8 +11,8 @@ import click
 from idsync.cli.common import common_options, die, resolve
 from idsync.config import BUILTIN_JOB, Job, find_file
 from idsync.errors import ConfigError, IdsyncError
-from idsync.mysql import history, schema, state
-from idsync.mysql.target import MySQLTarget
+from idsync.target import RUNS_TABLE, STATE_TABLE
+from idsync.targets import open_target
 
 
 @click.command()
@@ -22,12 +22,11 @@ def init(**kw: Any) -> None:
     ctx = resolve(kw, {})
     job = ctx.job
     try:
-        with MySQLTarget(ctx.settings, job) as target:
+        with open_target(ctx.settings, job) as target:
             target.connect()
-            created = schema.create_target_table(target)
+            created = target.create_table()
             column = target.inspect()
-            history_created = history.create_table(target)
-            target.transaction(state.create_table, f"creating {state.STATE_TABLE}")
+            history_created = target.create_owned_tables()
     except IdsyncError as exc:
         die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
     where = f"{ctx.settings.mysql.database}.{job.table}"
@@ -39,7 +38,7 @@ def init(**kw: Any) -> None:
         "column": job.column,
         "collation": column.collation,
         "unique_index": column.unique,
-        "history_table": history.TABLE,
+        "history_table": RUNS_TABLE,
         "history_created": history_created,
     }
     if ctx.as_json:
@@ -50,8 +49,8 @@ def init(**kw: Any) -> None:
             f"({job.column}, collation {column.collation}, "
             f"{'unique' if column.unique else 'NOT unique'})"
         )
-        click.echo(f"{history.TABLE}: {'created' if history_created else 'exists'}")
-        click.echo(f"{state.STATE_TABLE}: present")
+        click.echo(f"{RUNS_TABLE}: {'created' if history_created else 'exists'}")
+        click.echo(f"{STATE_TABLE}: present")
 
 
 @click.command()

@@ -26,12 +26,11 @@ from idsync.config import (
     resolve_job,
     resolve_settings,
 )
-from idsync.envelope import BaseReport
+from idsync.envelope import SUCCESS, BaseReport
 from idsync.errors import ConfigError, GuardError, IdsyncError, as_idsync_error
-from idsync.mysql import history
-from idsync.mysql.target import MySQLTarget
 from idsync.run.report import SyncReport
 from idsync.run.sync import Progress
+from idsync.targets import open_target
 from idsync.urls import redact, url_secrets
 
 
@@ -246,11 +245,11 @@ def publish_metrics(ctx: Context, report: dict[str, Any], command: str, kw: dict
     if not kw.get("metrics_file") and not kw.get("pushgateway"):
         return
     last = None
-    if report["status"] not in history.SUCCESS:
-        with contextlib.suppress(IdsyncError), MySQLTarget(ctx.settings, ctx.job) as target:
+    if report["status"] not in SUCCESS:
+        with contextlib.suppress(IdsyncError), open_target(ctx.settings, ctx.job) as target:
             target.connect()
             kinds = ("check",) if command == "check" else ("run", "watch")
-            found = history.last_success(target, ctx.job.name, kinds)
+            found = target.last_success(ctx.job.name, kinds)
             last = found.finished_at.timestamp() if found else None
     from idsync import export  # noqa: PLC0415 (prometheus_client loads only when exporting)
 

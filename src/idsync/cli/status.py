@@ -11,9 +11,8 @@ import click
 
 from idsync.cli.common import Context, common_options, die, finish, resolve
 from idsync.errors import IdsyncError
-from idsync.mysql import history
-from idsync.mysql.history import RunRecord
-from idsync.mysql.target import MySQLTarget
+from idsync.runs import RunRecord
+from idsync.targets import open_target
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 STALE = 4
@@ -51,11 +50,11 @@ def status(**kw: Any) -> None:
     ctx = resolve(kw, {}, need_mongo=False)
     name = None if kw["all_jobs"] else ctx.job.name
     try:
-        with MySQLTarget(ctx.settings, ctx.job) as target:
+        with open_target(ctx.settings, ctx.job) as target:
             target.connect()
-            runs = history.recent(target, name, kw["limit"])
+            runs = target.recent_runs(name, kw["limit"])
             jobs = sorted({r.job for r in runs} | ({name} if name else set()))
-            last = {job: history.last_success(target, job) for job in jobs}
+            last = {job: target.last_success(job, ("run", "watch")) for job in jobs}
     except IdsyncError as exc:
         die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, ctx.job.name)
     now = datetime.now(UTC)

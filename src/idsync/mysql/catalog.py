@@ -4,42 +4,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from idsync.errors import ConfigError
-from idsync.ids import ColumnFit
+from idsync.ids import ColumnFit, stored_text
+from idsync.mysql import dialect
+from idsync.mysql.connection import Connection
+from idsync.target import Column
 
 Query = Callable[[str, Sequence[object], str], Any]
-"""Runs one statement and returns its rows (:meth:`MySQLTarget.query`)."""
+"""Runs one statement and returns its rows (:meth:`Connection.fetch`)."""
 
 _TEXT_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
 # Not fixed-length BINARY: it pads every id with zero bytes, so no value would read back as sent.
 _BINARY_TYPES = {"varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
 _CATALOG_NAME = re.compile(r"[A-Za-z0-9_]+")  # a character set or collation, as catalogs name it
-
-
-@dataclass(frozen=True)
-class Column:
-    """The target column as the server's catalog describes it."""
-
-    data_type: str
-    fit: ColumnFit
-    collation: str | None
-    unique: bool
-    """A UNIQUE index on exactly this column (no prefix): what makes racing writers safe."""
-    catalog_names: tuple[str, str, str] = ("", "", "")
-    triggers: tuple[str, ...] = ()
-    """BEFORE INSERT/UPDATE triggers on the table (those the user may see): they can store
-    another text than the one sent, so every batch is verified."""
-    """Database, table and column as the server's catalog spells them (names are
-    case-insensitive there, lock names are not)."""
-
-    @property
-    def exact(self) -> bool:
-        """Whether two different texts can never be equal in the column (binary, NO PAD)."""
-        collation = (self.collation or "").lower()
-        return self.fit.charset is None or collation.endswith(("_nopad_bin", "_0900_bin"))
 
 
 def describe_column(query: Query, database: str, table: str, column: str) -> Column:
@@ -106,3 +85,37 @@ def _has_unique_index(query: Query, database: str, table: str, column: str) -> b
         "inspecting the indexes",
     )
     return any(int(count) == 1 and int(exact or 0) == 1 for _name, count, exact in rows)
+
+
+_CHUNK = 1000
+
+
+def stored_equal(conn: Connection, table: str, column: str, texts: Sequence[str]) -> dict[str, str]:
+    """For texts with no exact copy in the column: the stored value each equals under the
+    column's collation (``'ABC'`` for ``'abc'`` in a case-insensitive column), if any."""
+    found: dict[str, str] = {}
+    doing = "checking ids against the column's collation"
+    for start in range(0, len(texts), _CHUNK):
+        chunk = list(texts[start : start + _CHUNK])
+        if not conn.fetch(dialect.any_of(table, column, len(chunk)), chunk, doing):
+            continue  # the usual case: one statement says none of them is there
+        for text in chunk:
+            rows = conn.fetch(dialect.equal_to(table, column), [text], doing)
+            if rows and stored_text(rows[0][0]) != text:
+                found[text] = stored_text(rows[0][0])
+    return found
+
+
+def collation_keys(conn: Connection, texts: Sequence[str], column: Column) -> list[bytes]:
+    """Each text's sort key under the column's collation (``WEIGHT_STRING``): two texts the
+    column takes for equal have equal keys, as ``'x'`` and ``'X'`` under a ``_ci`` one."""
+    charset, collation = column.fit.charset, column.collation
+    if not charset or not collation:
+        return [text.encode() for text in texts]  # a binary column: bytes are the key
+    found: list[bytes] = []
+    for start in range(0, len(texts), _CHUNK):
+        chunk = list(texts[start : start + _CHUNK])
+        sql = dialect.weight_strings(charset, collation, len(chunk))
+        [row] = conn.fetch(sql, chunk, "asking the column's collation")
+        found.extend(bytes(value) for value in row)
+    return found

@@ -7,67 +7,27 @@ always agree: after a crash the next start replays exactly what had not been com
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-STATE_TABLE = "idsync_state"
+from idsync.mysql import dialect
+from idsync.target import STATE_TABLE as STATE_TABLE_NAME
+from idsync.target import Checkpoint
 
-_DDL = f"""CREATE TABLE IF NOT EXISTS `{STATE_TABLE}` (
-  `job` VARCHAR(64) NOT NULL,
-  `target` VARCHAR(191) NOT NULL,
-  `mode` VARCHAR(16) NOT NULL,
-  `resume_token` TEXT NULL,
-  `last_seen_id` VARCHAR(255) NULL,
-  `last_seen_time` DATETIME(3) NULL,
-  `updated_at` DATETIME(3) NOT NULL,
-  PRIMARY KEY (`job`, `target`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
-
-_COLUMNS = "`mode`, `resume_token`, `last_seen_id`, `last_seen_time`, `updated_at`"
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """How far a watcher has come. Times are UTC."""
-
-    mode: str
-    """How it was following: ``change-stream`` or ``polling``."""
-    resume_token: str | None = None
-    """The change stream's resume token as canonical extended JSON (:func:`~idsync.mongo.feeds.
-    encode_token`): where to resume."""
-    last_seen_id: str | None = None
-    """The newest id committed with this checkpoint: for people, not for resuming."""
-    last_seen_time: datetime | None = None
-    """Every document created before this (less the poll window) is in the target: the time of
-    the last committed change, or of the start of the last poll."""
-    updated_at: datetime | None = None
-    """When the row was written (read back only)."""
+STATE_TABLE = STATE_TABLE_NAME
 
 
 def target_key(table: str, column: str) -> str:
     return f"{table}.{column}"
 
 
-def watch_lock_name(database: str, target: str, job: str) -> str:
-    """One watcher per job and target: the name of the MySQL lock that says so."""
-    name = f"idsync-watch:{database}.{target}:{job}"
-    if len(name) > 64:  # the server's limit for lock names
-        name = "idsync-watch:" + hashlib.sha256(name.encode()).hexdigest()[:48]
-    return name
-
-
 def create_table(cursor: Any) -> None:
     """Create `idsync_state` if it is missing."""
-    cursor.execute(_DDL)
+    cursor.execute(dialect.STATE_DDL)
 
 
 def load(cursor: Any, job: str, target: str) -> Checkpoint | None:
-    cursor.execute(
-        f"SELECT {_COLUMNS} FROM `{STATE_TABLE}` WHERE `job` = %s AND `target` = %s",
-        (job, target),
-    )
+    cursor.execute(dialect.LOAD_STATE, (job, target))
     row = cursor.fetchone()
     if row is None:
         return None
@@ -83,11 +43,7 @@ def load(cursor: Any, job: str, target: str) -> Checkpoint | None:
 
 def save(cursor: Any, job: str, target: str, checkpoint: Checkpoint) -> None:
     cursor.execute(
-        f"INSERT INTO `{STATE_TABLE}` (`job`, `target`, {_COLUMNS})"
-        " VALUES (%s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(3))"
-        " ON DUPLICATE KEY UPDATE `mode` = VALUES(`mode`),"
-        " `resume_token` = VALUES(`resume_token`), `last_seen_id` = VALUES(`last_seen_id`),"
-        " `last_seen_time` = VALUES(`last_seen_time`), `updated_at` = VALUES(`updated_at`)",
+        dialect.SAVE_STATE,
         (
             job,
             target,
@@ -102,7 +58,7 @@ def save(cursor: Any, job: str, target: str, checkpoint: Checkpoint) -> None:
 def take_lock(cursor: Any, name: str, timeout_s: float) -> bool | None:
     """True when taken, False when another session held it all along, None when the server
     answered NULL: the wait itself failed (killed, out of memory), which is not a held lock."""
-    cursor.execute("SELECT GET_LOCK(%s, %s)", (name, timeout_s))
+    cursor.execute(dialect.GET_LOCK, (name, timeout_s))
     row = cursor.fetchone()
     if row is None or row[0] is None:
         return None

@@ -13,9 +13,10 @@ from idsync.errors import GuardError, InterruptedRun
 from idsync.ids import DUPLICATE_TEXT, ColumnFit, collision
 from idsync.mongo.source import MongoSource, ScanOrder
 from idsync.mongo.values import encode_batch
-from idsync.mysql.target import Column, MySQLTarget
 from idsync.run.readahead import ReadAhead
 from idsync.run.report import SyncReport
+from idsync.target import Column, Target
+from idsync.targets import open_target
 
 log = logging.getLogger("idsync")
 
@@ -60,7 +61,7 @@ class SyncPass:
         job, report = self.job, self.report
         with (
             MongoSource(self.settings, job, scan_order) as source,
-            MySQLTarget(self.settings, job) as target,
+            open_target(self.settings, job) as target,
         ):
             # The source is asked first, so an unreachable MongoDB leaves MySQL untouched.
             info = source.ping()
@@ -86,11 +87,11 @@ class SyncPass:
                 self._stream(texts, existing, writer)
             self._guard_empty_source()
 
-    def _inspect(self, target: MySQLTarget) -> Column:
+    def _inspect(self, target: Target) -> Column:
         job, column = self.job, target.inspect()
         self.report.target = {
             "address": target.address,
-            "database": target.url.database,
+            "database": target.database,
             "table": job.table,
             "column": job.column,
             "collation": column.collation,
@@ -108,7 +109,7 @@ class SyncPass:
             )
         return column
 
-    def _read_target(self, target: MySQLTarget) -> set[str]:
+    def _read_target(self, target: Target) -> set[str]:
         self.progress.start("target", None)
         existing: set[str] = set()
         for texts in target.read_id_batches():
@@ -190,9 +191,7 @@ class BatchWriter:
     ``limit`` of them), and one more than the limit marks the run as refused.
     """
 
-    def __init__(
-        self, run: SyncPass, target: MySQLTarget, column: Column, limit: int | None
-    ) -> None:
+    def __init__(self, run: SyncPass, target: Target, column: Column, limit: int | None) -> None:
         self.run, self.target, self.limit = run, target, limit
         self.size = run.job.batch_size
         self.batch: list[str] = []

@@ -10,9 +10,9 @@ from typing import Any
 from idsync.config import Job, RunOptions, Settings
 from idsync.envelope import Command, enveloped
 from idsync.mongo.source import ScanOrder
-from idsync.mysql import history
 from idsync.run.passes import Progress, Silent, SyncPass
 from idsync.run.report import SyncReport
+from idsync.targets import record_run
 
 log = logging.getLogger("idsync")
 
@@ -53,7 +53,7 @@ def sync(
         SyncPass(job, settings, options, report, bar, stop=stop).execute(scan_order)
 
     def record(figures: Mapping[str, Any]) -> None:
-        history.record(settings, job, options.history_command, figures)
+        record_run(settings, job, options.history_command, figures)
 
     recorder = record if options.record_history else None
     return enveloped(report, attempt, settings=settings, command=RUN, record=recorder, stop=stop)

@@ -14,8 +14,8 @@ from idsync.errors import LockHeldError, TransientError
 from idsync.metrics import Metrics
 from idsync.mongo.feeds import Poller, now_utc
 from idsync.mongo.source import MongoSource
-from idsync.mysql.state import Checkpoint
 from idsync.run.sync import sync
+from idsync.target import Checkpoint
 from idsync.watch.health import Health
 from idsync.watch.options import WatchOptions
 from idsync.watch.sink import PendingBatch, Sink

@@ -21,7 +21,7 @@ from idsync.mongo.feeds import (
     now_utc,
 )
 from idsync.mongo.source import MongoSource
-from idsync.mysql.state import Checkpoint
+from idsync.target import Checkpoint
 from idsync.watch.core import POLLING, STREAM, Core, when
 from idsync.watch.sink import PendingBatch
 

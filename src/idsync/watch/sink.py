@@ -16,15 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from idsync.config import Job, Settings
-from idsync.errors import IdsyncError, LockHeldError
+from idsync.errors import IdsyncError
 from idsync.ids import DUPLICATE_TEXT, ColumnFit
 from idsync.mongo.feeds import Change
 from idsync.mongo.values import encode_batch
-from idsync.mysql import state
-from idsync.mysql.errors import lock_failed
-from idsync.mysql.locks import wait_for_lock
-from idsync.mysql.state import Checkpoint
-from idsync.mysql.target import BatchResult, MySQLTarget
+from idsync.target import BatchResult, Checkpoint, Target
+from idsync.targets import open_target
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +90,9 @@ class Sink:
 
     def __init__(self, settings: Settings, job: Job, stop: threading.Event) -> None:
         self.settings, self.job, self.stop = settings, job, stop
-        self.key = state.target_key(job.table, job.column)
         self.checkpoint: Checkpoint | None = None
         self.unique = True
-        self._target: MySQLTarget | None = None
+        self._target: Target | None = None
         self._fit: ColumnFit | None = None
 
     @property
@@ -107,34 +103,11 @@ class Sink:
         """Connect (if not connected), check the column, take the lock, read the checkpoint."""
         if self._target is not None:
             return
-        target = MySQLTarget(self.settings, self.job)
+        target = open_target(self.settings, self.job)
         try:
             target.connect()
             column = target.inspect()
-            self.key = state.target_key(target.table, target.column)  # as the server names them
-            lock = state.watch_lock_name(target.schema, self.key, self.job.name)
-            timeout = self.settings.lock_timeout_s
-
-            def prepare(cursor: Any) -> tuple[bool | None, Checkpoint | None]:
-                state.create_table(cursor)
-                got = wait_for_lock(
-                    lambda seconds: state.take_lock(cursor, lock, seconds),
-                    timeout,
-                    self.stop,
-                    f"the lock {lock} on {target.address}",
-                )
-                if not got:
-                    return got, None
-                return True, state.load(cursor, self.job.name, self.key)
-
-            locked, checkpoint = target.transaction(prepare, f"preparing {state.STATE_TABLE}")
-            if locked is None:
-                raise lock_failed(target.address, lock)
-            if not locked:
-                raise LockHeldError(
-                    f"another watcher of job {self.job.name} holds the lock {lock} on "
-                    f"{target.address} (waited {timeout:g}s)"
-                )
+            checkpoint = target.claim_watch(self.settings.lock_timeout_s, self.stop)
         except BaseException:
             target.close()
             raise
@@ -154,13 +127,8 @@ class Sink:
     def commit(self, texts: list[str], checkpoint: Checkpoint | None) -> BatchResult:
         """Insert ``texts`` and, in the same transaction, save ``checkpoint`` (if any)."""
         target = self._live()
-
-        def save(cursor: Any) -> None:
-            if checkpoint is not None:
-                state.save(cursor, self.job.name, self.key, checkpoint)
-
         try:
-            result = target.insert_batch(texts, before_commit=save)
+            result = target.insert_batch(texts, checkpoint)
         except IdsyncError:
             self.close()  # the transaction is gone with the connection; reconnect next time
             raise
@@ -172,16 +140,13 @@ class Sink:
         """Save ``checkpoint`` alone (the position moved, with nothing to insert)."""
         target = self._live()
         try:
-            target.transaction(
-                lambda cursor: state.save(cursor, self.job.name, self.key, checkpoint),
-                f"saving the checkpoint in {state.STATE_TABLE}",
-            )
+            target.save_checkpoint(checkpoint)
         except IdsyncError:
             self.close()
             raise
         self.checkpoint = checkpoint
 
-    def _live(self) -> MySQLTarget:
+    def _live(self) -> Target:
         if self._target is None:
             self.open()
         assert self._target is not None

@@ -1,0 +1,278 @@
+"""MySQL's SQL text, built and nothing else: no connection, no driver, testable without a server.
+
+Names reaching here were validated as plain identifiers (config.py); quoting guards reserved
+words. Values always travel as parameters (``%s``), never inside the text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from idsync.ids import OID_TEXT_SQL
+from idsync.target import RUNS_TABLE, STATE_TABLE
+
+LOCK_NAME_MAX = 64
+"""The server's limit for a named lock."""
+
+TABLE_EXISTS = "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
+
+
+def quote(name: str) -> str:
+    return f"`{name}`"
+
+
+def marks(count: int) -> str:
+    """``%s, %s, …``: one parameter mark per value."""
+    return ", ".join(["%s"] * count)
+
+
+def _bounded(prefix: str, name: str) -> str:
+    if len(name) > LOCK_NAME_MAX:
+        return prefix + hashlib.sha256(name.encode()).hexdigest()[:48]
+    return name
+
+
+def run_lock_name(database: str, table: str, column: str) -> str:
+    """The lock a run holds on its target column (names as the catalog spells them)."""
+    return _bounded("idsync:", f"idsync:{database}.{table}.{column}")
+
+
+def watch_lock_name(database: str, target: str, job: str) -> str:
+    """One watcher per job and target: the name of the lock that says so."""
+    return _bounded("idsync-watch:", f"idsync-watch:{database}.{target}:{job}")
+
+
+GET_LOCK = "SELECT GET_LOCK(%s, %s)"
+
+
+def select_column(table: str, column: str) -> str:
+    """Every non-null value of the column."""
+    col = quote(column)
+    return f"SELECT {col} FROM {quote(table)} WHERE {col} IS NOT NULL"
+
+
+def upsert(table: str, column: str) -> str:
+    """Insert one id; an id already there is a no-op. Not INSERT IGNORE: IGNORE would also turn
+    "data too long" into a warning and store a truncated id; this skips only the duplicate."""
+    col = quote(column)
+    return f"INSERT INTO {quote(table)} ({col}) VALUES (%s) ON DUPLICATE KEY UPDATE {col} = {col}"
+
+
+def equal_to(table: str, column: str) -> str:
+    """The first stored value equal to one text under the column's collation."""
+    col = quote(column)
+    return f"SELECT {col} FROM {quote(table)} WHERE {col} = %s LIMIT 1"
+
+
+def any_of(table: str, column: str, count: int) -> str:
+    """Whether any of ``count`` texts is stored (equal under the collation)."""
+    col = quote(column)
+    return f"SELECT 1 FROM {quote(table)} WHERE {col} IN ({marks(count)}) LIMIT 1"
+
+
+def values_of(table: str, column: str, count: int) -> str:
+    """The stored values equal to any of ``count`` texts."""
+    col = quote(column)
+    return f"SELECT {col} FROM {quote(table)} WHERE {col} IN ({marks(count)})"
+
+
+def weight_strings(charset: str, collation: str, count: int) -> str:
+    """Each of ``count`` texts' sort keys under a collation: equal keys, equal texts there."""
+    key = f"WEIGHT_STRING(CONVERT(%s USING {charset}) COLLATE {collation})"
+    return "SELECT " + ", ".join([key] * count)
+
+
+def ordered_texts(charset: str, collation: str, count: int) -> str:
+    """``count`` texts sorted under a collation (to learn how it orders hex digits)."""
+    union = " UNION ALL ".join(["SELECT %s AS v"] * count)
+    return f"SELECT v FROM ({union}) AS hex ORDER BY CONVERT(v USING {charset}) COLLATE {collation}"
+
+
+# --- per-bucket summaries of ObjectId texts (check) ------------------------------------------
+
+# REGEXP is case-insensitive under a _ci collation; (?-i) turns that off both in MariaDB's PCRE
+# and in MySQL 8's ICU engine.
+_SHAPE = f"'(?-i){OID_TEXT_SQL}'"
+
+
+def oid_shaped(column: str, binary: bool) -> str:
+    """The condition that a value is an ObjectId's text. The length too: REGEXP's ``$`` also
+    matches before a final newline, and ``<id>\\n`` would be summed as ``<id>``."""
+    col = quote(column)
+    value = f"CONVERT({col} USING latin1)" if binary else col
+    return f"CHAR_LENGTH({value}) = 24 AND {value} REGEXP {_SHAPE}"
+
+
+def checksum(column: str, prime: int) -> str:
+    """:func:`idsync.ids.checksums` of the hex text in ``column``, for one prime: the 96-bit
+    number from its two 48-bit halves (``CONV``), mod ``prime``, squared mod ``prime``."""
+    col = quote(column)
+    high = f"CAST(CONV(LEFT({col}, 12), 16, 10) AS UNSIGNED)"
+    low = f"CAST(CONV(SUBSTRING({col}, 13, 12), 16, 10) AS UNSIGNED)"
+    number = f"MOD(MOD({high}, {prime}) * {pow(2, 48, prime)} + MOD({low}, {prime}), {prime})"
+    return f"MOD({number} * {number}, {prime})"
+
+
+def in_range(column: str, low: bool, high: bool) -> str:
+    """``c >= %s`` and/or ``c < %s``: a range of the column's index, in its own collation."""
+    col = quote(column)
+    parts = ([f"{col} >= %s"] if low else []) + ([f"{col} < %s"] if high else [])
+    return " AND ".join(parts)
+
+
+def summaries(table: str, column: str, where: str, length: int, moduli: Sequence[int]) -> str:
+    """Per prefix of ``length`` characters: the rows and the sum of each checksum."""
+    col = quote(column)
+    sums = ", ".join(f"SUM({checksum(column, prime)})" for prime in moduli)
+    return (
+        f"SELECT LEFT({col}, {int(length)}), COUNT(*), {sums} FROM {quote(table)}"
+        f" WHERE {where} GROUP BY 1"
+    )
+
+
+def select_where(table: str, column: str, where: str) -> str:
+    return f"SELECT {quote(column)} FROM {quote(table)} WHERE {where}"
+
+
+# --- the tables idsync creates --------------------------------------------------------------
+
+NO_PAD_BINARY = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")  # MariaDB's, then MySQL 8's
+"""Binary NO PAD collations, preferred in this order: two ids are equal only when every byte is."""
+
+COLLATIONS_AMONG = (
+    "SELECT COLLATION_NAME FROM information_schema.COLLATIONS"
+    f" WHERE COLLATION_NAME IN ({marks(len(NO_PAD_BINARY))})"
+)
+
+
+def target_table(table: str, column: str, collation: str) -> str:
+    """The table `idsync init` creates: exact ids, unique."""
+    col = quote(column)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {quote(table)} ("
+        " `id` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+        f" {col} VARCHAR(64) CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL,"
+        " `created_at` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
+        f" UNIQUE KEY {quote('uq_' + column)} ({col})"
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    )
+
+
+RUNS_DDL = f"""CREATE TABLE IF NOT EXISTS `{RUNS_TABLE}` (
+  `id` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  `run_id` VARCHAR(32) NOT NULL,
+  `job` VARCHAR(64) NOT NULL,
+  `command` VARCHAR(16) NOT NULL,
+  `started_at` DATETIME(3) NOT NULL,
+  `finished_at` DATETIME(3) NOT NULL,
+  `status` VARCHAR(16) NOT NULL,
+  `exit_code` TINYINT NOT NULL,
+  `dry_run` BOOL NOT NULL,
+  `source_ids` BIGINT NULL,
+  `missing` BIGINT NULL,
+  `inserted` BIGINT NULL,
+  `rejected` BIGINT NULL,
+  `orphans` BIGINT NULL,
+  `duration_s` DOUBLE NOT NULL,
+  `error` TEXT NULL,
+  `host` VARCHAR(255) NOT NULL,
+  `version` VARCHAR(32) NOT NULL,
+  KEY `job_started` (`job`, `started_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+
+
+def insert_run(fields: Sequence[str]) -> str:
+    names = ", ".join(quote(name) for name in fields)
+    return f"INSERT INTO `{RUNS_TABLE}` ({names}) VALUES ({marks(len(fields))})"
+
+
+def recent_runs(fields: Sequence[str], one_job: bool) -> str:
+    """The newest runs first, of one job (a parameter) or all; a LIMIT parameter last."""
+    names = ", ".join(quote(name) for name in fields)
+    where = "WHERE `job` = %s " if one_job else ""
+    return (
+        f"SELECT {names} FROM `{RUNS_TABLE}` {where}ORDER BY `started_at` DESC, `id` DESC LIMIT %s"
+    )
+
+
+def last_success(fields: Sequence[str], commands: int, statuses: int) -> str:
+    """The newest finished, real (not dry) run of a job by one of ``commands``."""
+    names = ", ".join(quote(name) for name in fields)
+    return (
+        f"SELECT {names} FROM `{RUNS_TABLE}` WHERE `job` = %s"
+        f" AND `command` IN ({marks(commands)}) AND `status` IN ({marks(statuses)})"
+        " AND NOT `dry_run` ORDER BY `finished_at` DESC LIMIT 1"
+    )
+
+
+STATE_DDL = f"""CREATE TABLE IF NOT EXISTS `{STATE_TABLE}` (
+  `job` VARCHAR(64) NOT NULL,
+  `target` VARCHAR(191) NOT NULL,
+  `mode` VARCHAR(16) NOT NULL,
+  `resume_token` TEXT NULL,
+  `last_seen_id` VARCHAR(255) NULL,
+  `last_seen_time` DATETIME(3) NULL,
+  `updated_at` DATETIME(3) NOT NULL,
+  PRIMARY KEY (`job`, `target`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"""
+
+_STATE_COLUMNS = "`mode`, `resume_token`, `last_seen_id`, `last_seen_time`, `updated_at`"
+LOAD_STATE = f"SELECT {_STATE_COLUMNS} FROM `{STATE_TABLE}` WHERE `job` = %s AND `target` = %s"
+SAVE_STATE = (
+    f"INSERT INTO `{STATE_TABLE}` (`job`, `target`, {_STATE_COLUMNS})"
+    " VALUES (%s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(3))"
+    " ON DUPLICATE KEY UPDATE `mode` = VALUES(`mode`),"
+    " `resume_token` = VALUES(`resume_token`), `last_seen_id` = VALUES(`last_seen_id`),"
+    " `last_seen_time` = VALUES(`last_seen_time`), `updated_at` = VALUES(`updated_at`)"
+)
+
+
+# --- what doctor asks -----------------------------------------------------------------------
+
+PAD_ATTRIBUTE = "SELECT PAD_ATTRIBUTE FROM information_schema.COLLATIONS WHERE COLLATION_NAME = %s"
+VISIBLE_COLUMNS = (
+    "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s"
+    " AND TABLE_NAME = %s AND EXTRA NOT LIKE %s ORDER BY ORDINAL_POSITION"
+)
+LOCAL_INFILE = "SELECT @@local_infile"
+UTC_NOW = "SELECT UTC_TIMESTAMP(6)"
+BYTES_SENT = "SHOW SESSION STATUS LIKE 'Bytes_sent'"
+
+
+def insert_nothing(table: str, columns: Sequence[str]) -> str:
+    """An insert of no row: the server checks its privileges (and strict mode's NOT NULLs)
+    exactly as for a real one, and writes nothing."""
+    names, nulls = ", ".join(quote(c) for c in columns), ", ".join(["NULL"] * len(columns))
+    return f"INSERT INTO {quote(table)} ({names}) SELECT {nulls} FROM DUAL WHERE FALSE"
+
+
+def write_probes(table: str, column: str) -> list[str]:
+    """What `run` does to the table, on no row: read the column, then the upsert (INSERT … ON
+    DUPLICATE KEY UPDATE needs UPDATE as well as INSERT)."""
+    col = quote(column)
+    return [
+        f"SELECT {col} FROM {quote(table)} LIMIT 0",
+        f"{insert_nothing(table, (column,))} ON DUPLICATE KEY UPDATE {col} = {col}",
+    ]
+
+
+def state_create_probe() -> str:
+    """A CREATE of the state table bound to fail after the privilege check (a repeated column)."""
+    return f"CREATE TABLE `{STATE_TABLE}` (probe INT, probe INT)"
+
+
+def state_probes(columns: Sequence[str]) -> list[str]:
+    """What `watch` does to its checkpoint row, on no row: read it, then upsert it."""
+    key = ("job", "target")
+    updates = ", ".join(f"`{c}` = VALUES(`{c}`)" for c in columns if c not in key)
+    upsert_nothing = f"{insert_nothing(STATE_TABLE, columns)} ON DUPLICATE KEY UPDATE"
+    return [
+        f"SELECT `job` FROM `{STATE_TABLE}` LIMIT 0",
+        f"{upsert_nothing} {updates or '`job` = `job`'}",
+    ]
+
+
+def history_probes(columns: Sequence[str]) -> list[str]:
+    """What every run does to `idsync_runs`, on no row: append to it; `status` reads it."""
+    return [insert_nothing(RUNS_TABLE, columns), f"SELECT `run_id` FROM `{RUNS_TABLE}` LIMIT 0"]

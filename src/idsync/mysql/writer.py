@@ -1,0 +1,132 @@
+"""Inserting a batch of ids exactly: one transaction, a refused value isolated, the rest proven.
+
+- a row another writer inserted is a no-op, never an error (:func:`~idsync.mysql.dialect.upsert`);
+- a value the column cannot hold is an error in strict mode, never a truncated row: the batch is
+  undone to a savepoint and split in halves to find the culprit, rejected with the server's words;
+- when fewer rows were inserted than sent (or a trigger may rewrite what is sent), each id is
+  checked for an exact stored copy; those without one collided with another value under the
+  column's collation, and are rejected naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import MySQLdb
+
+from idsync.ids import collision, stored_text
+from idsync.mysql import dialect
+from idsync.mysql.connection import Connection
+from idsync.mysql.errors import DATA_ERRORS, LOCK_CONFLICTS, mysql_error
+from idsync.target import BatchResult
+
+log = logging.getLogger(__name__)
+
+# A batch that meets a deadlock or a lock wait timeout is sent again, this many times in all.
+_BATCH_ATTEMPTS = 3
+_CHUNK = 1000
+
+
+class Writer:
+    """Inserts into one column on one connection."""
+
+    def __init__(self, conn: Connection, table: str, column: str, verify_all: bool) -> None:
+        self.conn, self.table, self.column, self.verify_all = conn, table, column, verify_all
+
+    def insert(
+        self, ids: Sequence[str], before_commit: Callable[[Any], None] | None = None
+    ) -> BatchResult:
+        """Insert ``ids`` in one transaction, then prove each one is stored exactly.
+        ``before_commit(cursor)`` runs in that transaction just before it commits."""
+        for attempt in range(_BATCH_ATTEMPTS):
+            try:
+                return self._insert_once(ids, before_commit)
+            except MySQLdb.OperationalError as exc:
+                # Two writers inserting overlapping keys in different orders can deadlock;
+                # the server rolled the whole batch back, so it is safe to send it again.
+                if exc.args[0] not in LOCK_CONFLICTS or attempt == _BATCH_ATTEMPTS - 1:
+                    raise self._error(exc) from None
+                log.warning("batch hit %s; sending it again", exc.args[1])
+                self.conn.raw.rollback()
+        raise AssertionError("unreachable")
+
+    def _error(self, exc: Exception) -> Exception:
+        return mysql_error(exc, self.conn.address, f"inserting into {self.table}")
+
+    def _insert_once(
+        self, ids: Sequence[str], before_commit: Callable[[Any], None] | None
+    ) -> BatchResult:
+        raw, result = self.conn.raw, BatchResult()
+        try:
+            self._insert_isolating(list(ids), result)
+            refused = {text for text, _reason in result.rejected}
+            accepted = [i for i in ids if i not in refused] if refused else list(ids)
+            if self.verify_all or result.inserted != len(accepted) or raw.warning_count():
+                self._verify(accepted, result)
+                # Rows a trigger rewrote were added, but none of them is an id that was sent.
+                result.inserted = min(result.inserted, len(result.landed))
+            else:
+                result.landed = accepted
+            if before_commit is not None:
+                before_commit(raw.cursor())
+            raw.commit()
+        except MySQLdb.Error as exc:
+            if isinstance(exc, MySQLdb.OperationalError) and exc.args[0] in LOCK_CONFLICTS:
+                raise
+            # Leave no half-done batch on the connection for its next user.
+            with contextlib.suppress(MySQLdb.Error):
+                raw.rollback()
+            raise self._error(exc) from None
+        return result
+
+    def _insert_isolating(self, ids: list[str], result: BatchResult) -> None:
+        """Insert; when the server refuses a value, undo what this call inserted and split the
+        batch to find and reject it. One savepoint name serves every level: a level rolls back
+        to it before its halves set it again, and never needs it after."""
+        if not ids:
+            return
+        cur = self.conn.raw.cursor()
+        # executemany sends a large batch as several statements: when a later one is refused,
+        # the rows of the earlier ones are in the transaction still. Undo them before the
+        # halves are sent again, or they would be stored (and counted) twice.
+        cur.execute("SAVEPOINT idsync_isolate")
+        try:
+            cur.executemany(dialect.upsert(self.table, self.column), [(i,) for i in ids])
+        except (MySQLdb.DataError, MySQLdb.OperationalError) as exc:
+            if exc.args[0] not in DATA_ERRORS:
+                raise
+            cur.execute("ROLLBACK TO SAVEPOINT idsync_isolate")
+            if len(ids) == 1:
+                result.rejected.append((ids[0], f"refused by the server: {exc.args[1]}"))
+                return
+            half = len(ids) // 2
+            self._insert_isolating(ids[:half], result)
+            self._insert_isolating(ids[half:], result)
+            return
+        result.inserted += max(cur.rowcount, 0)
+
+    def _verify(self, ids: list[str], result: BatchResult) -> None:
+        """Find which ids are stored exactly; name what each of the others collided with."""
+        stored = self._stored_exactly(ids)
+        for text in ids:
+            if text in stored:
+                result.landed.append(text)
+                continue
+            found = self.conn.fetch(dialect.equal_to(self.table, self.column), (text,))
+            if found:
+                result.rejected.append((text, collision(stored_text(found[0][0]))))
+            else:
+                result.rejected.append(
+                    (text, "not stored as sent: the server ignored or rewrote the insert")
+                )
+
+    def _stored_exactly(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            rows = self.conn.fetch(dialect.values_of(self.table, self.column, len(chunk)), chunk)
+            found.update(stored_text(value) for (value,) in rows)
+        return found & set(ids)

@@ -1,0 +1,139 @@
+"""What run, check, watch and doctor ask of a SQL target, and the plain data it answers with.
+
+A server package (``idsync.mysql`` today) implements :class:`Target`; the features type against
+it and get one from :func:`idsync.targets.open_target`, so a second SQL engine is a new package
+and one line there, not a change to run, check or watch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol
+
+from idsync.ids import ColumnFit, Summary
+from idsync.runs import RunRecord
+
+RUNS_TABLE = "idsync_runs"
+"""One row per run, check or watch pass, in the target's database (created by `idsync init`)."""
+STATE_TABLE = "idsync_state"
+"""One row per watcher (job and target): where it is, in the target's database."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """The target column as the server's catalog describes it."""
+
+    data_type: str
+    fit: ColumnFit
+    collation: str | None
+    unique: bool
+    """A UNIQUE index on exactly this column (no prefix): what makes racing writers safe."""
+    catalog_names: tuple[str, str, str] = ("", "", "")
+    """Database, table and column as the server's catalog spells them (names are
+    case-insensitive there, lock names are not)."""
+    triggers: tuple[str, ...] = ()
+    """BEFORE INSERT/UPDATE triggers on the table (those the user may see): they can store
+    another text than the one sent, so every batch is verified."""
+
+    @property
+    def exact(self) -> bool:
+        """Whether two different texts can never be equal in the column (binary, NO PAD)."""
+        collation = (self.collation or "").lower()
+        return self.fit.charset is None or collation.endswith(("_nopad_bin", "_0900_bin"))
+
+
+@dataclass
+class BatchResult:
+    """What one committed batch did."""
+
+    inserted: int = 0
+    """Rows this run added."""
+    landed: list[str] = field(default_factory=list)
+    """Ids now stored exactly (ours, or a concurrent writer's)."""
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    """(id, reason) for ids that are not stored exactly."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """How far a watcher has come. Times are UTC."""
+
+    mode: str
+    """How it was following: ``change-stream`` or ``polling``."""
+    resume_token: str | None = None
+    """The change stream's resume token as canonical extended JSON (:func:`~idsync.mongo.feeds.
+    encode_token`): where to resume."""
+    last_seen_id: str | None = None
+    """The newest id committed with this checkpoint: for people, not for resuming."""
+    last_seen_time: datetime | None = None
+    """Every document created before this (less the poll window) is in the target: the time of
+    the last committed change, or of the start of the last poll."""
+    updated_at: datetime | None = None
+    """When the row was written (read back only)."""
+
+
+class Buckets(Protocol):
+    """The target's values shaped like an ObjectId's text, summarised and read per hex prefix
+    (:class:`~idsync.check.buckets.BucketSide`), and the rest; with what it read."""
+
+    ids_read: int
+    count_s: float
+
+    def probe(self) -> str | None: ...
+    def summaries(self, prefix: str, length: int) -> dict[str, Summary]: ...
+    def ids(self, prefix: str) -> Iterator[str]: ...
+    def others(self) -> Iterator[str]: ...
+
+
+class Probes(Protocol):
+    """What doctor asks the target server, each answer plain data (no SQL leaves the package)."""
+
+    def server_version(self) -> str: ...
+    def pads(self, collation: str) -> bool: ...
+    def write_denials(self) -> list[str]: ...
+    def state_denials(self) -> list[str]: ...
+    def history_present(self) -> bool: ...
+    def history_denials(self) -> list[str]: ...
+    def local_infile(self) -> bool: ...
+    def utc_now(self) -> datetime: ...
+
+
+class Target(Protocol):
+    """One connection to the target database, scoped to one table and column."""
+
+    database: str
+    table: str
+    column: str
+
+    @property
+    def address(self) -> str: ...
+    def __enter__(self) -> Target: ...
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    def connect(self) -> None: ...
+    def close(self) -> None: ...
+    def inspect(self) -> Column: ...
+    def lock(self, timeout_s: float, stop: threading.Event | None = None) -> None: ...
+    def read_id_batches(self) -> Iterator[list[str]]: ...
+    def insert_batch(
+        self, ids: Sequence[str], checkpoint: Checkpoint | None = None
+    ) -> BatchResult: ...
+    def stored_equal(self, texts: Sequence[str]) -> dict[str, str]: ...
+    def collation_keys(self, texts: Sequence[str], column: Column) -> list[bytes]: ...
+    def sorts_hex_as_bytes(self, column: Column) -> bool: ...
+    def bytes_sent(self) -> int | None: ...
+    def buckets(self, column: Column, moduli: tuple[int, int]) -> Buckets: ...
+    def claim_watch(self, timeout_s: float, stop: threading.Event) -> Checkpoint | None: ...
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+    @property
+    def probes(self) -> Probes: ...
+    def create_table(self) -> bool: ...
+    def create_owned_tables(self) -> bool: ...
+    def record_run(self, row: RunRecord) -> None: ...
+    def recent_runs(self, job: str | None, limit: int) -> list[RunRecord]: ...
+    def last_success(self, job: str, commands: tuple[str, ...]) -> RunRecord | None: ...
