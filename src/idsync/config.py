@@ -313,3 +313,16 @@ def resolve_settings(
         return Settings(**merged)
     except TypeError as exc:
         raise ConfigError(f"invalid settings: {exc}") from None
+
+
+_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90"``, ``"90s"``, ``"30m"``, ``"1h"``, ``"1.5h"``, ``"1d"``, ``"200ms"``:
+    the one reading of a duration for every option that takes one."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise ConfigError(f"invalid duration {text!r}: use e.g. 90, 90s, 30m, 1h")
+    return float(match["number"]) * _UNITS[match["unit"] or "s"]

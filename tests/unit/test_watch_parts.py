@@ -11,6 +11,7 @@ import pytest
 from bson import Int64, ObjectId
 from pymongo.errors import OperationFailure
 
+from idsync.config import parse_duration
 from idsync.errors import ConfigError, TerminalError, TransientError
 from idsync.ids import ColumnFit
 from idsync.metrics import Metrics
@@ -25,7 +26,7 @@ from idsync.mongo.feeds import (
 from idsync.mysql.dialect import watch_lock_name
 from idsync.target import Checkpoint
 from idsync.watch.health import Health, HealthServer
-from idsync.watch.options import WatchOptions, parse_address, parse_duration
+from idsync.watch.options import WatchOptions, parse_address
 from idsync.watch.sink import PendingBatch
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 import click
 
-from idsync.cli.common import common_options, die, resolve
+from idsync.cli.args import CommonArgs, common_options
+from idsync.cli.common import die, resolve
 from idsync.config import BUILTIN_JOB, Job, find_file
 from idsync.errors import ConfigError, IdsyncError
 from idsync.target import RUNS_TABLE, STATE_TABLE
@@ -17,9 +17,9 @@ from idsync.targets import open_target
 
 @click.command()
 @common_options
-def init(**kw: Any) -> None:
+def init(common: CommonArgs) -> None:
     """Create the job's target table and idsync_runs if missing (never alters a table)."""
-    ctx = resolve(kw, {})
+    ctx = resolve(common, {})
     job = ctx.job
     try:
         with open_target(ctx.settings, job) as target:

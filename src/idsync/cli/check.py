@@ -8,16 +8,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 
 from idsync.check.checker import CheckOptions, check
 from idsync.check.report import CheckReport
+from idsync.cli.args import CommonArgs, ExportArgs, common_options, exact_check, export_options
 from idsync.cli.common import (
     Context,
-    common_options,
-    export_options,
     failed_with,
     finish,
     publish_metrics,
@@ -45,7 +44,15 @@ from idsync.urls import redact
 @click.option("--socket-timeout", type=float, metavar="S", help="Longest one read may take (300).")
 @click.option("--retries", type=int, metavar="N", help="New attempts after a transient failure.")
 @export_options
-def check_command(**kw: Any) -> None:
+def check_command(
+    *,
+    common: CommonArgs,
+    export: ExportArgs,
+    exact: bool | None,
+    read_batch_size: int | None,
+    socket_timeout: float | None,
+    retries: int | None,
+) -> None:
     """Prove the target holds exactly the source's ids, or say where it does not.
 
     Reports ids missing in MySQL, rows with no MongoDB document (orphans, never deleted), ids
@@ -54,24 +61,19 @@ def check_command(**kw: Any) -> None:
     (a difference could hide only behind a collision of two 26-bit checksums) and compared every
     other id. Exit 4 on drift, 1 on failure, 2 on a usage error.
     """
-    ctx = resolve(kw, {
-        "read_batch_size": kw["read_batch_size"], "socket_timeout_s": kw["socket_timeout"],
-        "retries": kw["retries"],
-    })  # fmt: skip
+    ctx = resolve(common, {
+        "read_batch_size": read_batch_size, "socket_timeout_s": socket_timeout, "retries": retries,
+    }, pushgateway=export.pushgateway)  # fmt: skip
     report = CheckReport(job=ctx.job.name)
+    options = CheckOptions(check_exact=exact_check(exact, ctx.settings.check_exact))
     try:
-        check(ctx.job, ctx.settings, CheckOptions(check_exact=_exact(kw, ctx)), report)
+        check(ctx.job, ctx.settings, options, report)
     except (IdsyncError, KeyboardInterrupt) as exc:
         # Ctrl-C is reported like any failure: the check did not prove anything.
         failed_with(report, exc)
-    publish_metrics(ctx, report.to_dict(), "check", kw)
+    publish_metrics(ctx, report.to_dict(), "check", export)
     _emit(report.to_json() if ctx.as_json else report.to_text(), report.error, ctx)
     finish(report.exit_code)
-
-
-def _exact(kw: dict[str, Any], ctx: Context) -> bool:
-    """--exact/--fast if given, else the check_exact setting (TOML [settings])."""
-    return ctx.settings.check_exact if kw["exact"] is None else bool(kw["exact"])
 
 
 def _emit(text: str, error: str | None, ctx: Context) -> None:

@@ -9,12 +9,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 import click
 
+from idsync.cli.args import CommonArgs, ExportArgs
 from idsync.cli.observability import configure_logging
 from idsync.config import (
     BUILTIN_JOB,
@@ -45,17 +46,8 @@ class Context:
 
 
 def finish(code: int) -> NoReturn:
-    """Flush what was printed and logged, then end the process with ``code``.
-
-    Not ``sys.exit``: at interpreter exit pymongo joins its monitor threads, which sleep in
-    0.5 s steps, so every command would end half a second late. By the time a command
-    finishes, its clients are closed and its output flushed; nothing is left to wait for.
-    """
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)
+    """End the command with ``code`` (``main()`` ends the process)."""
+    raise click.exceptions.Exit(code)
 
 
 def raw_secrets(*urls: str | None) -> tuple[str, ...]:
@@ -72,115 +64,39 @@ def die(message: str, code: int, secrets: tuple[str, ...], as_json: bool, job: s
     finish(code)
 
 
-def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option(
-            "--config",
-            "config_path",
-            metavar="PATH",
-            help="TOML file with [settings] and [jobs.NAME] (default ./idsync.toml; "
-            "env IDSYNC_CONFIG).",
-        ),
-        click.option(
-            "--job", "job_name", metavar="NAME", help=f"Job to run (default {BUILTIN_JOB})."
-        ),
-        click.option("--mongo-uri", metavar="URI", help="MongoDB URI (env IDSYNC_MONGO_URI)."),
-        click.option(
-            "--mysql-url",
-            metavar="URL",
-            help="mysql://user:pass@host:port/db (env IDSYNC_MYSQL_URL).",
-        ),
-        click.option("--mongo-db", metavar="NAME", help="MongoDB database (default: URI path)."),
-        click.option(
-            "--allow-missing-source",
-            is_flag=True,
-            default=None,
-            help="Read a source collection that does not exist as empty (job key"
-            " allow_missing_source); otherwise it is an error: a misspelt name reads as empty.",
-        ),
-        click.option(
-            "--connect-timeout",
-            type=float,
-            metavar="S",
-            help="Seconds to wait for a server to answer (default 10).",
-        ),
-        click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout."),
-        click.option(
-            "--log-format",
-            type=click.Choice(["text", "json"]),
-            default="text",
-            show_default=True,
-            help="Log lines on stderr as text or JSON.",
-        ),
-        click.option(
-            "--log-level",
-            type=click.Choice(["debug", "info", "warning", "error"]),
-            default="info",
-            show_default=True,
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def pass_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options of a full pass that `run` and `watch` share."""
-    options = [
-        click.option("--batch-size", type=int, metavar="N", help="Ids per insert transaction."),
-        click.option("--read-batch-size", type=int, metavar="N", help="Ids per read round trip."),
-        click.option(
-            "--lock-timeout",
-            type=float,
-            metavar="S",
-            help="Seconds to wait for another run of the same target (default 30).",
-        ),
-        click.option(
-            "--log-ids/--no-log-ids",
-            default=True,
-            show_default=True,
-            help="One 'Inserted <column>: <id>' line per id, as the original job logged.",
-        ),
-        click.option(
-            "--allow-empty-source",
-            is_flag=True,
-            help="Proceed when the source has no ids but the target has rows.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
 def resolve(
-    kw: dict[str, Any],
+    common: CommonArgs,
     extra_settings: dict[str, Any],
+    *,
+    batch_size: int | None = None,
+    pushgateway: str | None = None,
     need_mongo: bool = True,
     buffered_logs: bool = True,
 ) -> Context:
     """Configuration and logging, once. A daemon passes ``buffered_logs=False``: its lines
     must go out as they happen, not when the next line comes."""
     raw = raw_secrets(
-        kw["mongo_uri"],
-        kw["mysql_url"],
+        common.mongo_uri,
+        common.mysql_url,
         os.environ.get("IDSYNC_MONGO_URI"),
         os.environ.get("IDSYNC_MYSQL_URL"),
-        kw.get("pushgateway"),
+        pushgateway,
     )
     flags = {
-        "mongo_uri": kw["mongo_uri"],
-        "mysql_url": kw["mysql_url"],
-        "connect_timeout_s": kw["connect_timeout"],
-        "batch_size": kw.get("batch_size"),
+        "mongo_uri": common.mongo_uri,
+        "mysql_url": common.mysql_url,
+        "connect_timeout_s": common.connect_timeout,
+        "batch_size": batch_size,
         **extra_settings,
     }
     given = {key for key, value in flags.items() if value is not None}
     try:
-        file: FileConfig | None = find_file(kw["config_path"], os.environ)
-        job = resolve_job(kw["job_name"], file, kw["mongo_db"])
-        if flags.pop("batch_size") is not None:
-            job = replace(job, batch_size=kw["batch_size"])
-        if kw["allow_missing_source"]:
+        file: FileConfig | None = find_file(common.config_path, os.environ)
+        job = resolve_job(common.job_name, file, common.mongo_db)
+        flags.pop("batch_size")
+        if batch_size is not None:
+            job = replace(job, batch_size=batch_size)
+        if common.allow_missing_source:
             job = replace(job, allow_missing_source=True)
         settings = resolve_settings(flags, os.environ, file, need_mongo)
     except ConfigError as exc:
@@ -188,11 +104,11 @@ def resolve(
         if isinstance(exc, BadValue) and exc.key in given:
             # A flag's name is its key's: connect_timeout_s is --connect-timeout.
             message = f"--{exc.key.removesuffix('_s').replace('_', '-')}: {message}"
-        die(message, exc.exit_code, raw, kw["as_json"], kw["job_name"] or BUILTIN_JOB)
+        die(message, exc.exit_code, raw, common.as_json, common.job_name or BUILTIN_JOB)
     secrets = tuple(dict.fromkeys(raw + settings.secrets))
     buffered = buffered_logs and not sys.stderr.isatty()
-    configure_logging(kw["log_level"], kw["log_format"], secrets, buffered=buffered)
-    return Context(job, settings, secrets, kw["as_json"])
+    configure_logging(common.log_level, common.log_format, secrets, buffered=buffered)
+    return Context(job, settings, secrets, common.as_json)
 
 
 @contextlib.contextmanager
@@ -226,23 +142,9 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def export_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--metrics-file and --pushgateway, for commands that end with a report."""
-    func = click.option(
-        "--pushgateway",
-        metavar="URL",
-        help="Push the run's metrics to this Prometheus Pushgateway.",
-    )(func)
-    return click.option(
-        "--metrics-file",
-        metavar="PATH",
-        help="Write the run's metrics here (Prometheus text, atomically).",
-    )(func)
-
-
-def publish_metrics(ctx: Context, report: dict[str, Any], command: str, kw: dict[str, Any]) -> None:
+def publish_metrics(ctx: Context, report: dict[str, Any], command: str, export: ExportArgs) -> None:
     """Export the report's metrics as asked; a failed run keeps the previous success time."""
-    if not kw.get("metrics_file") and not kw.get("pushgateway"):
+    if not export.wanted:
         return
     last = None
     if report["status"] not in SUCCESS:
@@ -251,9 +153,9 @@ def publish_metrics(ctx: Context, report: dict[str, Any], command: str, kw: dict
             kinds = ("check",) if command == "check" else ("run", "watch")
             found = target.last_success(ctx.job.name, kinds)
             last = found.finished_at.timestamp() if found else None
-    from idsync import export  # noqa: PLC0415 (prometheus_client loads only when exporting)
+    from idsync import export as exporting  # noqa: PLC0415 (prometheus_client loads only then)
 
-    export.publish(report, command, kw["metrics_file"], kw["pushgateway"], last)
+    exporting.publish(report, command, export.metrics_file, export.pushgateway, last)
 
 
 def emit(report: SyncReport, ctx: Context) -> NoReturn:

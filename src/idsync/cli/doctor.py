@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
-from idsync.cli.common import common_options, die, finish, resolve
+from idsync.cli.args import CommonArgs, common_options
+from idsync.cli.common import die, finish, resolve
 from idsync.doctor import diagnose
 from idsync.errors import IdsyncError
 from idsync.urls import redact
@@ -15,9 +15,9 @@ from idsync.urls import redact
 
 @click.command()
 @common_options
-def doctor(**kw: Any) -> None:
+def doctor(common: CommonArgs) -> None:
     """Check servers, privileges, table, column and ids; exit 0 ok, 4 warnings, 1 failures."""
-    ctx = resolve(kw, {})
+    ctx = resolve(common, {})
     try:
         report = diagnose(ctx.job, ctx.settings)
     except IdsyncError as exc:  # a URI only the driver can judge is refused before any check

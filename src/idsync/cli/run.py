@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
 
 import click
 
-from idsync.cli.common import (
+from idsync.cli.args import (
+    CommonArgs,
+    ExportArgs,
+    PassArgs,
     common_options,
-    emit,
+    exact_check,
     export_options,
-    failed_with,
     pass_options,
+)
+from idsync.cli.common import (
+    emit,
+    failed_with,
     progress_display,
     publish_metrics,
     resolve,
@@ -58,21 +63,35 @@ from idsync.run.sync import sync
 )
 @export_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def run(**kw: Any) -> None:
+def run(
+    *,
+    common: CommonArgs,
+    passes: PassArgs,
+    export: ExportArgs,
+    dry_run: bool,
+    scan_order: str,
+    max_inserts: str | None,
+    force: bool,
+    retries: int | None,
+    socket_timeout: float | None,
+    no_history: bool,
+    check_after: bool,
+    exact: bool | None,
+    quiet: bool,
+) -> None:
     """Insert every id of the source that the target lacks, in committed batches."""
-    ctx = resolve(kw, {
-        "read_batch_size": kw["read_batch_size"], "lock_timeout_s": kw["lock_timeout"],
-        "retries": kw["retries"], "socket_timeout_s": kw["socket_timeout"],
-    })  # fmt: skip
+    ctx = resolve(common, {
+        "read_batch_size": passes.read_batch_size, "lock_timeout_s": passes.lock_timeout,
+        "retries": retries, "socket_timeout_s": socket_timeout,
+    }, batch_size=passes.batch_size, pushgateway=export.pushgateway)  # fmt: skip
     job = ctx.job
-    count, share = _max_inserts(kw["max_inserts"])
+    count, share = _max_inserts(max_inserts)
     options = RunOptions(
-        dry_run=kw["dry_run"], allow_empty_source=kw["allow_empty_source"],
-        log_ids=kw["log_ids"], max_inserts=count, max_inserts_fraction=share, force=kw["force"],
-        record_history=not kw["no_history"],
+        dry_run=dry_run, allow_empty_source=passes.allow_empty_source, log_ids=passes.log_ids,
+        max_inserts=count, max_inserts_fraction=share, force=force, record_history=not no_history,
     )  # fmt: skip
-    order = None if kw["scan_order"] == "auto" else ScanOrder(kw["scan_order"])
-    show_bar = sys.stderr.isatty() and not kw["quiet"] and not ctx.as_json
+    order = None if scan_order == "auto" else ScanOrder(scan_order)
+    show_bar = sys.stderr.isatty() and not quiet and not ctx.as_json
     report = SyncReport(job=job.name, dry_run=options.dry_run)
     try:
         with progress_display(show_bar) as bar, stop_on_signals() as stop:
@@ -81,12 +100,11 @@ def run(**kw: Any) -> None:
             )
     except (IdsyncError, KeyboardInterrupt) as exc:
         failed_with(report, exc)
-    publish_metrics(ctx, report.to_dict(), "run", kw)
-    if kw["check_after"]:
-        exact = ctx.settings.check_exact if kw["exact"] is None else bool(kw["exact"])
+    publish_metrics(ctx, report.to_dict(), "run", export)
+    if check_after:
         from idsync.cli.check import emit_with_check  # noqa: PLC0415 (loads only when asked)
 
-        emit_with_check(report, job, ctx, exact=exact)
+        emit_with_check(report, job, ctx, exact=exact_check(exact, ctx.settings.check_exact))
     emit(report, ctx)
 
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
-from typing import Any
 
 import click
 
-from idsync.cli.common import Context, common_options, die, finish, resolve
-from idsync.errors import IdsyncError
+from idsync.cli.args import CommonArgs, common_options
+from idsync.cli.common import Context, die, finish, resolve
+from idsync.config import parse_duration
+from idsync.errors import ConfigError, IdsyncError
 from idsync.runs import RunRecord
 from idsync.targets import open_target
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 STALE = 4
 
 
@@ -22,12 +21,12 @@ def parse_age(text: str | None) -> float | None:
     """``"26h"``, ``"90m"``, ``"1d"``, ``"3600"`` (seconds) as seconds."""
     if text is None:
         return None
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
-    if not match:
+    try:
+        return parse_duration(text)
+    except ConfigError:
         raise click.BadParameter(
             f"{text!r}: a duration such as 90m, 26h or 2d", param_hint="--max-age"
-        )
-    return float(match[1]) * _UNITS[match[2] or "s"]
+        ) from None
 
 
 def _ago(seconds: float) -> str:
@@ -44,21 +43,21 @@ def _ago(seconds: float) -> str:
 )
 @click.option("--all-jobs", is_flag=True, help="Show every job's runs, not only --job's.")
 @click.option("--max-age", metavar="AGE", help="Exit 4 if the last success is older (e.g. 26h).")
-def status(**kw: Any) -> None:
+def status(*, common: CommonArgs, limit: int, all_jobs: bool, max_age: str | None) -> None:
     """Recent runs and the time since the last success; exit 4 when that is too old."""
-    max_age = parse_age(kw["max_age"])
-    ctx = resolve(kw, {}, need_mongo=False)
-    name = None if kw["all_jobs"] else ctx.job.name
+    max_age_s = parse_age(max_age)
+    ctx = resolve(common, {}, need_mongo=False)
+    name = None if all_jobs else ctx.job.name
     try:
         with open_target(ctx.settings, ctx.job) as target:
             target.connect()
-            runs = target.recent_runs(name, kw["limit"])
+            runs = target.recent_runs(name, limit)
             jobs = sorted({r.job for r in runs} | ({name} if name else set()))
             last = {job: target.last_success(job, ("run", "watch")) for job in jobs}
     except IdsyncError as exc:
         die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, ctx.job.name)
     now = datetime.now(UTC)
-    stale = [job for job, run in last.items() if _is_stale(run, now, max_age)]
+    stale = [job for job, run in last.items() if _is_stale(run, now, max_age_s)]
     _show(ctx, runs, last, now, stale)
     finish(STALE if stale else 0)
 

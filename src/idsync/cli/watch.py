@@ -5,25 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from typing import Any
 
 import click
 
-from idsync.cli.common import (
-    Context,
-    common_options,
-    die,
-    finish,
-    pass_options,
-    resolve,
-    stop_on_signals,
-)
-from idsync.config import RunOptions
+from idsync.cli.args import CommonArgs, PassArgs, common_options, pass_options
+from idsync.cli.common import Context, die, finish, resolve, stop_on_signals
+from idsync.config import RunOptions, parse_duration
 from idsync.errors import ConfigError, IdsyncError
 from idsync.metrics import Metrics
 from idsync.urls import redact
 from idsync.watch.health import Health, HealthServer
-from idsync.watch.options import WatchMode, WatchOptions, parse_duration
+from idsync.watch.options import WatchMode, WatchOptions
 from idsync.watch.watcher import WatchSummary
 from idsync.watch.watcher import watch as follow
 
@@ -66,16 +58,34 @@ log = logging.getLogger("idsync")
     "--backoff-max", type=float, metavar="S", help="Longest pause between reconnections (30)."
 )
 @pass_options
-def watch(**kw: Any) -> None:
+def watch(
+    *,
+    common: CommonArgs,
+    passes: PassArgs,
+    mode: str,
+    poll_interval: float | None,
+    poll_window: float | None,
+    reconcile_every: str,
+    skip_initial_pass: bool,
+    max_batch_wait: float | None,
+    http: str | None,
+    stuck_after: float | None,
+    backoff_max: float | None,
+) -> None:
     """Keep the target complete continuously: a full pass, then every new id within a second."""
-    extra = {"read_batch_size": kw["read_batch_size"], "lock_timeout_s": kw["lock_timeout"]}
-    ctx = resolve(kw, extra, buffered_logs=False)
+    extra = {"read_batch_size": passes.read_batch_size, "lock_timeout_s": passes.lock_timeout}
+    ctx = resolve(common, extra, batch_size=passes.batch_size, buffered_logs=False)
     job = ctx.job
+    flags = {
+        "poll_interval_s": poll_interval, "poll_window_s": poll_window,
+        "max_batch_wait_s": max_batch_wait, "stuck_after_s": stuck_after,
+        "backoff_max_s": backoff_max,
+    }  # fmt: skip
     try:
-        options = _options(kw)
+        options = _options(WatchMode(mode), flags, reconcile_every, skip_initial_pass, http)
     except ConfigError as exc:
         die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
-    run_options = RunOptions(allow_empty_source=kw["allow_empty_source"], log_ids=kw["log_ids"])
+    run_options = RunOptions(allow_empty_source=passes.allow_empty_source, log_ids=passes.log_ids)
     metrics, health = Metrics(job.name), Health(options.stuck_after_s, secrets=ctx.secrets)
     try:
         with contextlib.ExitStack() as stack:
@@ -99,14 +109,13 @@ def watch(**kw: Any) -> None:
     _emit(summary, ctx)
 
 
-def _options(kw: dict[str, Any]) -> WatchOptions:
-    flags = {
-        "poll_interval_s": kw["poll_interval"],
-        "poll_window_s": kw["poll_window"],
-        "max_batch_wait_s": kw["max_batch_wait"],
-        "stuck_after_s": kw["stuck_after"],
-        "backoff_max_s": kw["backoff_max"],
-    }
+def _options(
+    mode: WatchMode,
+    flags: dict[str, float | None],
+    reconcile_every: str,
+    skip_initial_pass: bool,
+    http: str | None,
+) -> WatchOptions:
     given = {name: value for name, value in flags.items() if value is not None}
     if "poll_interval_s" in given and "stuck_after_s" not in given:
         # Slow polls are progress too: never call a watcher stuck between two of them.
@@ -114,10 +123,10 @@ def _options(kw: dict[str, Any]) -> WatchOptions:
     if "backoff_max_s" in given:
         given["backoff_min_s"] = min(WatchOptions.backoff_min_s, given["backoff_max_s"])
     return WatchOptions(
-        mode=WatchMode(kw["mode"]),
-        reconcile_every_s=parse_duration(kw["reconcile_every"]),
-        initial_pass=not kw["skip_initial_pass"],
-        http=kw["http"],
+        mode=mode,
+        reconcile_every_s=parse_duration(reconcile_every),
+        initial_pass=not skip_initial_pass,
+        http=http,
         **given,
     )
 

@@ -13,8 +13,6 @@ from enum import StrEnum
 
 from idsync.errors import ConfigError
 
-_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # The longest duration any option takes. Beyond it a window reaches before ObjectIds' epoch and
 # waits overflow the platform's timers: a year is more than any of them needs.
 MAX_DURATION_S = 366 * 86400.0
@@ -96,14 +94,6 @@ class WatchOptions:
     @property
     def http_address(self) -> tuple[str, int] | None:
         return parse_address(self.http) if self.http is not None else None
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``"90"``, ``"90s"``, ``"30m"``, ``"1h"``, ``"1.5h"``, ``"1d"``, ``"200ms"``."""
-    match = _DURATION.fullmatch(text.strip())
-    if not match:
-        raise ConfigError(f"invalid duration {text!r}: use e.g. 90, 90s, 30m, 1h")
-    return float(match["number"]) * _UNITS[match["unit"] or "s"]
 
 
 def parse_address(text: str) -> tuple[str, int]:

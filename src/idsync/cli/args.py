@@ -1,0 +1,140 @@
+"""The option groups commands share, each handed to the command as one typed value.
+
+A group's decorator adds its options and gathers their values into a frozen dataclass, so a
+command's signature names what it uses (``common: CommonArgs``) instead of a ``**kw`` dict.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+import click
+
+from idsync.config import BUILTIN_JOB
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class CommonArgs:
+    """Where the job and the servers come from, and how the command speaks."""
+
+    config_path: str | None
+    job_name: str | None
+    mongo_uri: str | None
+    mysql_url: str | None
+    mongo_db: str | None
+    allow_missing_source: bool | None
+    connect_timeout: float | None
+    as_json: bool
+    log_format: str
+    log_level: str
+
+
+@dataclass(frozen=True)
+class PassArgs:
+    """The options of a full pass that `run` and `watch` share."""
+
+    batch_size: int | None
+    read_batch_size: int | None
+    lock_timeout: float | None
+    log_ids: bool
+    allow_empty_source: bool
+
+
+@dataclass(frozen=True)
+class ExportArgs:
+    """Where a command that ends with a report exports its metrics."""
+
+    metrics_file: str | None
+    pushgateway: str | None
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.metrics_file or self.pushgateway)
+
+
+def _gathered(kind: type[Any], name: str, options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """A decorator: add ``options``, and pass their values to the command as ``name=kind(…)``."""
+    names = [f.name for f in fields(kind)]
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def command(**kw: Any) -> Any:
+            kw[name] = kind(**{key: kw.pop(key) for key in names})
+            return func(**kw)
+
+        for option in reversed(options):
+            command = option(command)
+        return command  # type: ignore[return-value]
+
+    return decorate
+
+
+common_options = _gathered(CommonArgs, "common", [
+    click.option(
+        "--config", "config_path", metavar="PATH",
+        help="TOML file with [settings] and [jobs.NAME] (default ./idsync.toml; "
+        "env IDSYNC_CONFIG).",
+    ),
+    click.option("--job", "job_name", metavar="NAME", help=f"Job to run (default {BUILTIN_JOB})."),
+    click.option("--mongo-uri", metavar="URI", help="MongoDB URI (env IDSYNC_MONGO_URI)."),
+    click.option(
+        "--mysql-url", metavar="URL", help="mysql://user:pass@host:port/db (env IDSYNC_MYSQL_URL)."
+    ),
+    click.option("--mongo-db", metavar="NAME", help="MongoDB database (default: URI path)."),
+    click.option(
+        "--allow-missing-source", is_flag=True, default=None,
+        help="Read a source collection that does not exist as empty (job key"
+        " allow_missing_source); otherwise it is an error: a misspelt name reads as empty.",
+    ),
+    click.option(
+        "--connect-timeout", type=float, metavar="S",
+        help="Seconds to wait for a server to answer (default 10).",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout."),
+    click.option(
+        "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+        help="Log lines on stderr as text or JSON.",
+    ),
+    click.option(
+        "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+        show_default=True,
+    ),
+])  # fmt: skip
+
+pass_options = _gathered(PassArgs, "passes", [
+    click.option("--batch-size", type=int, metavar="N", help="Ids per insert transaction."),
+    click.option("--read-batch-size", type=int, metavar="N", help="Ids per read round trip."),
+    click.option(
+        "--lock-timeout", type=float, metavar="S",
+        help="Seconds to wait for another run of the same target (default 30).",
+    ),
+    click.option(
+        "--log-ids/--no-log-ids", default=True, show_default=True,
+        help="One 'Inserted <column>: <id>' line per id, as the original job logged.",
+    ),
+    click.option(
+        "--allow-empty-source", is_flag=True,
+        help="Proceed when the source has no ids but the target has rows.",
+    ),
+])  # fmt: skip
+
+export_options = _gathered(ExportArgs, "export", [
+    click.option(
+        "--metrics-file", metavar="PATH",
+        help="Write the run's metrics here (Prometheus text, atomically).",
+    ),
+    click.option(
+        "--pushgateway", metavar="URL",
+        help="Push the run's metrics to this Prometheus Pushgateway.",
+    ),
+])  # fmt: skip
+
+
+def exact_check(flag: bool | None, setting: bool) -> bool:
+    """--exact/--fast (or env IDSYNC_CHECK_EXACT) if given, else the check_exact setting."""
+    return setting if flag is None else flag

@@ -1,0 +1,81 @@
+"""The whole CLI driven in-process with click's CliRunner: each command is a thin function over
+the library, so its exit code and output can be checked without starting a process. Signals and
+the real process's exit (``main()``) are tested as subprocesses in test_cli.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bson import ObjectId
+from click.testing import CliRunner, Result
+
+from idsync.cli import COMMANDS, cli
+from idsync.version import __version__
+from tests.conftest import Env
+
+
+def invoke(env: Env | None, *args: str) -> Result:
+    variables = {}
+    if env is not None:
+        variables = {"IDSYNC_MONGO_URI": env.mongo_uri, "IDSYNC_MYSQL_URL": env.mysql_url}
+    return CliRunner().invoke(cli, list(args), env={**variables, "IDSYNC_CONFIG": ""})
+
+
+def test_version_and_every_commands_help() -> None:
+    assert invoke(None, "--version").output.strip().endswith(__version__)
+    for name in COMMANDS:
+        done = invoke(None, name, "--help")
+        assert done.exit_code == 0, (name, done.output)
+        assert "Usage: cli" in done.output or "Usage:" in done.output
+
+
+def test_a_flag_click_refuses_is_a_usage_error() -> None:
+    assert invoke(None, "run", "--batch-size", "many").exit_code == 2
+    assert invoke(None, "watch", "--mode", "sometimes").exit_code == 2
+
+
+def test_a_bad_url_is_a_config_error_before_any_server_is_asked() -> None:
+    done = invoke(None, "run", "--json", "--mysql-url", "mysql://u:s3cretpass@db:port/maas")
+    assert done.exit_code == 2
+    report = json.loads(done.stdout)
+    assert report["status"] == "failed" and report["exit_code"] == 2
+    assert "s3cretpass" not in done.output
+
+
+def test_a_bad_flag_value_names_the_flag() -> None:
+    done = invoke(None, "run", "--json", "--batch-size", "0")
+    assert done.exit_code == 2 and "--batch-size" in json.loads(done.stdout)["error"]
+
+
+def test_status_max_age_must_be_a_duration() -> None:
+    assert invoke(None, "status", "--max-age", "soon").exit_code == 2
+
+
+def test_init_run_check_status_doctor_in_process(env: Env) -> None:
+    ids = [ObjectId() for _ in range(50)]
+    env.add_source(ids)
+    assert invoke(env, "init", "--json").exit_code == 0
+    dry = invoke(env, "run", "--dry-run", "--json")
+    assert (dry.exit_code, json.loads(dry.stdout)["missing"]) == (0, 50)
+    done = invoke(env, "run", "--json", "--no-log-ids")
+    assert (done.exit_code, json.loads(done.stdout)["inserted"]) == (0, 50), done.output
+    assert sorted(env.target_ids()) == sorted(str(i) for i in ids)
+    checked = invoke(env, "check", "--json")
+    assert (checked.exit_code, json.loads(checked.stdout)["status"]) == (0, "ok")
+    exact = invoke(env, "check", "--exact", "--json")
+    assert json.loads(exact.stdout)["exact"] is True
+    status = invoke(env, "status", "--json", "--max-age", "1h")
+    assert status.exit_code == 0 and json.loads(status.stdout)["stale"] == []
+    doctor = invoke(env, "doctor", "--json")
+    assert doctor.exit_code in (0, 4), doctor.output  # warnings depend on the server's setup
+    assert invoke(env, "jobs").exit_code == 0
+
+
+@pytest.mark.parametrize("flag", ["--exact", "--fast"])
+def test_run_check_after_takes_the_same_exact_flag_as_check(env: Env, flag: str) -> None:
+    env.add_source([ObjectId() for _ in range(20)])
+    env.init_table()
+    done = invoke(env, "run", "--json", "--no-log-ids", "--check-after", flag)
+    report = json.loads(done.stdout)
+    assert done.exit_code == 0 and report["check"]["exact"] is (flag == "--exact")
