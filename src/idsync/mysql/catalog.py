@@ -24,9 +24,7 @@ _CATALOG_NAME = re.compile(r"[A-Za-z0-9_]+")  # a character set or collation, as
 def describe_column(query: Query, database: str, table: str, column: str) -> Column:
     """Read the column's type, size, character set and indexes; refuse what cannot hold ids."""
     rows = query(
-        "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME,"
-        " TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
-        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s",
+        dialect.COLUMN_FACTS,
         (database, table, column),
         "inspecting the column",
     )
@@ -50,9 +48,7 @@ def describe_column(query: Query, database: str, table: str, column: str) -> Col
 
 def _rewriting_triggers(query: Query, database: str, table: str) -> tuple[str, ...]:
     rows = query(
-        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s"
-        " AND EVENT_OBJECT_TABLE = %s AND ACTION_TIMING = 'BEFORE'"
-        " AND EVENT_MANIPULATION IN ('INSERT', 'UPDATE') ORDER BY TRIGGER_NAME",
+        dialect.REWRITING_TRIGGERS,
         (database, table),
         "inspecting the table's triggers",
     )
@@ -67,7 +63,7 @@ def _trailing_spaces(query: Query, data_type: str, charset: str, collation: str)
         raise ConfigError(f"unknown character set or collation: {charset!r} {collation!r}")
     # Asked of the server itself: MariaDB's catalog has no PAD_ATTRIBUTE.
     [(pads,)] = query(
-        f"SELECT CONVERT('a' USING {charset}) = CONVERT('a ' USING {charset}) COLLATE {collation}",
+        dialect.pads_space(charset, collation),
         (),
         "inspecting the collation",
     )
@@ -78,9 +74,7 @@ def _trailing_spaces(query: Query, data_type: str, charset: str, collation: str)
 
 def _has_unique_index(query: Query, database: str, table: str, column: str) -> bool:
     rows = query(
-        "SELECT INDEX_NAME, COUNT(*), MAX(COLUMN_NAME = %s AND SUB_PART IS NULL) "
-        "FROM information_schema.STATISTICS "
-        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0 GROUP BY INDEX_NAME",
+        dialect.UNIQUE_INDEXES,
         (column, database, table),
         "inspecting the indexes",
     )

@@ -44,6 +44,40 @@ def watch_lock_name(database: str, target: str, job: str) -> str:
 
 
 GET_LOCK = "SELECT GET_LOCK(%s, %s)"
+VERSION = "SELECT VERSION()"
+
+
+def nothing_from(table: str) -> str:
+    """A read of no row: the server still checks that the table is there and may be read."""
+    return f"SELECT 1 FROM {quote(table)} LIMIT 0"
+
+
+# --- the column, as the catalog describes it ---------------------------------------------------
+
+COLUMN_FACTS = (
+    "SELECT DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME,"
+    " TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
+    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s"
+)
+UNIQUE_INDEXES = (
+    "SELECT INDEX_NAME, COUNT(*), MAX(COLUMN_NAME = %s AND SUB_PART IS NULL) "
+    "FROM information_schema.STATISTICS "
+    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0 GROUP BY INDEX_NAME"
+)
+"""Per unique index of a table: its columns, and whether one of them is the whole column."""
+REWRITING_TRIGGERS = (
+    "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s"
+    " AND EVENT_OBJECT_TABLE = %s AND ACTION_TIMING = 'BEFORE'"
+    " AND EVENT_MANIPULATION IN ('INSERT', 'UPDATE') ORDER BY TRIGGER_NAME"
+)
+
+
+def pads_space(charset: str, collation: str) -> str:
+    """Whether the collation takes ``'a '`` for ``'a'`` (PAD SPACE): asked of the server
+    itself, since MariaDB's catalog has no PAD_ATTRIBUTE. Names must be catalog names."""
+    return (
+        f"SELECT CONVERT('a' USING {charset}) = CONVERT('a ' USING {charset}) COLLATE {collation}"
+    )
 
 
 def select_column(table: str, column: str) -> str:

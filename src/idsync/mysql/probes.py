@@ -23,7 +23,7 @@ class MySQLProbes:
         self.conn, self.table, self.column = conn, table, column
 
     def server_version(self) -> str:
-        return str(self.conn.fetch("SELECT VERSION()")[0][0])
+        return str(self.conn.fetch(dialect.VERSION)[0][0])
 
     def pads(self, collation: str) -> bool:
         """Whether trailing spaces are ignored in comparisons (PAD SPACE)."""

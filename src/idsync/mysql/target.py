@@ -47,7 +47,7 @@ class MySQLTarget(Connection):
         if not self.table_exists():
             # The catalog hides tables the user may not read: ask the table itself, so that a
             # missing privilege is not mistaken for a missing table.
-            self.fetch(f"SELECT 1 FROM {dialect.quote(self.table)} LIMIT 0", (), f"reading {where}")
+            self.fetch(dialect.nothing_from(self.table), (), f"reading {where}")
             raise ConfigError(f"table {where} does not exist: run `idsync init` to create it")
         column = catalog.describe_column(self.fetch, self.url.database, self.table, self.column)
         # Column names are case-insensitive, lock names are not: `ID` and `id` are one column,
@@ -70,13 +70,8 @@ class MySQLTarget(Connection):
             return self.fetch(dialect.GET_LOCK, (name, seconds), "taking the lock")[0][0]
 
         got = wait_for_lock(get_lock, timeout_s, stop, f"the lock {name} on {self.address}")
-        if got is None:
-            raise lock_failed(self.address, name)
-        if not got:
-            raise LockHeldError(
-                f"another run holds the lock {name} on {self.address} "
-                f"(waited {timeout_s:g}s; --lock-timeout sets the wait)"
-            )
+        self._held(got, name, f"another run holds the lock {name} on {self.address} "
+                   f"(waited {timeout_s:g}s; --lock-timeout sets the wait)")  # fmt: skip
 
     def read_id_batches(self) -> Iterator[list[str]]:
         """Every non-null value of the column, a fetch at a time (a server-side cursor)."""
@@ -133,14 +128,17 @@ class MySQLTarget(Connection):
             return True, state.load(cursor, self.job, self._state_key)
 
         locked, checkpoint = self.transaction(prepare, f"preparing {state.STATE_TABLE}")
-        if locked is None:
-            raise lock_failed(self.address, lock)
-        if not locked:
-            raise LockHeldError(
-                f"another watcher of job {self.job} holds the lock {lock} on "
-                f"{self.address} (waited {timeout_s:g}s)"
-            )
+        self._held(locked, lock, f"another watcher of job {self.job} holds the lock {lock} on "
+                   f"{self.address} (waited {timeout_s:g}s)")  # fmt: skip
         return checkpoint
+
+    def _held(self, got: bool | None, name: str, held_elsewhere: str) -> None:
+        """Nothing when the lock was taken; else why not: the wait failed (None), or another
+        session held the lock all along."""
+        if got is None:
+            raise lock_failed(self.address, name)
+        if not got:
+            raise LockHeldError(held_elsewhere)
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Save ``checkpoint`` alone (the position moved, with nothing to insert)."""
