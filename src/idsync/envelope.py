@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from idsync.config import Settings
 from idsync.errors import IdsyncError, as_idsync_error
@@ -110,11 +110,15 @@ class BaseReport:
         line carries as ``counts``."""
         return f"{self.rejected} rejected, {self.duration_s:.2f} s", {}
 
+    KEYS: ClassVar[tuple[str, ...]] = ()
+    """The JSON object's keys in the order the report has always printed them (a report's own
+    figures between its who-and-when and its outcome); empty: the fields' order."""
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("_clock")
         data["status"] = str(self.status)
-        return data
+        return {key: data[key] for key in self.KEYS} if self.KEYS else data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from idsync.envelope import MAX_SAMPLES, BaseReport, Status
 from idsync.errors import IdsyncError
@@ -77,6 +77,15 @@ class CheckReport(BaseReport):
     the server's own count for the check's session (``Bytes_sent``). None: not measured."""
     count_seconds: dict[str, float] = field(default_factory=lambda: {"mongodb": 0.0, "mysql": 0.0})
     """Time each server took to count per bucket (the rest of ``duration_s`` is reading)."""
+
+    KEYS: ClassVar[tuple[str, ...]] = (
+        "job", "exact", "status", "exit_code", "run_id", "started_at", "duration_s", "source_ids",
+        "target_ids", "missing", "missing_samples", "orphans", "orphan_samples", "rejected",
+        "rejected_samples", "duplicate_rows", "proof", "method", "bucket_prefix",
+        "buckets_compared", "buckets_differing", "buckets_split", "buckets_read",
+        "ids_read_source", "ids_read_target", "bytes_read", "count_seconds", "attempts",
+        "retried", "source", "target", "warnings", "error",
+    )  # fmt: skip
 
     def start_attempt(self) -> None:
         """Forget what a failed attempt found."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from idsync.envelope import EXIT_CODES, MAX_SAMPLES, BaseReport, Rejected, Status
 from idsync.ids import shown_text
@@ -31,6 +32,13 @@ class SyncReport(BaseReport):
     """Target ids with no source id: reported only, never deleted."""
     orphan_samples: list[str] = field(default_factory=list)
     batches: int = 0
+
+    KEYS: ClassVar[tuple[str, ...]] = (
+        "job", "dry_run", "status", "run_id", "started_at", "duration_s", "source_ids",
+        "target_ids_before", "present", "missing", "inserted", "concurrent", "rejected",
+        "rejected_samples", "orphans", "orphan_samples", "batches", "attempts", "retried",
+        "source", "target", "warnings", "error", "exit_code",
+    )  # fmt: skip
 
     def start_attempt(self) -> None:
         """Forget what the previous pass found; keep what it committed."""
