@@ -38,10 +38,15 @@ class Column:
     triggers: tuple[str, ...] = ()
     """BEFORE INSERT/UPDATE triggers on the table (those the user may see): they can store
     another text than the one sent, so every batch is verified."""
+    deterministic: bool | None = None
+    """Whether the collation compares the bytes alone, where the server says so (PostgreSQL);
+    None where the collation's name says it (MySQL)."""
 
     @property
     def exact(self) -> bool:
         """Whether two different texts can never be equal in the column (binary, NO PAD)."""
+        if self.deterministic is not None:
+            return self.deterministic and self.fit.trailing_spaces is None
         collation = (self.collation or "").lower()
         return self.fit.charset is None or collation.endswith(("_nopad_bin", "_0900_bin"))
 

@@ -41,20 +41,7 @@ class MySQLURL:
 
     @classmethod
     def parse(cls, url: str) -> MySQLURL:
-        scheme, sep, rest = url.partition("://")
-        if not sep or scheme.lower() not in _SCHEMES:
-            raise ConfigError(f"MySQL URL must start with mysql:// ({_HOW})")
-        readings = [r for r in _readings(rest) if _problem(r[1]) is None]
-        if len(readings) > 1:
-            raise ConfigError(f"the MySQL URL can be read more than one way: {ENCODE_HINT}")
-        if not readings:
-            server = rest.rpartition("@")[2]  # never any part of the userinfo
-            raise ConfigError(f"invalid MySQL URL: {_problem(server)}; {_HOW}; {ENCODE_HINT}")
-        userinfo, server = readings[0]
-        user, _, password = (userinfo or "").partition(":")
-        match = _SERVER_PART.fullmatch(server)
-        assert match is not None  # _problem() accepted it
-        query = dict(parse_qsl(match["query"] or ""))
+        user, password, match, query = _split("MySQL", url, _SCHEMES, ("unix_socket",), _HOW)
         return cls(
             host=match["host"].strip("[]") or "127.0.0.1",
             port=int(match["port"] or 3306),
@@ -69,6 +56,27 @@ class MySQLURL:
         return self.unix_socket or f"{self.host}:{self.port}"
 
 
+def _split(
+    what: str, url: str, schemes: tuple[str, ...], known: tuple[str, ...], how: str
+) -> tuple[str, str, re.Match[str], dict[str, str]]:
+    """User name and password (still encoded), the server part and the options of the one
+    valid reading of ``url``; a :class:`ConfigError` that repeats none of the userinfo else."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in schemes:
+        raise ConfigError(f"{what} URL must start with {schemes[0]}:// ({how})")
+    readings = [r for r in _readings(rest) if _problem(r[1], known) is None]
+    if len(readings) > 1:
+        raise ConfigError(f"the {what} URL can be read more than one way: {ENCODE_HINT}")
+    if not readings:
+        server = rest.rpartition("@")[2]  # never any part of the userinfo
+        raise ConfigError(f"invalid {what} URL: {_problem(server, known)}; {how}; {ENCODE_HINT}")
+    userinfo, server = readings[0]
+    user, _, password = (userinfo or "").partition(":")
+    match = _SERVER_PART.fullmatch(server)
+    assert match is not None  # _problem() accepted it
+    return user, password, match, dict(parse_qsl(match["query"] or ""))
+
+
 def _readings(rest: str) -> list[tuple[str | None, str]]:
     """Every (userinfo, server part) split: none, or at each '@'."""
     found: list[tuple[str | None, str]] = [(None, rest)]
@@ -76,7 +84,7 @@ def _readings(rest: str) -> list[tuple[str | None, str]]:
     return found
 
 
-def _problem(server: str) -> str | None:
+def _problem(server: str, known: tuple[str, ...] = ("unix_socket",)) -> str | None:
     """What is wrong with the part after the userinfo, in words that repeat none of it but
     option names; None if it is a valid host, port, database and options."""
     match = _SERVER_PART.fullmatch(server)
@@ -89,18 +97,54 @@ def _problem(server: str) -> str | None:
         return "it names no database"
     if not _DATABASE.fullmatch(unquote(match["database"])):
         return "the database must be a plain name (letters, digits, _)"
-    return _options_problem(match["query"] or "")
+    return _options_problem(match["query"] or "", known)
 
 
-def _options_problem(query: str) -> str | None:
+def _options_problem(query: str, known: tuple[str, ...]) -> str | None:
     try:
         options = parse_qsl(query, strict_parsing=bool(query))
     except ValueError:
         return "its options must be NAME=VALUE pairs"
-    unknown = sorted({name for name, _ in options} - {"unix_socket"})
+    unknown = sorted({name for name, _ in options} - set(known))
     if unknown:
-        return f"unknown option(s) {', '.join(unknown)} (known: unix_socket)"
+        return f"unknown option(s) {', '.join(unknown)} (known: {', '.join(known)})"
     return None
+
+
+_PG_SCHEMES = ("postgresql", "postgres")
+_PG_OPTIONS = ("host", "sslmode")
+_PG_HOW = "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+@dataclass(frozen=True)
+class PostgresURL:
+    """A parsed ``postgresql://user:password@host:port/database?sslmode=…&host=/socket/dir``
+    URL (libpq's URI form; ``host=`` names a socket directory)."""
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    database: str
+    socket_dir: str | None = None
+    sslmode: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> PostgresURL:
+        user, password, match, query = _split("PostgreSQL", url, _PG_SCHEMES, _PG_OPTIONS, _PG_HOW)
+        return cls(
+            host=match["host"].strip("[]") or "127.0.0.1",
+            port=int(match["port"] or 5432),
+            user=unquote(user) or "postgres",
+            password=unquote(password),
+            database=unquote(match["database"]),
+            socket_dir=query.get("host"),
+            sslmode=query.get("sslmode"),
+        )
+
+    @property
+    def address(self) -> str:
+        return self.socket_dir or f"{self.host}:{self.port}"
 
 
 def url_secrets(url: str | None) -> tuple[str, ...]:

@@ -7,40 +7,28 @@ Every statement's failure leaves here as an :class:`~idsync.errors.IdsyncError` 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import MySQLdb
 import MySQLdb.cursors
 
 from idsync.config import MySQLURL, Settings
+from idsync.errors import IdsyncError
 from idsync.mysql.errors import DENIED, mysql_error
+from idsync.session import Session
 
-_T = TypeVar("_T")
 
-
-class Connection:
+class Connection(Session[MySQLURL]):
     """A connection in strict mode and READ COMMITTED, opened by :meth:`connect`."""
 
+    DRIVER_ERROR = MySQLdb.Error
+
+    def _error(self, exc: Exception, doing: str) -> IdsyncError:
+        return mysql_error(exc, self.address, doing)
+
     def __init__(self, settings: Settings) -> None:
-        self.url: MySQLURL = settings.mysql
-        self.database = self.url.database
-        self._settings = settings
-        self._read_batch = settings.read_batch_size
-        self._conn: Any = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    @property
-    def address(self) -> str:
-        return self.url.address
+        super().__init__(settings, settings.mysql)
 
     def connect(self) -> None:
         url, settings = self.url, self._settings
@@ -68,12 +56,6 @@ class Connection:
         except MySQLdb.Error as exc:
             raise mysql_error(exc, self.address, "connecting") from None
 
-    def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(MySQLdb.Error):
-                self._conn.close()
-            self._conn = None
-
     def fetch(
         self, sql: str, args: Sequence[object] = (), doing: str = "querying"
     ) -> list[tuple[Any, ...]]:
@@ -84,24 +66,6 @@ class Connection:
             return list(cur.fetchall())
         except MySQLdb.Error as exc:
             raise mysql_error(exc, self.address, doing) from None
-
-    def execute(self, sql: str, args: Sequence[object] = (), doing: str = "writing") -> None:
-        """One statement that changes something (DDL, an insert); not committed here."""
-        self.fetch(sql, args, doing)
-
-    def commit(self) -> None:
-        try:
-            self._conn.commit()
-        except MySQLdb.Error as exc:
-            raise mysql_error(exc, self.address, "committing") from None
-
-    def stream(
-        self, sql: str, args: Sequence[object] = (), doing: str = "querying"
-    ) -> Iterator[tuple[Any, ...]]:
-        """The rows of one read-only statement through a server-side cursor, fetched
-        ``read_batch_size`` at a time."""
-        for rows in self.stream_batches(sql, args, doing):
-            yield from rows
 
     def stream_batches(
         self, sql: str, args: Sequence[object] = (), doing: str = "querying"
@@ -116,17 +80,6 @@ class Connection:
             self._conn.commit()
         except MySQLdb.Error as exc:
             raise mysql_error(exc, self.address, doing) from None
-
-    def transaction(self, work: Callable[[Any], _T], doing: str) -> _T:
-        """Run ``work(cursor)`` in one transaction on this connection and commit it."""
-        try:
-            result = work(self._conn.cursor())
-            self._conn.commit()
-        except MySQLdb.Error as exc:
-            with contextlib.suppress(MySQLdb.Error):
-                self._conn.rollback()
-            raise mysql_error(exc, self.address, doing) from None
-        return result
 
     def denied(self, sql: str, passed: frozenset[int] = frozenset()) -> str | None:
         """Try a statement that changes nothing (zero rows, or DDL bound to fail), then roll back:

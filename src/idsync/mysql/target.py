@@ -15,10 +15,10 @@ from typing import Any
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, LockHeldError
 from idsync.ids import stored_text
+from idsync.locks import wait_for_lock
 from idsync.mysql import buckets, catalog, dialect, history, schema, state
 from idsync.mysql.connection import Connection
 from idsync.mysql.errors import lock_failed
-from idsync.mysql.locks import wait_for_lock
 from idsync.mysql.probes import MySQLProbes
 from idsync.mysql.writer import Writer
 from idsync.runs import RunRecord

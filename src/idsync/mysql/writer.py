@@ -17,17 +17,17 @@ from typing import Any
 
 import MySQLdb
 
-from idsync.ids import collision, stored_text
+from idsync.ids import stored_text
 from idsync.mysql import dialect
 from idsync.mysql.connection import Connection
 from idsync.mysql.errors import DATA_ERRORS, LOCK_CONFLICTS, mysql_error
+from idsync.session import insert_isolating, prove_stored, stored_among
 from idsync.target import BatchResult
 
 log = logging.getLogger(__name__)
 
 # A batch that meets a deadlock or a lock wait timeout is sent again, this many times in all.
 _BATCH_ATTEMPTS = 3
-_CHUNK = 1000
 
 
 class Writer:
@@ -83,50 +83,31 @@ class Writer:
         return result
 
     def _insert_isolating(self, ids: list[str], result: BatchResult) -> None:
-        """Insert; when the server refuses a value, undo what this call inserted and split the
-        batch to find and reject it. One savepoint name serves every level: a level rolls back
-        to it before its halves set it again, and never needs it after."""
-        if not ids:
-            return
         cur = self.conn.raw.cursor()
-        # executemany sends a large batch as several statements: when a later one is refused,
-        # the rows of the earlier ones are in the transaction still. Undo them before the
-        # halves are sent again, or they would be stored (and counted) twice.
-        cur.execute("SAVEPOINT idsync_isolate")
-        try:
-            cur.executemany(dialect.upsert(self.table, self.column), [(i,) for i in ids])
-        except (MySQLdb.DataError, MySQLdb.OperationalError) as exc:
-            if exc.args[0] not in DATA_ERRORS:
-                raise
-            cur.execute("ROLLBACK TO SAVEPOINT idsync_isolate")
-            if len(ids) == 1:
-                result.rejected.append((ids[0], f"refused by the server: {exc.args[1]}"))
-                return
-            half = len(ids) // 2
-            self._insert_isolating(ids[:half], result)
-            self._insert_isolating(ids[half:], result)
-            return
-        result.inserted += max(cur.rowcount, 0)
+        sql = dialect.upsert(self.table, self.column)
+
+        def send(part: list[str]) -> int:
+            # executemany sends a large batch as several statements: when a later one is
+            # refused, the rows of the earlier ones are in the transaction still, and the
+            # savepoint undoes them before the halves are sent again.
+            cur.executemany(sql, [(i,) for i in part])
+            return int(cur.rowcount)
+
+        def refusal(exc: Exception) -> str | None:
+            data = isinstance(exc, MySQLdb.DataError | MySQLdb.OperationalError)
+            return str(exc.args[1]) if data and exc.args[0] in DATA_ERRORS else None
+
+        insert_isolating(ids, result, send, refusal, cur.execute)
 
     def _verify(self, ids: list[str], result: BatchResult) -> None:
         """Find which ids are stored exactly; name what each of the others collided with."""
-        stored = self._stored_exactly(ids)
-        for text in ids:
-            if text in stored:
-                result.landed.append(text)
-                continue
-            found = self.conn.fetch(dialect.equal_to(self.table, self.column), (text,))
-            if found:
-                result.rejected.append((text, collision(stored_text(found[0][0]))))
-            else:
-                result.rejected.append(
-                    (text, "not stored as sent: the server ignored or rewrote the insert")
-                )
 
-    def _stored_exactly(self, ids: list[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            rows = self.conn.fetch(dialect.values_of(self.table, self.column, len(chunk)), chunk)
-            found.update(stored_text(value) for (value,) in rows)
-        return found & set(ids)
+        def stored_of(chunk: list[str]) -> list[str]:
+            sql = dialect.values_of(self.table, self.column, len(chunk))
+            return [stored_text(value) for (value,) in self.conn.fetch(sql, chunk)]
+
+        def equal_to(text: str) -> str | None:
+            found = self.conn.fetch(dialect.equal_to(self.table, self.column), (text,))
+            return stored_text(found[0][0]) if found else None
+
+        prove_stored(ids, stored_among(ids, stored_of), equal_to, result)

@@ -1,0 +1,51 @@
+"""The target column as PostgreSQL's catalog describes it: type, length, collation, unique index.
+
+What PostgreSQL stores exactly: ``text`` and ``varchar(n)`` return every character as sent
+(``n`` counts characters); ``char(n)`` pads with spaces and drops them when compared, so an id
+ending in a space would not come back: refused before it is written. ``bytea`` is not a text.
+A nondeterministic (ICU) collation takes texts for equal that differ (case, accents): the
+column is then not exact, and ids that collide are found and named as on MySQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from idsync.errors import ConfigError
+from idsync.ids import ColumnFit
+from idsync.postgres import dialect
+from idsync.target import Column
+
+Query = Callable[[str, Sequence[object], str], Any]
+
+_TEXT_TYPES = {"text", "character varying", "character"}
+_CHAR_SPACES = "a CHAR column drops trailing spaces when it is read"
+_CHARSET = "UTF8"  # the server refuses what its encoding cannot hold; the client checks nothing
+
+
+def describe_column(query: Query, table: str, column: str) -> Column:
+    """Read the column's type, size, collation and indexes; refuse what cannot hold ids."""
+    rows = query(dialect.COLUMN_FACTS, (table, column), "inspecting the column")
+    if not rows:
+        raise ConfigError(f"column {column} not found in table {table}")
+    data_type, length, collation, _declared, schema, name_table, name_column = rows[0]
+    data_type = str(data_type)
+    if data_type not in _TEXT_TYPES:
+        raise ConfigError(f"column {table}.{column} is {data_type}: ids need a text type")
+    spaces = _CHAR_SPACES if data_type == "character" else None
+    fit = ColumnFit(None if length is None else int(length), None, _CHARSET, spaces)
+    deterministic = _deterministic(query, str(collation))
+    unique = bool(query(dialect.UNIQUE_ON, (table, column), "inspecting the indexes"))
+    triggers = tuple(
+        str(name)
+        for (name,) in query(dialect.REWRITING_TRIGGERS, (table,), "inspecting the triggers")
+    )
+    names = (str(schema), str(name_table), str(name_column))
+    return Column(data_type, fit, str(collation), unique, names, triggers, deterministic)
+
+
+def _deterministic(query: Query, collation: str) -> bool:
+    """Whether the collation compares bytes alone (libc and C collations; ICU ones may not)."""
+    rows = query(dialect.DETERMINISTIC, (collation,), "inspecting the collation")
+    return bool(rows[0][0]) if rows else True

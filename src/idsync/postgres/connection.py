@@ -1,0 +1,97 @@
+"""A PostgreSQL session through psycopg 3, with errors classified by SQLSTATE.
+
+Unlike MySQL, an error aborts the whole transaction: every failed statement is followed by a
+rollback here, so that the session can go on (the batch it belonged to is redone or rejected by
+the caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from idsync.config import Settings
+from idsync.errors import IdsyncError
+from idsync.postgres.errors import pg_error
+from idsync.session import Session
+from idsync.urls import PostgresURL
+
+
+class Connection(Session[PostgresURL]):
+    """A connection in READ COMMITTED (PostgreSQL's default), opened by :meth:`connect`."""
+
+    DRIVER_ERROR = psycopg.Error
+
+    def _error(self, exc: Exception, doing: str) -> IdsyncError:
+        return pg_error(exc, self.address, doing)
+
+    def __init__(self, settings: Settings, url: PostgresURL) -> None:
+        super().__init__(settings, url)
+
+    def connect(self) -> None:
+        url, settings = self.url, self._settings
+        timeout_ms = max(1000, round(settings.socket_timeout_s * 1000))
+        extra: dict[str, Any] = {"sslmode": url.sslmode} if url.sslmode else {}
+        try:
+            self._conn = psycopg.connect(
+                host=url.socket_dir or url.host,
+                port=url.port,
+                user=url.user,
+                password=url.password,
+                dbname=url.database,
+                connect_timeout=max(1, round(settings.connect_timeout_s)),
+                application_name="idsync",
+                # The longest one statement may run: the counterpart of MySQL's read timeout.
+                options=f"-c statement_timeout={timeout_ms}",
+                autocommit=False,
+                **extra,
+            )
+        except psycopg.Error as exc:
+            raise pg_error(exc, self.address, "connecting") from None
+
+    def fetch(
+        self, sql: str, args: Sequence[object] = (), doing: str = "querying"
+    ) -> list[tuple[Any, ...]]:
+        """Every row of one statement (none for one that returns none)."""
+        try:
+            cur = self._conn.cursor()
+            cur.execute(sql, args)
+            return list(cur.fetchall()) if cur.description else []
+        except psycopg.Error as exc:
+            self._rollback()
+            raise pg_error(exc, self.address, doing) from None
+
+    def stream_batches(
+        self, sql: str, args: Sequence[object] = (), doing: str = "querying"
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of one read-only statement through a server-side (named) cursor, fetched
+        ``read_batch_size`` at a time."""
+        try:
+            with self._conn.cursor(name="idsync_read") as cur:
+                cur.execute(sql, args)
+                while rows := cur.fetchmany(self._read_batch):
+                    yield rows
+            self._conn.commit()
+        except psycopg.Error as exc:
+            self._rollback()
+            raise pg_error(exc, self.address, doing) from None
+
+    def denied(self, sql: str) -> str | None:
+        """Try a statement that changes nothing, then roll back: the server's privilege refusal
+        (SQLSTATE 42501), or None when it let the statement through."""
+        try:
+            self._conn.cursor().execute(sql)
+        except psycopg.Error as exc:
+            if getattr(exc, "sqlstate", None) == "42501":
+                return str(exc).strip().splitlines()[0]
+            raise pg_error(exc, self.address, "checking privileges") from None
+        finally:
+            self._rollback()
+        return None
+
+    @property
+    def raw(self) -> Any:
+        """The driver's connection, for :mod:`idsync.postgres.writer` only (savepoints)."""
+        return self._conn

@@ -1,0 +1,166 @@
+"""PostgreSQL's SQL text, built and nothing else: no connection, no driver, no server needed.
+
+Names reaching here were validated as plain identifiers (config.py) and are quoted, so that the
+name is the one written (PostgreSQL folds unquoted names to lower case). Values always travel as
+parameters, ids as one ``text[]`` per statement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from idsync.target import RUNS_TABLE, STATE_TABLE
+
+
+def quote(name: str) -> str:
+    return f'"{name}"'
+
+
+def lock_key(name: str) -> int:
+    """A signed 64-bit key for ``pg_try_advisory_lock``, from the lock's name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
+TABLE_EXISTS = "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = %s"
+VERSION = "SHOW server_version"
+
+
+def nothing_from(table: str) -> str:
+    return f"SELECT 1 FROM {quote(table)} LIMIT 0"
+
+
+def select_column(table: str, column: str) -> str:
+    col = quote(column)
+    return f"SELECT {col} FROM {quote(table)} WHERE {col} IS NOT NULL"
+
+
+def insert_new(table: str, column: str) -> str:
+    """Insert a text[] of ids; one already there under a unique index is skipped, never an
+    error (the counterpart of MySQL's no-op update)."""
+    return (
+        f"INSERT INTO {quote(table)} ({quote(column)})"
+        " SELECT x FROM unnest(%s::text[]) AS u(x) ON CONFLICT DO NOTHING"
+    )
+
+
+def values_of(table: str, column: str) -> str:
+    """The stored values equal to any of a text[] under the column's collation."""
+    col = quote(column)
+    return f"SELECT {col} FROM {quote(table)} WHERE {col} = ANY(%s::text[])"
+
+
+def equal_to(table: str, column: str) -> str:
+    col = quote(column)
+    return f"SELECT {col} FROM {quote(table)} WHERE {col} = %s LIMIT 1"
+
+
+def representatives(collation: str) -> str:
+    """For a text[]: each text's first equal under ``collation``, in order (equal keys, equal
+    texts there: what a nondeterministic collation takes for one value)."""
+    return (
+        "SELECT first_value(x) OVER (PARTITION BY x COLLATE " + quote(collation) + " ORDER BY n)"
+        " FROM unnest(%s::text[]) WITH ORDINALITY AS u(x, n) ORDER BY n"
+    )
+
+
+def ordered_texts(collation: str) -> str:
+    return f"SELECT x FROM unnest(%s::text[]) AS u(x) ORDER BY x COLLATE {quote(collation)}"
+
+
+# --- the column, as the catalog describes it ---------------------------------------------------
+
+COLUMN_FACTS = (
+    "SELECT c.data_type, c.character_maximum_length,"
+    " COALESCE(c.collation_name, (SELECT datcollate FROM pg_database"
+    "  WHERE datname = current_database())),"
+    " c.collation_name, c.table_schema, c.table_name, c.column_name"
+    " FROM information_schema.columns c"
+    " WHERE c.table_schema = current_schema() AND c.table_name = %s AND c.column_name = %s"
+)
+DETERMINISTIC = "SELECT collisdeterministic FROM pg_collation WHERE collname = %s"
+UNIQUE_ON = (
+    "SELECT 1 FROM pg_index i JOIN pg_attribute a"
+    " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+    " WHERE i.indrelid = (quote_ident(current_schema()) || '.' || quote_ident(%s))::regclass"
+    " AND i.indisunique AND i.indnatts = 1 AND i.indexprs IS NULL AND i.indpred IS NULL"
+    " AND a.attname = %s LIMIT 1"
+)
+"""A unique index on exactly the column: no expression, no predicate, no other column."""
+REWRITING_TRIGGERS = (
+    "SELECT DISTINCT trigger_name FROM information_schema.triggers"
+    " WHERE event_object_schema = current_schema() AND event_object_table = %s"
+    " AND action_timing = 'BEFORE' AND event_manipulation IN ('INSERT', 'UPDATE')"
+    " ORDER BY trigger_name"
+)
+
+
+# --- the tables idsync creates ------------------------------------------------------------------
+
+
+def target_table(table: str, column: str) -> str:
+    """The table `idsync init` creates: exact ids (the C collation compares bytes), unique."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {quote(table)} ("
+        " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        f' {quote(column)} text COLLATE "C" NOT NULL UNIQUE,'
+        " created_at timestamptz NOT NULL DEFAULT now())"
+    )
+
+
+RUNS_DDL = f"""CREATE TABLE IF NOT EXISTS {quote(RUNS_TABLE)} (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  run_id varchar(32) NOT NULL,
+  job varchar(64) NOT NULL,
+  command varchar(16) NOT NULL,
+  started_at timestamp(3) NOT NULL,
+  finished_at timestamp(3) NOT NULL,
+  status varchar(16) NOT NULL,
+  exit_code smallint NOT NULL,
+  dry_run boolean NOT NULL,
+  source_ids bigint NULL,
+  missing bigint NULL,
+  inserted bigint NULL,
+  rejected bigint NULL,
+  orphans bigint NULL,
+  duration_s double precision NOT NULL,
+  error text NULL,
+  host varchar(255) NOT NULL,
+  version varchar(32) NOT NULL
+)"""
+
+STATE_DDL = f"""CREATE TABLE IF NOT EXISTS {quote(STATE_TABLE)} (
+  job varchar(64) COLLATE "C" NOT NULL,
+  target varchar(191) COLLATE "C" NOT NULL,
+  mode varchar(16) NOT NULL,
+  resume_token text NULL,
+  last_seen_id varchar(255) NULL,
+  last_seen_time timestamp(3) NULL,
+  updated_at timestamp(3) NOT NULL,
+  PRIMARY KEY (job, target)
+)"""
+
+
+def insert_run(fields: Sequence[str]) -> str:
+    names = ", ".join(quote(name) for name in fields)
+    return f"INSERT INTO {quote(RUNS_TABLE)} ({names}) VALUES ({', '.join(['%s'] * len(fields))})"
+
+
+def recent_runs(fields: Sequence[str], one_job: bool) -> str:
+    """The newest runs first, of one job (a parameter) or all; a LIMIT parameter last."""
+    where = "WHERE job = %s " if one_job else ""
+    return (
+        f"SELECT {', '.join(fields)} FROM {quote(RUNS_TABLE)} {where}"
+        "ORDER BY started_at DESC, id DESC LIMIT %s"
+    )
+
+
+def last_success(fields: Sequence[str]) -> str:
+    """The newest finished, real run of a job (a parameter) by a command and status in two
+    text[] parameters."""
+    return (
+        f"SELECT {', '.join(fields)} FROM {quote(RUNS_TABLE)} WHERE job = %s"
+        " AND command = ANY(%s) AND status = ANY(%s) AND NOT dry_run"
+        " ORDER BY finished_at DESC LIMIT 1"
+    )

@@ -1,0 +1,187 @@
+"""PostgreSQL as idsync's :class:`~idsync.target.Target`: one connection, one table and column.
+
+Being built: inserting, reading, locking, `init` and the runs history are here; `check` compares
+every id (no per-bucket summaries yet); a watcher's state and doctor's probes are not kept on
+PostgreSQL yet, and say so.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from idsync.config import Job, Settings
+from idsync.errors import ConfigError, LockHeldError, TerminalError
+from idsync.ids import HEX, Summary
+from idsync.locks import wait_for_lock
+from idsync.postgres import catalog, dialect
+from idsync.postgres.connection import Connection
+from idsync.postgres.writer import Writer
+from idsync.runs import FIELDS, SUCCESS, RunRecord
+from idsync.target import RUNS_TABLE, STATE_TABLE, BatchResult, Checkpoint, Column, Probes
+from idsync.urls import PostgresURL
+
+_TRY_EVERY_S = 0.05
+
+
+class NoBuckets:
+    """Per-bucket summaries are not computed on PostgreSQL yet: check compares every id."""
+
+    ids_read = 0
+    count_s = 0.0
+
+    def probe(self) -> str | None:
+        return "per-range checksums are not computed on PostgreSQL yet"
+
+    def summaries(self, prefix: str, length: int) -> dict[str, Summary]:
+        raise AssertionError("probe() said no")
+
+    def ids(self, prefix: str) -> Iterator[str]:
+        raise AssertionError("probe() said no")
+
+    def others(self) -> Iterator[str]:
+        raise AssertionError("probe() said no")
+
+
+class PostgresTarget(Connection):
+    """One connection to the target database, scoped to one job's table and column."""
+
+    def __init__(self, settings: Settings, job: Job, url: PostgresURL) -> None:
+        super().__init__(settings, url)
+        self.job = job.name
+        self.table = job.table
+        self.column = job.column
+        self._verify_all = False
+
+    def inspect(self) -> Column:
+        """Read the column's type, size, collation and indexes; refuse what cannot hold ids."""
+        if not self.fetch(dialect.TABLE_EXISTS, (self.table,)):
+            self.fetch(dialect.nothing_from(self.table), (), f"reading {self.table}")
+            raise ConfigError(
+                f"table {self.database}.{self.table} does not exist: run `idsync init` to create it"
+            )
+        column = catalog.describe_column(self.fetch, self.table, self.column)
+        self._verify_all = bool(column.triggers)
+        return column
+
+    def lock_name(self) -> str:
+        return f"idsync:{self.database}.{self.table}.{self.column}"
+
+    def lock(self, timeout_s: float, stop: threading.Event | None = None) -> None:
+        """Take the target's advisory lock (held by the session), or refuse after
+        ``timeout_s``; ``stop`` set meanwhile ends the wait."""
+        name, key = self.lock_name(), dialect.lock_key(self.lock_name())
+
+        def get_lock(seconds: float) -> object:
+            deadline = time.monotonic() + seconds
+            while True:
+                [(got,)] = self.fetch(dialect.TRY_LOCK, (key,), "taking the lock")
+                self.commit()  # the lock belongs to the session, not to this transaction
+                if got or time.monotonic() >= deadline:
+                    return 1 if got else 0
+                time.sleep(_TRY_EVERY_S)
+
+        if not wait_for_lock(get_lock, timeout_s, stop, f"the lock {name} on {self.address}"):
+            raise LockHeldError(
+                f"another run holds the lock {name} on {self.address} "
+                f"(waited {timeout_s:g}s; --lock-timeout sets the wait)"
+            )
+
+    def read_id_batches(self) -> Iterator[list[str]]:
+        sql = dialect.select_column(self.table, self.column)
+        for rows in self.stream_batches(sql, (), f"reading {self.table}"):
+            yield [str(value) for (value,) in rows]
+
+    def insert_batch(self, ids: Sequence[str], checkpoint: Checkpoint | None = None) -> BatchResult:
+        if checkpoint is not None:
+            self._not_yet("a watcher's checkpoint")
+        result = Writer(self, self.table, self.column, self._verify_all).insert(ids)
+        self.commit()
+        return result
+
+    def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for text in texts:
+            rows = self.fetch(dialect.equal_to(self.table, self.column), (text,))
+            if rows and str(rows[0][0]) != text:
+                found[text] = str(rows[0][0])
+        return found
+
+    def collation_keys(self, texts: Sequence[str], column: Column) -> list[bytes]:
+        if column.exact or not column.collation:
+            return [text.encode() for text in texts]
+        rows = self.fetch(dialect.representatives(column.collation), (list(texts),))
+        return [str(first).encode() for (first,) in rows]
+
+    def sorts_hex_as_bytes(self, column: Column) -> bool:
+        texts = [*HEX, *(a + b for a in HEX for b in HEX)]
+        rows = self.fetch(dialect.ordered_texts(column.collation or "C"), (texts,))
+        return [str(v) for (v,) in rows] == sorted(texts)
+
+    def bytes_sent(self) -> int | None:
+        return None  # PostgreSQL keeps no per-session byte count
+
+    def buckets(self, column: Column, moduli: tuple[int, int]) -> NoBuckets:
+        return NoBuckets()
+
+    @property
+    def probes(self) -> Probes:
+        self._not_yet("doctor")
+
+    def claim_watch(self, timeout_s: float, stop: threading.Event) -> Checkpoint | None:
+        self._not_yet("watch")
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._not_yet("watch")
+
+    def _not_yet(self, what: str) -> NoReturn:
+        raise TerminalError(f"{what} on PostgreSQL is not supported yet")
+
+    # --- what `init` creates and `status` reads ------------------------------------------------
+
+    def create_table(self) -> bool:
+        if self.fetch(dialect.TABLE_EXISTS, (self.table,)):
+            return False
+        if self.column in ("id", "created_at"):
+            raise ConfigError(f"column name {self.column!r} clashes with idsync's own columns")
+        self.execute(dialect.target_table(self.table, self.column), (), f"creating {self.table}")
+        self.commit()
+        return True
+
+    def create_owned_tables(self) -> bool:
+        created = not self.fetch(dialect.TABLE_EXISTS, (RUNS_TABLE,))
+        self.execute(dialect.RUNS_DDL, (), f"creating {RUNS_TABLE}")
+        self.execute(dialect.STATE_DDL, (), f"creating {STATE_TABLE}")
+        self.commit()
+        return created
+
+    def record_run(self, row: RunRecord) -> None:
+        values: list[Any] = [getattr(row, name) for name in FIELDS]
+        values[3], values[4] = _naive(row.started_at), _naive(row.finished_at)
+        self.execute(dialect.insert_run(FIELDS), values, "history")
+        self.commit()
+
+    def recent_runs(self, job: str | None, limit: int) -> list[RunRecord]:
+        args: list[object] = [job, limit] if job else [limit]
+        sql = dialect.recent_runs(FIELDS, job is not None)
+        return [_record(row) for row in self.fetch(sql, args, "reading run history")]
+
+    def last_success(self, job: str, commands: tuple[str, ...]) -> RunRecord | None:
+        statuses = sorted(str(status) for status in SUCCESS)
+        args = [job, list(commands), statuses]
+        rows = self.fetch(dialect.last_success(FIELDS), args, "reading run history")
+        return _record(rows[0]) if rows else None
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _record(row: tuple[Any, ...]) -> RunRecord:
+    data = dict(zip(FIELDS, row, strict=True))
+    data["started_at"] = data["started_at"].replace(tzinfo=UTC)
+    data["finished_at"] = data["finished_at"].replace(tzinfo=UTC)
+    return RunRecord(**data)

@@ -1,0 +1,72 @@
+"""Inserting a batch of ids into PostgreSQL exactly: one transaction, a refused value isolated,
+the rest proven stored.
+
+The batch travels as one ``text[]`` (``INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING``): one
+statement, one round trip. A value the server refuses (too long, a NUL, an encoding it cannot
+hold) aborts the statement: the batch is rolled back to a savepoint and split in halves to find
+it. When fewer rows were inserted than sent, each id is checked for an exact stored copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import psycopg
+
+from idsync.postgres import dialect
+from idsync.postgres.connection import Connection
+from idsync.postgres.errors import is_data_error, pg_error
+from idsync.session import insert_isolating, prove_stored, stored_among
+from idsync.target import BatchResult
+
+
+class Writer:
+    """Inserts into one column on one connection."""
+
+    def __init__(self, conn: Connection, table: str, column: str, verify_all: bool) -> None:
+        self.conn, self.table, self.column, self.verify_all = conn, table, column, verify_all
+
+    def insert(self, ids: Sequence[str]) -> BatchResult:
+        """Insert ``ids`` in one transaction, then prove each one is stored exactly; not
+        committed here (the caller may add its checkpoint to the same transaction)."""
+        result = BatchResult()
+        try:
+            self._insert_isolating(list(ids), result)
+            refused = {text for text, _reason in result.rejected}
+            accepted = [i for i in ids if i not in refused] if refused else list(ids)
+            if self.verify_all or result.inserted != len(accepted):
+                self._verify(accepted, result)
+                # Rows a trigger rewrote were added, but none of them is an id that was sent.
+                result.inserted = min(result.inserted, len(result.landed))
+            else:
+                result.landed = accepted
+        except psycopg.Error as exc:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.raw.rollback()
+            raise pg_error(exc, self.conn.address, f"inserting into {self.table}") from None
+        return result
+
+    def _insert_isolating(self, ids: list[str], result: BatchResult) -> None:
+        cur = self.conn.raw.cursor()
+        sql = dialect.insert_new(self.table, self.column)
+
+        def send(part: list[str]) -> int:
+            cur.execute(sql, (part,))
+            return int(cur.rowcount)
+
+        def refusal(exc: Exception) -> str | None:
+            return str(exc).strip().splitlines()[0] if is_data_error(exc) else None
+
+        insert_isolating(ids, result, send, refusal, cur.execute)
+
+    def _verify(self, ids: list[str], result: BatchResult) -> None:
+        def stored_of(chunk: list[str]) -> list[str]:
+            sql = dialect.values_of(self.table, self.column)
+            return [str(value) for (value,) in self.conn.fetch(sql, (chunk,))]
+
+        def equal_to(text: str) -> str | None:
+            found = self.conn.fetch(dialect.equal_to(self.table, self.column), (text,))
+            return str(found[0][0]) if found else None
+
+        prove_stored(ids, stored_among(ids, stored_of), equal_to, result)

@@ -1,0 +1,140 @@
+"""The PostgreSQL target on a real server: ids stored exactly once or rejected alone with the
+server's reason, collisions under a nondeterministic collation named, the lock exclusive, the
+runs history written and read. (The CLI does not select PostgreSQL yet: the target is driven
+directly, through the same protocol run, check and watch use.)"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from idsync.config import Job, Settings
+from idsync.errors import ConfigError, LockHeldError
+from idsync.postgres.target import PostgresTarget
+from idsync.runs import RunRecord
+from idsync.urls import PostgresURL
+
+POSTGRES_URL = os.environ.get(
+    "IDSYNC_TEST_POSTGRES_URL", "postgresql://idsync:idsync@127.0.0.1:35432/maas"
+)
+
+
+@pytest.fixture
+def database() -> Iterator[PostgresURL]:
+    """A database of this test's own, dropped afterwards."""
+    url = PostgresURL.parse(POSTGRES_URL)
+    name = f"idsync_pg_{uuid.uuid4().hex[:10]}"
+    admin = f"host={url.host} port={url.port} user={url.user} password={url.password}"
+    try:
+        server = psycopg.connect(admin, dbname=url.database, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL not reachable ({exc}); run `dev/services up postgres`")
+    with server:
+        server.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PostgresURL(url.host, url.port, url.user, url.password, name)
+    finally:
+        with psycopg.connect(admin, dbname=url.database, autocommit=True) as server:
+            server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _settings() -> Settings:
+    return Settings(mongo_uri="mongodb://127.0.0.1:1/x", mysql_url="mysql://u@127.0.0.1/x")
+
+
+def target(url: PostgresURL, job: Job | None = None) -> PostgresTarget:
+    made = PostgresTarget(_settings(), job or Job(), url)
+    made.connect()
+    return made
+
+
+def sql(url: PostgresURL, statement: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.user, password=url.password, dbname=url.database
+    ) as conn:
+        cur = conn.execute(statement)
+        return list(cur.fetchall()) if cur.description else []
+
+
+def test_init_makes_an_exact_unique_column_and_leaves_it_alone(database: PostgresURL) -> None:
+    with target(database) as pg:
+        with pytest.raises(ConfigError, match="idsync init"):
+            pg.inspect()
+        assert pg.create_table() is True
+        assert pg.create_table() is False  # never altered once there
+        column = pg.inspect()
+    assert (column.data_type, column.collation, column.unique, column.exact) == (
+        "text", "C", True, True,
+    )  # fmt: skip
+
+
+def test_every_id_once_and_a_refused_one_alone(database: PostgresURL) -> None:
+    sql(database, "CREATE TABLE cm_cluster_id (cluster_id varchar(30) UNIQUE)")
+    ids = [f"id-{n:05d}" for n in range(3000)]
+    bad = ["x" * 31, "nul\x00inside"]
+    with target(database) as pg:
+        pg.inspect()
+        first = pg.insert_batch([*ids[:1500], *bad, *ids[1500:]])
+        again = pg.insert_batch(ids)
+        stored = sorted(text for batch in pg.read_id_batches() for text in batch)
+    assert first.inserted == 3000 and sorted(first.landed) == sorted(ids)
+    assert sorted(text for text, _ in first.rejected) == sorted(bad)
+    assert all("refused" in reason for _, reason in first.rejected)
+    assert (again.inserted, len(again.landed)) == (0, 3000)  # a rerun inserts nothing
+    assert stored == sorted(ids)
+
+
+def test_a_nondeterministic_collation_names_the_collision(database: PostgresURL) -> None:
+    sql(database, "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2',"
+                  " deterministic = false)")  # fmt: skip
+    sql(database, "CREATE TABLE cm_cluster_id (cluster_id text COLLATE ci UNIQUE)")
+    with target(database) as pg:
+        column = pg.inspect()
+        assert column.exact is False
+        assert pg.insert_batch(["abc"]).inserted == 1
+        result = pg.insert_batch(["ABC", "other"])
+        keys = pg.collation_keys(["x", "X", "y"], column)
+        assert pg.stored_equal(["ABC", "zzz"]) == {"ABC": "abc"}
+    assert result.inserted == 1 and result.landed == ["other"]
+    assert result.rejected == [
+        ("ABC", "collides with stored value 'abc' under the column's collation")
+    ]
+    assert keys[0] == keys[1] != keys[2]
+
+
+def test_a_char_column_cannot_return_a_trailing_space(database: PostgresURL) -> None:
+    sql(database, "CREATE TABLE cm_cluster_id (cluster_id char(24) UNIQUE)")
+    with target(database) as pg:
+        fit = pg.inspect().fit
+    assert fit.problem("ends with a space ") is not None and fit.problem("x" * 24) is None
+
+
+def test_one_run_per_target_at_a_time(database: PostgresURL) -> None:
+    with target(database) as first, target(database) as second:
+        first.lock(1.0)
+        with pytest.raises(LockHeldError, match="another run holds the lock"):
+            second.lock(0.3)
+    with target(database) as third:
+        third.lock(1.0)  # the lock went with the first session
+
+
+def test_the_runs_history_is_written_and_read(database: PostgresURL) -> None:
+    report = {
+        "run_id": "r1", "job": "update-cluster-id", "status": "ok", "exit_code": 0,
+        "started_at": datetime.now(UTC).isoformat(), "duration_s": 1.5, "inserted": 3,
+    }  # fmt: skip
+    failed = {**report, "run_id": "r2", "status": "failed", "exit_code": 1, "error": "boom"}
+    with target(database) as pg:
+        assert pg.create_owned_tables() is True
+        assert pg.create_owned_tables() is False
+        pg.record_run(RunRecord.from_report("run", report))
+        pg.record_run(RunRecord.from_report("run", failed))
+        recent = pg.recent_runs("update-cluster-id", 10)
+        last = pg.last_success("update-cluster-id", ("run", "watch"))
+    assert {r.run_id for r in recent} == {"r1", "r2"}
+    assert last is not None and (last.run_id, last.inserted) == ("r1", 3)
