@@ -16,7 +16,7 @@ from typing import Any
 
 from idsync.errors import ConfigError
 from idsync.urls import MySQLURL as MySQLURL  # noqa: PLC0414 (re-exported, as before)
-from idsync.urls import mongo_userinfo_problem, url_secrets
+from idsync.urls import PostgresURL, mongo_userinfo_problem, url_secrets
 
 BUILTIN_JOB = "update-cluster-id"
 CONFIG_FILE = "idsync.toml"
@@ -128,8 +128,9 @@ class Settings:
 
     mongo_uri: str = field(repr=False)
     """MongoDB connection string; its path names the default database."""
-    mysql_url: str = field(repr=False)
-    """MySQL/MariaDB URL, mysql://user:password@host:port/database (percent-encode specials)."""
+    mysql_url: str | None = field(default=None, repr=False)
+    """MySQL/MariaDB URL, mysql://user:password@host:port/database (percent-encode specials);
+    the target unless ``target_url`` names it."""
     connect_timeout_s: float = 10.0
     """How long to wait for either server to answer before failing the run."""
     socket_timeout_s: float = 300.0
@@ -144,6 +145,9 @@ class Settings:
     """Pause before the first retry; it doubles for each further one (at most 60 s)."""
     check_exact: bool = False
     """`idsync check` compares every id, not counts per range first (for scheduled runs)."""
+    target_url: str | None = field(default=None, repr=False)
+    """The target's URL, whichever server: mysql:// or mariadb:// (MySQL, MariaDB),
+    postgresql:// or postgres:// (PostgreSQL). The same as ``mysql_url`` if both are given."""
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -152,7 +156,11 @@ class Settings:
         problem = mongo_userinfo_problem(self.mongo_uri)
         if problem:
             raise ConfigError(f"invalid MongoDB URI: {problem}")
-        MySQLURL.parse(self.mysql_url)
+        if self.target_url and self.mysql_url and self.target_url != self.mysql_url:
+            raise ConfigError("target_url and mysql_url name different targets: give one")
+        if not (self.target_url or self.mysql_url):
+            raise ConfigError("no target: set target_url (or mysql_url)")
+        _ = self.target  # parsed now: a bad URL is refused before any server is asked
         # Drivers take milliseconds as integers: below 10 ms a timeout rounds to 0, "none".
         _between("connect_timeout_s", self.connect_timeout_s, 0.01, _DAY_S)
         _between("socket_timeout_s", self.socket_timeout_s, 0.01, _DAY_S)
@@ -162,13 +170,32 @@ class Settings:
         _between("retry_backoff_s", self.retry_backoff_s, 0, 3600)
 
     @property
+    def target_text(self) -> str:
+        """The target's URL as given."""
+        text = self.target_url or self.mysql_url
+        assert text is not None  # __post_init__ refused neither
+        return text
+
+    @property
+    def target(self) -> MySQLURL | PostgresURL:
+        """The target's URL, parsed by its scheme."""
+        scheme = self.target_text.partition("://")[0].lower()
+        if scheme in ("postgresql", "postgres"):
+            return PostgresURL.parse(self.target_text)
+        return MySQLURL.parse(self.target_text)
+
+    @property
     def mysql(self) -> MySQLURL:
-        return MySQLURL.parse(self.mysql_url)
+        """The target's URL when it is MySQL or MariaDB."""
+        target = self.target
+        if not isinstance(target, MySQLURL):
+            raise ConfigError("the target is not MySQL or MariaDB")
+        return target
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Passwords to scrub from anything shown to a person."""
-        found = (self.mysql.password, *url_secrets(self.mysql_url), *url_secrets(self.mongo_uri))
+        found = (self.target.password, *url_secrets(self.target_text), *url_secrets(self.mongo_uri))
         return tuple(dict.fromkeys(s for s in found if s))
 
 
@@ -287,6 +314,11 @@ def resolve_job(name: str | None, file: FileConfig | None, mongo_db: str | None)
 
 
 _UNUSED_MONGO = "mongodb://unused.invalid/"
+_URL_VARIABLES = (
+    ("mongo_uri", "IDSYNC_MONGO_URI"),
+    ("mysql_url", "IDSYNC_MYSQL_URL"),
+    ("target_url", "IDSYNC_TARGET_URL"),
+)
 
 
 def resolve_settings(
@@ -299,20 +331,38 @@ def resolve_settings(
 
     Commands that only read MySQL (``status``) pass ``need_mongo=False``.
     """
-    merged: dict[str, Any] = dict(file.settings) if file else {}
-    for key, var in (("mongo_uri", "IDSYNC_MONGO_URI"), ("mysql_url", "IDSYNC_MYSQL_URL")):
-        if env.get(var):
-            merged[key] = env[var]
-    merged.update({k: v for k, v in flags.items() if v is not None})
+    from_env = {key: env[var] for key, var in _URL_VARIABLES if env.get(var)}
+    given = {k: v for k, v in flags.items() if v is not None}
+    levels = (dict(file.settings) if file else {}, from_env, given)
+    merged: dict[str, Any] = {}
+    target = None
+    for level in levels:  # file, environment, flags: a higher level names the target alone
+        target = _target_of(level) or target
+        merged.update(level)
+    merged.pop("mysql_url", None)
+    merged["target_url"] = target
     if not need_mongo:  # whatever the MongoDB URI says, such a command never reads it
         merged["mongo_uri"] = _UNUSED_MONGO
-    for key, var in (("mongo_uri", "IDSYNC_MONGO_URI"), ("mysql_url", "IDSYNC_MYSQL_URL")):
-        if not merged.get(key):
-            raise ConfigError(f"no {key}: set {var}, pass --{key.replace('_', '-')}, or [settings]")
+    if not merged.get("mongo_uri"):
+        raise ConfigError("no mongo_uri: set IDSYNC_MONGO_URI, pass --mongo-uri, or [settings]")
+    if not target:
+        raise ConfigError(
+            "no target: set IDSYNC_TARGET_URL (or IDSYNC_MYSQL_URL), pass --target-url,"
+            " or [settings] target_url"
+        )
     try:
         return Settings(**merged)
     except TypeError as exc:
         raise ConfigError(f"invalid settings: {exc}") from None
+
+
+def _target_of(level: Mapping[str, Any]) -> Any:
+    """The target one level names (a file, the environment, the flags), if any: its target_url
+    or mysql_url, which must agree when it gives both."""
+    target, mysql = level.get("target_url"), level.get("mysql_url")
+    if target and mysql and target != mysql:
+        raise ConfigError("target_url and mysql_url name different targets: give one")
+    return target or mysql
 
 
 _DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?")

@@ -13,16 +13,23 @@ from typing import Any
 
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError
-from idsync.mysql.target import MySQLTarget
 from idsync.runs import RunRecord
 from idsync.target import Target
-from idsync.urls import redact
+from idsync.urls import PostgresURL, redact
 
 log = logging.getLogger(__name__)
 
 
 def open_target(settings: Settings, job: Job) -> Target:
-    """The job's target, not yet connected (``connect()`` it, or use it in a ``with``)."""
+    """The job's target, not yet connected (``connect()`` it, or use it in a ``with``): the
+    server package is chosen by the URL's scheme; each imports its driver only when chosen."""
+    url = settings.target
+    if isinstance(url, PostgresURL):
+        from idsync.postgres.target import PostgresTarget  # noqa: PLC0415 (psycopg when asked)
+
+        return PostgresTarget(settings, job, url)
+    from idsync.mysql.target import MySQLTarget  # noqa: PLC0415 (MySQLdb when asked)
+
     return MySQLTarget(settings, job)
 
 

@@ -5,19 +5,25 @@ directly, through the same protocol run, check and watch use.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
+from bson import ObjectId
+from click.testing import CliRunner
 
+from idsync.cli import cli
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, LockHeldError
 from idsync.postgres.target import PostgresTarget
 from idsync.runs import RunRecord
 from idsync.urls import PostgresURL
+from tests.conftest import Env
 
 POSTGRES_URL = os.environ.get(
     "IDSYNC_TEST_POSTGRES_URL", "postgresql://idsync:idsync@127.0.0.1:35432/maas"
@@ -138,3 +144,31 @@ def test_the_runs_history_is_written_and_read(database: PostgresURL) -> None:
         last = pg.last_success("update-cluster-id", ("run", "watch"))
     assert {r.run_id for r in recent} == {"r1", "r2"}
     assert last is not None and (last.run_id, last.inserted) == ("r1", 3)
+
+
+def test_the_cli_syncs_a_mixed_collection_into_postgresql(env: Env, database: PostgresURL) -> None:
+    oids = [ObjectId() for _ in range(300)]
+    env.add_source([*oids, "a-string-id", 7, "7", 1.5])
+    url = f"postgresql://{database.user}:{database.password}@{database.host}:{database.port}/"
+    variables = {
+        "IDSYNC_MONGO_URI": env.mongo_uri, "IDSYNC_TARGET_URL": url + database.database,
+        "IDSYNC_MYSQL_URL": None, "IDSYNC_CONFIG": "",
+    }  # fmt: skip
+
+    def idsync(*args: str) -> dict[str, Any]:
+        done = CliRunner().invoke(cli, [*args, "--json"], env=variables)
+        assert done.exit_code in (0, 4), done.output
+        parsed: dict[str, Any] = json.loads(done.stdout)
+        return parsed
+
+    assert idsync("init")["created"] is True
+    first = idsync("run", "--no-log-ids")
+    assert (first["status"], first["inserted"], first["rejected"]) == ("partial", 302, 2)
+    assert idsync("run", "--no-log-ids")["inserted"] == 0
+    stored = sql(database, "SELECT cluster_id FROM cm_cluster_id")
+    assert sorted(str(v) for (v,) in stored) == sorted([*map(str, oids), "a-string-id", "7"])
+    checked = idsync("check")
+    assert (checked["missing"], checked["orphans"], checked["method"]["target"]["method"]) == (
+        0, 0, "exact",
+    )  # fmt: skip
+    assert [run["command"] for run in idsync("status")["runs"]] == ["check", "run", "run"]

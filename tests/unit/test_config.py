@@ -12,6 +12,7 @@ from idsync.config import (
     resolve_settings,
 )
 from idsync.errors import ConfigError
+from idsync.urls import PostgresURL
 
 MONGO = "mongodb://127.0.0.1:27018/maas"
 MYSQL = "mysql://u:p@127.0.0.1:3306/maas"
@@ -197,3 +198,26 @@ def test_a_run_that_finds_nothing_says_so_in_the_jobs_own_words() -> None:
     assert Job().noun == "clusters"  # the original job's "No clusters found"
     assert Job(name="trip-users", collection="users").noun == "ids in users"
     assert Job(name="other", collection="cluster_trips").noun == "ids in cluster_trips"
+
+
+def test_the_target_url_names_any_server_and_the_higher_level_wins(tmp_path: Path) -> None:
+    pg = "postgresql://idsync:pw@127.0.0.1:35432/maas"
+    env = {"IDSYNC_MONGO_URI": MONGO, "IDSYNC_MYSQL_URL": "mysql://env:e@h/envdb"}
+    chosen = resolve_settings({"target_url": pg}, env, None)
+    assert isinstance(chosen.target, PostgresURL) and chosen.target.database == "maas"
+    assert "pw" in chosen.secrets
+    by_env = resolve_settings({}, {**env, "IDSYNC_TARGET_URL": "mysql://env:e@h/envdb"}, None)
+    assert by_env.mysql.database == "envdb"  # the same target twice is one
+    path = tmp_path / "idsync.toml"
+    path.write_text(f'[settings]\nmongo_uri = "{MONGO}"\ntarget_url = "{pg}"\n')
+    assert resolve_settings({}, env, load_file(path)).mysql.database == "envdb"
+
+
+def test_two_different_targets_at_one_level_are_refused() -> None:
+    both = {"IDSYNC_MYSQL_URL": MYSQL, "IDSYNC_TARGET_URL": "postgresql://u:p@h/db"}
+    with pytest.raises(ConfigError, match="different targets"):
+        resolve_settings({}, {"IDSYNC_MONGO_URI": MONGO, **both}, None)
+    with pytest.raises(ConfigError, match="different targets"):
+        Settings(mongo_uri=MONGO, mysql_url=MYSQL, target_url="postgresql://u:p@h/db")
+    with pytest.raises(ConfigError, match="no target"):
+        resolve_settings({}, {"IDSYNC_MONGO_URI": MONGO}, None)

@@ -66,7 +66,10 @@ def main() -> None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     secrets = raw_secrets(
-        os.environ.get("IDSYNC_MONGO_URI"), os.environ.get("IDSYNC_MYSQL_URL"), *sys.argv
+        os.environ.get("IDSYNC_MONGO_URI"),
+        os.environ.get("IDSYNC_MYSQL_URL"),
+        os.environ.get("IDSYNC_TARGET_URL"),
+        *sys.argv,
     )
     try:
         code = cli.main(prog_name="idsync", standalone_mode=False)

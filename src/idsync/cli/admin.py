@@ -29,7 +29,7 @@ def init(common: CommonArgs) -> None:
             history_created = target.create_owned_tables()
     except IdsyncError as exc:
         die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
-    where = f"{ctx.settings.mysql.database}.{job.table}"
+    where = f"{ctx.settings.target.database}.{job.table}"
     result = {
         "job": job.name,
         "status": "ok",

@@ -26,6 +26,7 @@ class CommonArgs:
     job_name: str | None
     mongo_uri: str | None
     mysql_url: str | None
+    target_url: str | None
     mongo_db: str | None
     allow_missing_source: bool | None
     connect_timeout: float | None
@@ -84,6 +85,10 @@ common_options = _gathered(CommonArgs, "common", [
     click.option("--mongo-uri", metavar="URI", help="MongoDB URI (env IDSYNC_MONGO_URI)."),
     click.option(
         "--mysql-url", metavar="URL", help="mysql://user:pass@host:port/db (env IDSYNC_MYSQL_URL)."
+    ),
+    click.option(
+        "--target-url", metavar="URL",
+        help="The target, any server: mysql://, mariadb://, postgresql:// (env IDSYNC_TARGET_URL).",
     ),
     click.option("--mongo-db", metavar="NAME", help="MongoDB database (default: URI path)."),
     click.option(

@@ -78,13 +78,16 @@ def resolve(
     raw = raw_secrets(
         common.mongo_uri,
         common.mysql_url,
+        common.target_url,
         os.environ.get("IDSYNC_MONGO_URI"),
         os.environ.get("IDSYNC_MYSQL_URL"),
+        os.environ.get("IDSYNC_TARGET_URL"),
         pushgateway,
     )
     flags = {
         "mongo_uri": common.mongo_uri,
         "mysql_url": common.mysql_url,
+        "target_url": common.target_url,
         "connect_timeout_s": common.connect_timeout,
         "batch_size": batch_size,
         **extra_settings,

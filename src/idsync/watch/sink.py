@@ -97,7 +97,7 @@ class Sink:
 
     @property
     def address(self) -> str:
-        return self.settings.mysql.address
+        return self.settings.target.address
 
     def open(self) -> None:
         """Connect (if not connected), check the column, take the lock, read the checkpoint."""
