@@ -18,6 +18,7 @@ from idsync.mongo.source import MongoSource
 from idsync.mongo.values import encode_id
 from idsync.target import RUNS_TABLE, STATE_TABLE, Column, Target
 from idsync.targets import open_target
+from idsync.urls import PostgresURL
 
 SAMPLE = 1000
 SKEW_WARN_S = 2.0
@@ -65,7 +66,8 @@ def diagnose(job: Job, settings: Settings) -> DoctorReport:
     mongo_ok = _check(report, "mongodb", lambda: _mongo(opened, job, settings))
     with open_target(settings, job) as target, contextlib.ExitStack() as stack:
         source = stack.enter_context(opened[0]) if opened else None
-        mysql_ok = _check(report, "mysql", lambda: _mysql(target))
+        server = "postgres" if isinstance(settings.target, PostgresURL) else "mysql"
+        mysql_ok = _check(report, server, lambda: _server(server, target))
         column: Column | None = None
         if mysql_ok:
             column = _target_checks(report, target, job)
@@ -91,6 +93,7 @@ def _check(report: DoctorReport, name: str, probe: Callable[[], Finding]) -> boo
 _FIXES = {
     "mongodb": "check IDSYNC_MONGO_URI and that the server is up",
     "mysql": "check IDSYNC_MYSQL_URL, the user's password and that the server is up",
+    "postgres": "check IDSYNC_TARGET_URL, the user's password and that the server is up",
     "table": "run `idsync init`",
     "collection": "correct the job's collection, or set allow_missing_source = true in the job",
 }
@@ -114,9 +117,9 @@ def _collection(source: MongoSource, job: Job) -> Finding:
     return Finding("collection", Level.FAIL, problem, _FIXES["collection"])
 
 
-def _mysql(target: Target) -> Finding:
+def _server(name: str, target: Target) -> Finding:
     target.connect()
-    return Finding("mysql", Level.OK, f"{target.probes.server_version()} at {target.address}")
+    return Finding(name, Level.OK, f"{target.probes.server_version()} at {target.address}")
 
 
 def _target_checks(report: DoctorReport, target: Target, job: Job) -> Column | None:

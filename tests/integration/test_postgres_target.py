@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +24,9 @@ from idsync.errors import ConfigError, LockHeldError
 from idsync.postgres.target import PostgresTarget
 from idsync.runs import RunRecord
 from idsync.urls import PostgresURL
+from idsync.watch import WatchOptions, watch
 from tests.conftest import Env
+from tests.watch_support import wait_until
 
 POSTGRES_URL = os.environ.get(
     "IDSYNC_TEST_POSTGRES_URL", "postgresql://idsync:idsync@127.0.0.1:35432/maas"
@@ -172,3 +175,46 @@ def test_the_cli_syncs_a_mixed_collection_into_postgresql(env: Env, database: Po
         0, 0, "exact",
     )  # fmt: skip
     assert [run["command"] for run in idsync("status")["runs"]] == ["check", "run", "run"]
+    findings = {f["check"]: f["level"] for f in idsync("doctor")["findings"]}
+    assert findings["postgres"] == "ok" and findings["privileges"] == "ok", findings
+    assert findings["state"] == "ok" and findings["history"] == "ok", findings
+
+
+def test_watch_follows_a_change_stream_into_postgresql_and_resumes(
+    watch_env: Env, database: PostgresURL
+) -> None:
+    url = f"postgresql://{database.user}:{database.password}@{database.host}:{database.port}/"
+    settings = Settings(mongo_uri=watch_env.mongo_uri, target_url=url + database.database)
+    with target(database) as pg:
+        pg.create_table()
+    before = [ObjectId() for _ in range(20)]
+    watch_env.add_source(before)
+    options = WatchOptions(max_batch_wait_s=0.05, stuck_after_s=30.0)
+    coll = watch_env.mongo_db["cluster_trips"]
+
+    def count() -> int:
+        [(rows,)] = sql(database, "SELECT count(*) FROM cm_cluster_id")
+        assert isinstance(rows, int)
+        return rows
+
+    def follow(new: list[ObjectId], expected: int) -> None:
+        stop = threading.Event()
+        thread = threading.Thread(target=watch, args=(Job(), settings, options, stop), daemon=True)
+        thread.start()
+        try:
+            wait_until(lambda: count() >= len(before), "the first full pass")
+            coll.insert_many([{"_id": oid} for oid in new])
+            wait_until(lambda: count() == expected, "every new id")
+        finally:
+            stop.set()
+            thread.join(60)
+        assert not thread.is_alive()
+
+    first = [ObjectId() for _ in range(30)]
+    follow(first, 50)
+    second = [ObjectId() for _ in range(10)]
+    follow(second, 60)  # a second watcher resumes from the stored position
+    [(mode, token)] = sql(database, "SELECT mode, resume_token FROM idsync_state")
+    assert mode == "change-stream" and token
+    stored = sorted(str(v) for (v,) in sql(database, "SELECT cluster_id FROM cm_cluster_id"))
+    assert stored == sorted(str(o) for o in before + first + second)

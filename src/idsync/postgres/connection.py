@@ -78,15 +78,18 @@ class Connection(Session[PostgresURL]):
             self._rollback()
             raise pg_error(exc, self.address, doing) from None
 
-    def denied(self, sql: str) -> str | None:
+    def denied(self, sql: str, passed: frozenset[str] = frozenset()) -> str | None:
         """Try a statement that changes nothing, then roll back: the server's privilege refusal
-        (SQLSTATE 42501), or None when it let the statement through."""
+        (SQLSTATE 42501), or None when it let the statement through (or refused it for a reason
+        in ``passed``, which it checks after the privileges)."""
         try:
             self._conn.cursor().execute(sql)
         except psycopg.Error as exc:
-            if getattr(exc, "sqlstate", None) == "42501":
+            state = getattr(exc, "sqlstate", None)
+            if state == "42501":
                 return str(exc).strip().splitlines()[0]
-            raise pg_error(exc, self.address, "checking privileges") from None
+            if state not in passed:
+                raise pg_error(exc, self.address, "checking privileges") from None
         finally:
             self._rollback()
         return None

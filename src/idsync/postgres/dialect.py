@@ -164,3 +164,50 @@ def last_success(fields: Sequence[str]) -> str:
         " AND command = ANY(%s) AND status = ANY(%s) AND NOT dry_run"
         " ORDER BY finished_at DESC LIMIT 1"
     )
+
+
+_STATE_COLUMNS = "mode, resume_token, last_seen_id, last_seen_time, updated_at"
+LOAD_STATE = f"SELECT {_STATE_COLUMNS} FROM {quote(STATE_TABLE)} WHERE job = %s AND target = %s"
+SAVE_STATE = (
+    f"INSERT INTO {quote(STATE_TABLE)} (job, target, {_STATE_COLUMNS})"
+    " VALUES (%s, %s, %s, %s, %s, %s, now() AT TIME ZONE 'UTC')"
+    " ON CONFLICT (job, target) DO UPDATE SET mode = EXCLUDED.mode,"
+    " resume_token = EXCLUDED.resume_token, last_seen_id = EXCLUDED.last_seen_id,"
+    " last_seen_time = EXCLUDED.last_seen_time, updated_at = EXCLUDED.updated_at"
+)
+
+
+# --- what doctor asks -----------------------------------------------------------------------
+
+UTC_NOW = "SELECT now() AT TIME ZONE 'UTC'"
+VISIBLE_COLUMNS = (
+    "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+    " AND table_name = %s AND is_identity = 'NO' AND column_default IS NULL"
+    " ORDER BY ordinal_position"
+)
+
+
+def insert_nothing(table: str, columns: Sequence[str]) -> str:
+    """An insert of no row: the server checks its privileges exactly as for a real one."""
+    names, nulls = ", ".join(quote(c) for c in columns), ", ".join(["NULL"] * len(columns))
+    return f"INSERT INTO {quote(table)} ({names}) SELECT {nulls} WHERE FALSE"
+
+
+def write_probes(table: str, column: str) -> list[str]:
+    return [
+        f"SELECT {quote(column)} FROM {quote(table)} LIMIT 0",
+        f"{insert_nothing(table, (column,))} ON CONFLICT DO NOTHING",
+    ]
+
+
+def state_probes(columns: Sequence[str]) -> list[str]:
+    return [
+        # Bound to fail after the privilege check: the same column twice.
+        f"CREATE TABLE {quote(STATE_TABLE)} (probe int, probe int)",
+        f"SELECT job FROM {quote(STATE_TABLE)} LIMIT 0",
+        f"{insert_nothing(STATE_TABLE, columns)} ON CONFLICT DO NOTHING",
+    ]
+
+
+def history_probes(columns: Sequence[str]) -> list[str]:
+    return [insert_nothing(RUNS_TABLE, columns), f"SELECT run_id FROM {quote(RUNS_TABLE)} LIMIT 0"]

@@ -1,8 +1,6 @@
 """PostgreSQL as idsync's :class:`~idsync.target.Target`: one connection, one table and column.
 
-Being built: inserting, reading, locking, `init` and the runs history are here; `check` compares
-every id (no per-bucket summaries yet); a watcher's state and doctor's probes are not kept on
-PostgreSQL yet, and say so.
+Being built: everything but per-bucket summaries is here; `check` compares every id.
 """
 
 from __future__ import annotations
@@ -11,17 +9,18 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any
 
 from idsync.config import Job, Settings
-from idsync.errors import ConfigError, LockHeldError, TerminalError
+from idsync.errors import ConfigError, LockHeldError
 from idsync.ids import HEX, Summary
 from idsync.locks import wait_for_lock
 from idsync.postgres import catalog, dialect
 from idsync.postgres.connection import Connection
+from idsync.postgres.probes import PostgresProbes
 from idsync.postgres.writer import Writer
 from idsync.runs import FIELDS, SUCCESS, RunRecord
-from idsync.target import RUNS_TABLE, STATE_TABLE, BatchResult, Checkpoint, Column, Probes
+from idsync.target import RUNS_TABLE, STATE_TABLE, BatchResult, Checkpoint, Column
 from idsync.urls import PostgresURL
 
 _TRY_EVERY_S = 0.05
@@ -55,6 +54,7 @@ class PostgresTarget(Connection):
         self.table = job.table
         self.column = job.column
         self._verify_all = False
+        self._state_key = f"{job.table}.{job.column}"
 
     def inspect(self) -> Column:
         """Read the column's type, size, collation and indexes; refuse what cannot hold ids."""
@@ -65,6 +65,7 @@ class PostgresTarget(Connection):
             )
         column = catalog.describe_column(self.fetch, self.table, self.column)
         self._verify_all = bool(column.triggers)
+        self._state_key = f"{column.catalog_names[1]}.{column.catalog_names[2]}"
         return column
 
     def lock_name(self) -> str:
@@ -73,7 +74,17 @@ class PostgresTarget(Connection):
     def lock(self, timeout_s: float, stop: threading.Event | None = None) -> None:
         """Take the target's advisory lock (held by the session), or refuse after
         ``timeout_s``; ``stop`` set meanwhile ends the wait."""
-        name, key = self.lock_name(), dialect.lock_key(self.lock_name())
+        name = self.lock_name()
+        if not self._wait_for(name, timeout_s, stop):
+            raise LockHeldError(
+                f"another run holds the lock {name} on {self.address} "
+                f"(waited {timeout_s:g}s; --lock-timeout sets the wait)"
+            )
+
+    def _wait_for(self, name: str, timeout_s: float, stop: threading.Event | None) -> bool:
+        """Take the session's advisory lock ``name``: True once held, False after
+        ``timeout_s``; ``stop`` set meanwhile ends the wait (:class:`InterruptedRun`)."""
+        key = dialect.lock_key(name)
 
         def get_lock(seconds: float) -> object:
             deadline = time.monotonic() + seconds
@@ -84,11 +95,7 @@ class PostgresTarget(Connection):
                     return 1 if got else 0
                 time.sleep(_TRY_EVERY_S)
 
-        if not wait_for_lock(get_lock, timeout_s, stop, f"the lock {name} on {self.address}"):
-            raise LockHeldError(
-                f"another run holds the lock {name} on {self.address} "
-                f"(waited {timeout_s:g}s; --lock-timeout sets the wait)"
-            )
+        return bool(wait_for_lock(get_lock, timeout_s, stop, f"the lock {name} on {self.address}"))
 
     def read_id_batches(self) -> Iterator[list[str]]:
         sql = dialect.select_column(self.table, self.column)
@@ -96,9 +103,11 @@ class PostgresTarget(Connection):
             yield [str(value) for (value,) in rows]
 
     def insert_batch(self, ids: Sequence[str], checkpoint: Checkpoint | None = None) -> BatchResult:
-        if checkpoint is not None:
-            self._not_yet("a watcher's checkpoint")
+        """Insert ``ids`` in one transaction, then prove each one is stored exactly; a
+        ``checkpoint`` is saved in that same transaction: it lands with the batch or not at all."""
         result = Writer(self, self.table, self.column, self._verify_all).insert(ids)
+        if checkpoint is not None:
+            self.execute(dialect.SAVE_STATE, self._state_row(checkpoint), "saving the checkpoint")
         self.commit()
         return result
 
@@ -128,17 +137,39 @@ class PostgresTarget(Connection):
         return NoBuckets()
 
     @property
-    def probes(self) -> Probes:
-        self._not_yet("doctor")
+    def probes(self) -> PostgresProbes:
+        return PostgresProbes(self, self.table, self.column)
+
+    # --- a watcher's lock and checkpoint -------------------------------------------------------
 
     def claim_watch(self, timeout_s: float, stop: threading.Event) -> Checkpoint | None:
-        self._not_yet("watch")
+        """Create the state table if missing, take the lock that allows one watcher per job and
+        target, and read its checkpoint; :class:`LockHeldError` if another watcher holds it."""
+        self.execute(dialect.STATE_DDL, (), f"creating {STATE_TABLE}")
+        self.commit()
+        name = f"idsync-watch:{self.database}.{self._state_key}:{self.job}"
+        if not self._wait_for(name, timeout_s, stop):
+            raise LockHeldError(
+                f"another watcher of job {self.job} holds the lock {name} on {self.address}"
+                f" (waited {timeout_s:g}s)"
+            )
+        rows = self.fetch(dialect.LOAD_STATE, (self.job, self._state_key), "reading the state")
+        self.commit()
+        if not rows:
+            return None
+        mode, token, last_id, last_time, updated = rows[0]
+        return Checkpoint(str(mode), token, last_id, _aware(last_time), _aware(updated))
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        self._not_yet("watch")
+        """Save ``checkpoint`` alone (the position moved, with nothing to insert)."""
+        self.execute(dialect.SAVE_STATE, self._state_row(checkpoint), "saving the checkpoint")
+        self.commit()
 
-    def _not_yet(self, what: str) -> NoReturn:
-        raise TerminalError(f"{what} on PostgreSQL is not supported yet")
+    def _state_row(self, checkpoint: Checkpoint) -> tuple[object, ...]:
+        last_id = checkpoint.last_seen_id[:255] if checkpoint.last_seen_id else None
+        moment = checkpoint.last_seen_time
+        return (self.job, self._state_key, checkpoint.mode, checkpoint.resume_token, last_id,
+                _naive(moment) if moment else None)  # fmt: skip
 
     # --- what `init` creates and `status` reads ------------------------------------------------
 
@@ -174,6 +205,11 @@ class PostgresTarget(Connection):
         args = [job, list(commands), statuses]
         rows = self.fetch(dialect.last_success(FIELDS), args, "reading run history")
         return _record(rows[0]) if rows else None
+
+
+def _aware(value: object) -> datetime | None:
+    """timestamp columns come back naive; these hold UTC."""
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None
 
 
 def _naive(moment: datetime) -> datetime:

@@ -1,0 +1,55 @@
+"""What doctor asks the PostgreSQL server, answered as plain data.
+
+The server checks privileges before it looks at rows, so a statement that touches none asks it
+exactly what the real one would, roles included, and nothing is written (it is rolled back).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from idsync.postgres import dialect
+from idsync.postgres.connection import Connection
+from idsync.target import RUNS_TABLE, STATE_TABLE
+
+# Errors raised after the privilege check: the statement was allowed.
+_PASSED = frozenset({"42P07", "42701", "42P01"})  # table exists, duplicate column, no table
+
+
+class PostgresProbes:
+    """Doctor's questions about one target table, on an open connection."""
+
+    def __init__(self, conn: Connection, table: str, column: str) -> None:
+        self.conn, self.table, self.column = conn, table, column
+
+    def server_version(self) -> str:
+        return f"PostgreSQL {self.conn.fetch(dialect.VERSION)[0][0]}"
+
+    def pads(self, collation: str) -> bool:
+        return False  # no PostgreSQL collation pads; char(n) does, and the catalog says so
+
+    def _columns(self, table: str) -> tuple[str, ...]:
+        return tuple(str(n) for (n,) in self.conn.fetch(dialect.VISIBLE_COLUMNS, (table,)))
+
+    def _denials(self, probes: list[str]) -> list[str]:
+        return [d for sql in probes if (d := self.conn.denied(sql, _PASSED)) is not None]
+
+    def write_denials(self) -> list[str]:
+        return self._denials(dialect.write_probes(self.table, self.column))
+
+    def state_denials(self) -> list[str]:
+        columns = self._columns(STATE_TABLE) or ("job", "target")
+        return self._denials(dialect.state_probes(columns))
+
+    def history_present(self) -> bool:
+        return bool(self.conn.fetch(dialect.TABLE_EXISTS, (RUNS_TABLE,)))
+
+    def history_denials(self) -> list[str]:
+        return self._denials(dialect.history_probes(self._columns(RUNS_TABLE) or ("run_id",)))
+
+    def local_infile(self) -> bool:
+        return False  # a MySQL setting; PostgreSQL has no counterpart idsync could use
+
+    def utc_now(self) -> datetime:
+        moment: datetime = self.conn.fetch(dialect.UTC_NOW)[0][0]
+        return moment.replace(tzinfo=UTC)
