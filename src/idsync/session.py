@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar
 
+from idsync import sqltext
 from idsync.config import Settings
-from idsync.errors import IdsyncError
-from idsync.ids import collision
-from idsync.target import BatchResult
+from idsync.errors import IdsyncError, TerminalError
+from idsync.ids import Summary, collision, prefix_bounds, stored_text
+from idsync.target import BatchResult, Column
 
 _CHUNK = 1000
 
@@ -65,10 +67,21 @@ class Session(Generic[U]):
         with contextlib.suppress(self.DRIVER_ERROR):
             self._conn.rollback()
 
+    def _after_error(self) -> None:
+        """What the session needs after a failed statement (PostgreSQL: a rollback)."""
+
     def fetch(
         self, sql: str, args: Sequence[object] = (), doing: str = "querying"
     ) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+        """Every row of one statement (none for one that returns none); names in ``sql`` must
+        be validated ones."""
+        try:
+            cur = self._conn.cursor()
+            cur.execute(sql, args)
+            return list(cur.fetchall()) if cur.description else []
+        except self.DRIVER_ERROR as exc:
+            self._after_error()
+            raise self._error(exc, doing) from None
 
     def execute(self, sql: str, args: Sequence[object] = (), doing: str = "writing") -> None:
         """One statement that changes something (DDL, an insert); not committed here."""
@@ -165,3 +178,88 @@ def insert_isolating(
         result.inserted += max(added, 0)
 
     attempt(ids)
+
+
+class BucketSQL(Protocol):
+    """What a server package's dialect builds for :class:`SqlBuckets`."""
+
+    def quote(self, name: str) -> str: ...
+    def oid_shaped(self, column: str, binary: bool) -> str: ...
+    def checksum(self, column: str, prime: int) -> str: ...
+
+
+def shown(value: str | bytes) -> str:
+    """A value read back as text for display and prefixes (bytes of a binary column decoded)."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
+class SqlBuckets:
+    """The target's values shaped like an ObjectId's text, summarised and read per bucket.
+
+    Ranges are written as hex text (``c >= '65a0…0' AND c < '65a1…0'``) in the column's own
+    collation, so that the column's index finds them. Lowercase hex sorts the same under binary
+    and the usual collations (``_bin``, ``general_ci``, ``unicode_ci``, ``0900``, ``uca1400``),
+    but not under every one (a collation that contracts ``aa``, say):
+    the target's ``sorts_hex_as_bytes`` says which, and the check reads the column whole
+    otherwise. The SQL comes from the server package's dialect (:class:`BucketSQL`).
+    """
+
+    def __init__(
+        self,
+        conn: Session[Any],
+        sql: BucketSQL,
+        names: tuple[str, str],
+        column: Column,
+        moduli: tuple[int, int],
+    ) -> None:
+        self.conn, self.sql, self.moduli = conn, sql, moduli
+        self.table, self.column = names
+        self.quoted, self.col = sql.quote(self.table), sql.quote(self.column)
+        self.shaped = sql.oid_shaped(self.column, binary=not column.fit.charset)
+        self.ids_read = 0
+        """Values read (summaries are not ids)."""
+        self.count_s = 0.0
+        """Time the server took to summarise."""
+
+    def probe(self) -> str | None:
+        """None when the server runs the bucket queries; else what it said."""
+        try:
+            sql = sqltext.select_where(self.quoted, self.col, self.shaped)
+            self.conn.fetch(f"{sql} LIMIT 1")
+        except TerminalError as exc:
+            return str(exc)
+        return None
+
+    def _where(self, prefix: str) -> tuple[str, list[object]]:
+        if not prefix:
+            return self.shaped, []
+        low, high = prefix_bounds(prefix)
+        bounds: list[object] = [low] if high is None else [low, high]
+        return f"{sqltext.in_range(self.col, True, high is not None)} AND {self.shaped}", bounds
+
+    def summaries(self, prefix: str, length: int) -> dict[str, Summary]:
+        where, args = self._where(prefix)
+        sums = [self.sql.checksum(self.column, prime) for prime in self.moduli]
+        started = time.perf_counter()
+        rows = self.conn.fetch(
+            sqltext.summaries(self.quoted, self.col, where, length, sums),
+            args,
+            f"counting {self.table} per bucket",
+        )
+        self.count_s += time.perf_counter() - started
+        return {shown(key): Summary(*map(int, figures)) for key, *figures in rows}
+
+    def ids(self, prefix: str) -> Iterator[str]:
+        where, args = self._where(prefix)
+        sql = sqltext.select_where(self.quoted, self.col, where)
+        for (value,) in self.conn.stream(sql, args, f"reading {self.table}"):
+            self.ids_read += 1
+            yield stored_text(value)
+
+    def others(self) -> Iterator[str]:
+        """Every value not shaped like an ObjectId's text."""
+        where = f"{self.col} IS NOT NULL AND NOT ({self.shaped})"
+        sql = sqltext.select_where(self.quoted, self.col, where)
+        for (value,) in self.conn.stream(sql, (), f"reading {self.table}"):
+            self.ids_read += 1
+            yield stored_text(value)

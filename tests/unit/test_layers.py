@@ -11,7 +11,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 SHARED = {
     "config", "diff", "envelope", "errors", "export", "ids", "locks", "metrics", "retry", "runs",
-    "session", "target", "urls", "version",
+    "session", "sqltext", "target", "urls", "version",
 }  # fmt: skip
 FACTORY = {"targets"}
 """Names the server package that serves a URL: the one module above the server packages that

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from idsync import sqltext
 from idsync.ids import PRIMES, checksums
 from idsync.mysql import dialect
 from idsync.runs import FIELDS
@@ -70,7 +71,8 @@ def test_oid_shape_pins_the_length_and_the_case() -> None:
 
 
 def test_summaries_group_by_prefix_with_one_sum_per_modulus() -> None:
-    sql = dialect.summaries("t", "c", "TRUE", 6, (7, 11))
+    sums = [dialect.checksum("c", prime) for prime in (7, 11)]
+    sql = sqltext.summaries("`t`", "`c`", "TRUE", 6, sums)
     assert sql.startswith("SELECT LEFT(`c`, 6), COUNT(*), SUM(")
     assert sql.count("SUM(") == 2 and sql.endswith("WHERE TRUE GROUP BY 1")
 

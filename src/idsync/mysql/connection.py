@@ -56,17 +56,6 @@ class Connection(Session[MySQLURL]):
         except MySQLdb.Error as exc:
             raise mysql_error(exc, self.address, "connecting") from None
 
-    def fetch(
-        self, sql: str, args: Sequence[object] = (), doing: str = "querying"
-    ) -> list[tuple[Any, ...]]:
-        """Every row of one statement; names in ``sql`` must be validated ones."""
-        try:
-            cur = self._conn.cursor()
-            cur.execute(sql, args)
-            return list(cur.fetchall())
-        except MySQLdb.Error as exc:
-            raise mysql_error(exc, self.address, doing) from None
-
     def stream_batches(
         self, sql: str, args: Sequence[object] = (), doing: str = "querying"
     ) -> Iterator[list[tuple[Any, ...]]]:

@@ -148,27 +148,6 @@ def checksum(column: str, prime: int) -> str:
     return f"MOD({number} * {number}, {prime})"
 
 
-def in_range(column: str, low: bool, high: bool) -> str:
-    """``c >= %s`` and/or ``c < %s``: a range of the column's index, in its own collation."""
-    col = quote(column)
-    parts = ([f"{col} >= %s"] if low else []) + ([f"{col} < %s"] if high else [])
-    return " AND ".join(parts)
-
-
-def summaries(table: str, column: str, where: str, length: int, moduli: Sequence[int]) -> str:
-    """Per prefix of ``length`` characters: the rows and the sum of each checksum."""
-    col = quote(column)
-    sums = ", ".join(f"SUM({checksum(column, prime)})" for prime in moduli)
-    return (
-        f"SELECT LEFT({col}, {int(length)}), COUNT(*), {sums} FROM {quote(table)}"
-        f" WHERE {where} GROUP BY 1"
-    )
-
-
-def select_where(table: str, column: str, where: str) -> str:
-    return f"SELECT {quote(column)} FROM {quote(table)} WHERE {where}"
-
-
 # --- the tables idsync creates --------------------------------------------------------------
 
 NO_PAD_BINARY = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")  # MariaDB's, then MySQL 8's

@@ -22,6 +22,7 @@ from idsync.mysql.errors import lock_failed
 from idsync.mysql.probes import MySQLProbes
 from idsync.mysql.writer import Writer
 from idsync.runs import RunRecord
+from idsync.session import SqlBuckets
 from idsync.target import BatchResult, Checkpoint, Column
 
 _first = itemgetter(0)
@@ -101,8 +102,8 @@ class MySQLTarget(Connection):
     def bytes_sent(self) -> int | None:
         return buckets.bytes_sent(self)
 
-    def buckets(self, column: Column, moduli: tuple[int, int]) -> buckets.MySQLBuckets:
-        return buckets.MySQLBuckets(self, self.table, column, self.column, moduli)
+    def buckets(self, column: Column, moduli: tuple[int, int]) -> SqlBuckets:
+        return SqlBuckets(self, dialect, (self.table, self.column), column, moduli)
 
     @property
     def probes(self) -> MySQLProbes:

@@ -27,6 +27,10 @@ class Connection(Session[PostgresURL]):
     def _error(self, exc: Exception, doing: str) -> IdsyncError:
         return pg_error(exc, self.address, doing)
 
+    def _after_error(self) -> None:
+        # An error aborts the whole transaction: nothing more runs on it until it ends.
+        self._rollback()
+
     def __init__(self, settings: Settings, url: PostgresURL) -> None:
         super().__init__(settings, url)
 
@@ -50,18 +54,6 @@ class Connection(Session[PostgresURL]):
             )
         except psycopg.Error as exc:
             raise pg_error(exc, self.address, "connecting") from None
-
-    def fetch(
-        self, sql: str, args: Sequence[object] = (), doing: str = "querying"
-    ) -> list[tuple[Any, ...]]:
-        """Every row of one statement (none for one that returns none)."""
-        try:
-            cur = self._conn.cursor()
-            cur.execute(sql, args)
-            return list(cur.fetchall()) if cur.description else []
-        except psycopg.Error as exc:
-            self._rollback()
-            raise pg_error(exc, self.address, doing) from None
 
     def stream_batches(
         self, sql: str, args: Sequence[object] = (), doing: str = "querying"

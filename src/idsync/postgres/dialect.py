@@ -211,3 +211,25 @@ def state_probes(columns: Sequence[str]) -> list[str]:
 
 def history_probes(columns: Sequence[str]) -> list[str]:
     return [insert_nothing(RUNS_TABLE, columns), f"SELECT run_id FROM {quote(RUNS_TABLE)} LIMIT 0"]
+
+
+# --- per-bucket summaries of ObjectId texts (check) ------------------------------------------
+
+
+def oid_shaped(column: str, binary: bool) -> str:
+    """The condition that a value is an ObjectId's text (``~`` is case-sensitive, and its
+    ``$`` matches at the very end only)."""
+    col = quote(column)
+    return f"char_length({col}) = 24 AND {col} ~ '^[0-9a-f]{{24}}$'"
+
+
+def checksum(column: str, prime: int) -> str:
+    """:func:`idsync.ids.checksums` of the hex text in ``column``, for one prime: the 96-bit
+    number from its two 48-bit halves, mod ``prime``, squared mod ``prime`` (in bigint: every
+    step stays below 2**53)."""
+    col = quote(column)
+    high = f"('x' || substr({col}, 1, 12))::bit(48)::bigint"
+    low = f"('x' || substr({col}, 13, 12))::bit(48)::bigint"
+    # mod(), not %: a % in the text would be read as a parameter mark.
+    number = f"mod(mod({high}, {prime}) * {pow(2, 48, prime)} + mod({low}, {prime}), {prime})"
+    return f"mod({number} * {number}, {prime})"

@@ -1,6 +1,7 @@
 """PostgreSQL as idsync's :class:`~idsync.target.Target`: one connection, one table and column.
 
-Being built: everything but per-bucket summaries is here; `check` compares every id.
+The parts do the work (:mod:`connection`, :mod:`catalog`, :mod:`writer`, :mod:`probes`), with
+the SQL of :mod:`dialect`; this class holds what they share and is what the features get.
 """
 
 from __future__ import annotations
@@ -13,36 +14,18 @@ from typing import Any
 
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, LockHeldError
-from idsync.ids import HEX, Summary
+from idsync.ids import HEX
 from idsync.locks import wait_for_lock
 from idsync.postgres import catalog, dialect
 from idsync.postgres.connection import Connection
 from idsync.postgres.probes import PostgresProbes
 from idsync.postgres.writer import Writer
 from idsync.runs import FIELDS, SUCCESS, RunRecord
+from idsync.session import SqlBuckets
 from idsync.target import RUNS_TABLE, STATE_TABLE, BatchResult, Checkpoint, Column
 from idsync.urls import PostgresURL
 
 _TRY_EVERY_S = 0.05
-
-
-class NoBuckets:
-    """Per-bucket summaries are not computed on PostgreSQL yet: check compares every id."""
-
-    ids_read = 0
-    count_s = 0.0
-
-    def probe(self) -> str | None:
-        return "per-range checksums are not computed on PostgreSQL yet"
-
-    def summaries(self, prefix: str, length: int) -> dict[str, Summary]:
-        raise AssertionError("probe() said no")
-
-    def ids(self, prefix: str) -> Iterator[str]:
-        raise AssertionError("probe() said no")
-
-    def others(self) -> Iterator[str]:
-        raise AssertionError("probe() said no")
 
 
 class PostgresTarget(Connection):
@@ -133,8 +116,8 @@ class PostgresTarget(Connection):
     def bytes_sent(self) -> int | None:
         return None  # PostgreSQL keeps no per-session byte count
 
-    def buckets(self, column: Column, moduli: tuple[int, int]) -> NoBuckets:
-        return NoBuckets()
+    def buckets(self, column: Column, moduli: tuple[int, int]) -> SqlBuckets:
+        return SqlBuckets(self, dialect, (self.table, self.column), column, moduli)
 
     @property
     def probes(self) -> PostgresProbes:
