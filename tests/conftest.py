@@ -20,12 +20,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import MySQLdb
+import psycopg
 import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
 from idsync.config import Job, MySQLURL, Settings
 from idsync.mysql.target import MySQLTarget
+from idsync.urls import PostgresURL
 
 MONGO_URI = os.environ.get("IDSYNC_TEST_MONGO_URI", "mongodb://127.0.0.1:27018/")
 MYSQL_URL = os.environ.get("IDSYNC_TEST_MYSQL_URL", "mysql://idsync:idsync@127.0.0.1:33306/maas")
@@ -176,3 +178,35 @@ def watch_env(servers: None) -> Iterator[Env]:
     """Like ``env``, with the MongoDB database on the change-stream server."""
     with databases(WATCH_MONGO_URI, "idsync_w") as env:
         yield env
+
+
+POSTGRES_URL = os.environ.get(
+    "IDSYNC_TEST_POSTGRES_URL", "postgresql://idsync:idsync@127.0.0.1:35432/maas"
+)
+
+
+@pytest.fixture
+def database() -> Iterator[PostgresURL]:
+    """A database of this test's own, dropped afterwards."""
+    url = PostgresURL.parse(POSTGRES_URL)
+    name = f"idsync_pg_{uuid.uuid4().hex[:10]}"
+    admin = f"host={url.host} port={url.port} user={url.user} password={url.password}"
+    try:
+        server = psycopg.connect(admin, dbname=url.database, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL not reachable ({exc}); run `dev/services up postgres`")
+    with server:
+        server.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PostgresURL(url.host, url.port, url.user, url.password, name)
+    finally:
+        with psycopg.connect(admin, dbname=url.database, autocommit=True) as server:
+            server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def pg_sql(url: PostgresURL, statement: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.user, password=url.password, dbname=url.database
+    ) as conn:
+        cur = conn.execute(statement)
+        return list(cur.fetchall()) if cur.description else []

@@ -6,14 +6,10 @@ directly, through the same protocol run, check and watch use.)"""
 from __future__ import annotations
 
 import json
-import os
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import pytest
 from bson import ObjectId
 from click.testing import CliRunner
@@ -26,30 +22,8 @@ from idsync.runs import RunRecord
 from idsync.urls import PostgresURL
 from idsync.watch import WatchOptions, watch
 from tests.conftest import Env
+from tests.conftest import pg_sql as sql
 from tests.watch_support import wait_until
-
-POSTGRES_URL = os.environ.get(
-    "IDSYNC_TEST_POSTGRES_URL", "postgresql://idsync:idsync@127.0.0.1:35432/maas"
-)
-
-
-@pytest.fixture
-def database() -> Iterator[PostgresURL]:
-    """A database of this test's own, dropped afterwards."""
-    url = PostgresURL.parse(POSTGRES_URL)
-    name = f"idsync_pg_{uuid.uuid4().hex[:10]}"
-    admin = f"host={url.host} port={url.port} user={url.user} password={url.password}"
-    try:
-        server = psycopg.connect(admin, dbname=url.database, autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL not reachable ({exc}); run `dev/services up postgres`")
-    with server:
-        server.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PostgresURL(url.host, url.port, url.user, url.password, name)
-    finally:
-        with psycopg.connect(admin, dbname=url.database, autocommit=True) as server:
-            server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def _settings() -> Settings:
@@ -60,14 +34,6 @@ def target(url: PostgresURL, job: Job | None = None) -> PostgresTarget:
     made = PostgresTarget(_settings(), job or Job(), url)
     made.connect()
     return made
-
-
-def sql(url: PostgresURL, statement: str) -> list[tuple[object, ...]]:
-    with psycopg.connect(
-        host=url.host, port=url.port, user=url.user, password=url.password, dbname=url.database
-    ) as conn:
-        cur = conn.execute(statement)
-        return list(cur.fetchall()) if cur.description else []
 
 
 def test_init_makes_an_exact_unique_column_and_leaves_it_alone(database: PostgresURL) -> None:

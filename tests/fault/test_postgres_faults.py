@@ -1,0 +1,85 @@
+"""Faults made to happen for real on the PostgreSQL target: runs racing each other, and the
+run's backend terminated by the server (``pg_terminate_backend``, the analogue of KILL)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from bson import ObjectId
+
+from idsync.urls import PostgresURL
+from tests.conftest import Env
+from tests.conftest import pg_sql as sql
+from tests.fault.conftest import load_ids, spawn_cli, wait_for
+
+pytestmark = pytest.mark.fault
+RACE = ("--lock-timeout", "120", "--batch-size", "700")
+
+
+def _url(db: PostgresURL) -> str:
+    return f"postgresql://{db.user}:{db.password}@{db.host}:{db.port}/{db.database}"
+
+
+def _stored(db: PostgresURL) -> list[str]:
+    return sorted(str(v) for (v,) in sql(db, "SELECT cluster_id FROM cm_cluster_id"))
+
+
+@pytest.mark.parametrize("unique", [True, False], ids=["unique-index", "no-unique-index"])
+def test_four_runs_at_once_end_exact(env: Env, database: PostgresURL, unique: bool) -> None:
+    ids = sorted(str(ObjectId()) for _ in range(20_000))
+    load_ids(env.mongo_uri, [ObjectId(i) for i in ids])
+    constraint = "UNIQUE" if unique else ""
+    column = f'cluster_id text COLLATE "C" NOT NULL {constraint}'
+    sql(database, f"CREATE TABLE cm_cluster_id ({column})")
+    for round_ in range(2):
+        sql(database, "DELETE FROM cm_cluster_id WHERE right(cluster_id, 1) IN ('0', '7', 'a')")
+        missing = len(ids) - len(_stored(database))
+        procs = [
+            spawn_cli(env.mongo_uri, _url(database), "run", "--json", "--no-log-ids", *RACE)
+            for _ in range(4)
+        ]
+        results = [(p.communicate(timeout=300), p.returncode) for p in procs]
+        assert [code for _, code in results] == [0, 0, 0, 0], results[0][0][1]
+        assert _stored(database) == ids, f"round {round_}"
+        assert sum(json.loads(out)["inserted"] for (out, _err), _ in results) == missing
+
+
+@pytest.fixture
+def admin(database: PostgresURL) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    conninfo = f"host={database.host} port={database.port} user={database.user}"
+    with psycopg.connect(conninfo, password=database.password, dbname=database.database,
+                         autocommit=True) as conn:  # fmt: skip
+        yield conn
+
+
+def test_a_terminated_backend_is_retried_and_nothing_is_lost(
+    env: Env, database: PostgresURL, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    ids = sorted(str(ObjectId()) for _ in range(60_000))
+    load_ids(env.mongo_uri, [ObjectId(i) for i in ids])
+    sql(database, 'CREATE TABLE cm_cluster_id (cluster_id text COLLATE "C" NOT NULL UNIQUE)')
+    proc = spawn_cli(env.mongo_uri, _url(database), "run", "--json", "--no-log-ids",
+                     "--batch-size", "200", "--retries", "3")  # fmt: skip
+
+    def rows() -> int:
+        [(count,)] = admin.execute("SELECT count(*) FROM cm_cluster_id").fetchall()
+        return int(str(count))
+
+    try:
+        wait_for(lambda: rows() > 2000 or proc.poll() is not None, "the first batches")
+        terminated = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'idsync' AND datname = current_database()"
+        ).fetchall()
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    report = json.loads(out)
+    assert proc.returncode == 0, err
+    assert any(flag for (flag,) in terminated), "no backend of the run was found to terminate"
+    assert report["retried"], "a terminated backend was not retried"
+    assert _stored(database) == ids
