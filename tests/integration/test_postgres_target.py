@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from bson import ObjectId
@@ -192,3 +194,29 @@ def test_watch_follows_a_change_stream_into_postgresql_and_resumes(
     assert mode == "change-stream" and token
     stored = sorted(str(v) for (v,) in sql(database, "SELECT cluster_id FROM cm_cluster_id"))
     assert stored == sorted(str(o) for o in before + first + second)
+
+
+def test_a_hostile_password_works_and_is_never_shown(env: Env, database: PostgresURL) -> None:
+    password = "p@ss:w/rd#?x%y'z"
+    role = f"hostile_{uuid.uuid4().hex[:8]}"
+    sql(database, f"CREATE ROLE {role} LOGIN PASSWORD '{password.replace(chr(39), chr(39) * 2)}'")
+    sql(database, f"GRANT ALL ON SCHEMA public TO {role}")
+    try:
+        env.add_source([ObjectId() for _ in range(10)])
+        base = f"@{database.host}:{database.port}/{database.database}"
+        good = f"postgresql://{role}:{quote(password, safe='')}{base}"
+        bad = f"postgresql://{role}:{quote(password[::-1], safe='')}{base}"
+        for url, code in ((good, 0), (bad, 1)):
+            done = CliRunner().invoke(
+                cli, ["init", "--json"] if code == 0 else ["run", "--json"],
+                env={"IDSYNC_MONGO_URI": env.mongo_uri, "IDSYNC_TARGET_URL": url,
+                     "IDSYNC_MYSQL_URL": None, "IDSYNC_CONFIG": ""},
+            )  # fmt: skip
+            assert done.exit_code == code, done.output
+            for secret in (password, password[::-1], quote(password, safe="")):
+                assert secret[:6] not in done.output and secret not in done.output
+        assert "check the user and password" in done.output
+    finally:
+        sql(database, "DROP TABLE IF EXISTS cm_cluster_id, idsync_runs, idsync_state")
+        sql(database, f"DROP OWNED BY {role}")
+        sql(database, f"DROP ROLE {role}")

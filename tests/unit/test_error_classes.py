@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import MySQLdb
+import psycopg
 import pytest
 from pymongo.errors import ConfigurationError, OperationFailure
 
@@ -10,6 +11,7 @@ from idsync.errors import ConfigError, IdsyncError, TerminalError, TransientErro
 from idsync.mongo.feeds import ChangeStreamsUnsupported, StreamLost
 from idsync.mongo.source import mongo_error
 from idsync.mysql.errors import mysql_error
+from idsync.postgres.errors import pg_error
 
 
 @pytest.mark.parametrize(
@@ -86,3 +88,20 @@ def test_a_lost_or_missing_change_stream_is_terminal_not_transient() -> None:
     assert issubclass(StreamLost, TerminalError)  # resuming from the same position fails again
     assert issubclass(ChangeStreamsUnsupported, TerminalError)
     assert ChangeStreamsUnsupported.exit_code == 2  # forced by --mode: a usage error
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ('connection failed: FATAL:  password authentication failed for user "u"', TerminalError),
+        ('connection failed: FATAL:  role "u" does not exist', TerminalError),
+        ('connection failed: FATAL:  database "nope" does not exist', ConfigError),
+        ("connection failed: Connection refused", TransientError),
+        ("connection timeout expired", TransientError),
+    ],
+)
+def test_a_failed_postgresql_connection_is_classified_by_what_the_server_said(
+    message: str, kind: type[Exception]
+) -> None:
+    error = pg_error(psycopg.OperationalError(message), "127.0.0.1:5432", "connecting")
+    assert type(error) is kind

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from idsync.config import Job, MySQLURL, Settings
 from idsync.errors import ConfigError
 from idsync.mongo.source import MongoSource
-from idsync.urls import redact
+from idsync.urls import PostgresURL, redact
 
 # Every printable ASCII character but whitespace, and a few beyond ASCII.
 PASSWORD_CHARS = string.ascii_letters + string.digits + string.punctuation + "éß€✓😀"
@@ -107,3 +107,34 @@ def test_a_mongo_uri_shows_only_hosts_or_is_refused_without_a_piece(
 
 def test_redaction_replaces_the_longest_secret_first() -> None:
     assert redact("x p@ss@h/db y", ["p@ss", "p@ss@h/db"]) == "x *** y"
+
+
+@settings(max_examples=200, deadline=None)
+@given(password=passwords, encode=st.booleans(), port=st.sampled_from(["", ":35432"]))
+def test_a_postgresql_password_parses_exactly_or_is_refused_without_a_piece_of_it(
+    password: str, encode: bool, port: str
+) -> None:
+    written = quote(password, safe="") if encode else password
+    url = f"postgresql://idsync:{written}@db{port}/maas?sslmode=require"
+    try:
+        parsed = PostgresURL.parse(url)
+    except ConfigError as exc:
+        assert not encode, "a percent-encoded password always parses"
+        assert_no_piece(str(exc), password)
+        assert "percent-encode" in str(exc)
+        return
+    assert parsed.password == (password if encode else unquote(password))
+    assert (parsed.host, parsed.database, parsed.sslmode) == ("db", "maas", "require")
+    settings_ = Settings(mongo_uri="mongodb://h/db", target_url=url)
+    assert parsed.password in settings_.secrets
+
+
+def test_postgresql_url_forms() -> None:
+    socket = PostgresURL.parse("postgres://u@localhost/maas?host=/var/run/postgresql")
+    assert (socket.user, socket.password, socket.port, socket.address) == (
+        "u", "", 5432, "/var/run/postgresql",
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="must start with postgresql://"):
+        PostgresURL.parse("pgsql://u:p@h/db")
+    with pytest.raises(ConfigError, match="unknown option"):
+        PostgresURL.parse("postgresql://u:p@h/db?application_name=x")

@@ -1,6 +1,8 @@
 """PostgreSQL's errors as idsync's: transient (try again), terminal, or a value refused.
 
-Classified by SQLSTATE, the server's own code for what went wrong, never by message text.
+Classified by SQLSTATE, the server's own code for what went wrong. A connection that fails has
+none (libpq reports it by message alone): there, a refused login or a database that does not
+exist is told apart by the server's words, which are not translated for a connection's errors.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ _TRANSIENT = {
 }
 _REFUSED_LOGIN = {"28000", "28P01"}  # invalid authorization, invalid password
 _NO_TABLE = {"42P01", "42703"}  # undefined_table, undefined_column
+_LOGIN_REFUSED_WORDS = ("password authentication failed", "no pg_hba.conf entry", "role \"")
+_NO_DATABASE_WORDS = ("database \"",)
 _DENIED = "42501"  # insufficient_privilege
 
 
@@ -38,6 +42,11 @@ def pg_error(exc: Exception, address: str, doing: str) -> IdsyncError:
     """The idsync error for a driver error met while ``doing`` on the server at ``address``."""
     state = getattr(exc, "sqlstate", None) or ""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if not state and isinstance(exc, psycopg.OperationalError):
+        if any(words in text for words in _LOGIN_REFUSED_WORDS):
+            state = "28P01"
+        elif any(words in text and "does not exist" in text for words in _NO_DATABASE_WORDS):
+            return ConfigError(f"PostgreSQL at {address} has no such database: {text}")
     if state in _REFUSED_LOGIN:
         return TerminalError(
             f"PostgreSQL at {address} refused the login ({state}): check the user and password"
