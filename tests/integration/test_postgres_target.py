@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from bson import ObjectId
+from bson import Int64, ObjectId
 from click.testing import CliRunner
 
 from idsync.cli import cli
@@ -119,7 +119,8 @@ def test_the_runs_history_is_written_and_read(database: PostgresURL) -> None:
 
 def test_the_cli_syncs_a_mixed_collection_into_postgresql(env: Env, database: PostgresURL) -> None:
     oids = [ObjectId() for _ in range(300)]
-    env.add_source([*oids, "a-string-id", 7, "7", 1.5])
+    special = ["a-string-id", "ünïcødé-✓", Int64(2**40), uuid.UUID(int=7), "x" * 200]
+    env.add_source([*oids, *special, 7, "7", 1.5, "", True])
     url = f"postgresql://{database.user}:{database.password}@{database.host}:{database.port}/"
     variables = {
         "IDSYNC_MONGO_URI": env.mongo_uri, "IDSYNC_TARGET_URL": url + database.database,
@@ -134,10 +135,11 @@ def test_the_cli_syncs_a_mixed_collection_into_postgresql(env: Env, database: Po
 
     assert idsync("init")["created"] is True
     first = idsync("run", "--no-log-ids")
-    assert (first["status"], first["inserted"], first["rejected"]) == ("partial", 302, 2)
+    assert (first["status"], first["inserted"], first["rejected"]) == ("partial", 306, 4)
     assert idsync("run", "--no-log-ids")["inserted"] == 0
     stored = sql(database, "SELECT cluster_id FROM cm_cluster_id")
-    assert sorted(str(v) for (v,) in stored) == sorted([*map(str, oids), "a-string-id", "7"])
+    expected = [*map(str, oids), *map(str, special), "7"]
+    assert sorted(str(v) for (v,) in stored) == sorted(expected)
     checked = idsync("check")
     assert (checked["missing"], checked["orphans"], checked["method"]["target"]["method"]) == (
         0, 0, "buckets",
