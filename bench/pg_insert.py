@@ -92,8 +92,8 @@ def main() -> None:
             for name, way in WAYS.items():
                 seconds = [timed(way, ids, database) for _ in range(REPEAT)]
                 median = statistics.median(seconds)
-                results["cells"].append({"ids": size, "way": name, "seconds": seconds,
-                                         "median_s": median, "ids_per_s": size / median})  # fmt: skip
+                cell = {"ids": size, "way": name, "seconds": seconds, "median_s": median}
+                results["cells"].append({**cell, "ids_per_s": size / median})
                 print(f"{size:>7} {name:<12} {median:.3f} s  {size / median:,.0f} ids/s")
     finally:
         with psycopg.connect(URL, autocommit=True) as admin:
@@ -103,8 +103,9 @@ def main() -> None:
     lines = [
         "# Sending a batch of ids to PostgreSQL",
         "",
-        f"{results['server']}, local; batches of {BATCH:,} ids committed one by one into a",
-        "fresh table with a UNIQUE text column; median of three runs (`python -m bench.pg_insert`).",
+        f"{results['server']}, local; batches of {BATCH:,} ids committed one by one into",
+        "a fresh table with a UNIQUE text column; median of three runs",
+        "(`python -m bench.pg_insert`).",
         "",
         "| ids | way | median | ids/s |",
         "| ---: | --- | ---: | ---: |",
