@@ -25,8 +25,8 @@ _TRANSIENT = {
 }
 _REFUSED_LOGIN = {"28000", "28P01"}  # invalid authorization, invalid password
 _NO_TABLE = {"42P01", "42703"}  # undefined_table, undefined_column
-_LOGIN_REFUSED_WORDS = ("password authentication failed", "no pg_hba.conf entry", "role \"")
-_NO_DATABASE_WORDS = ("database \"",)
+_LOGIN_REFUSED_WORDS = ("password authentication failed", "no pg_hba.conf entry", 'role "')
+_NO_DATABASE_WORDS = ('database "',)
 _DENIED = "42501"  # insufficient_privilege
 
 
