@@ -36,12 +36,19 @@ def select_column(table: str, column: str) -> str:
     return f"SELECT {col} FROM {quote(table)} WHERE {col} IS NOT NULL"
 
 
-def insert_new(table: str, column: str) -> str:
-    """Insert a text[] of ids; one already there under a unique index is skipped, never an
+INCOMING = "idsync_incoming"
+"""The session's temporary table a batch is copied into (emptied at each commit)."""
+MAKE_INCOMING = f"CREATE TEMPORARY TABLE IF NOT EXISTS {INCOMING} (x text) ON COMMIT DELETE ROWS"
+EMPTY_INCOMING = f"TRUNCATE {INCOMING}"
+COPY_INCOMING = f"COPY {INCOMING} (x) FROM STDIN"
+
+
+def insert_incoming(table: str, column: str) -> str:
+    """Insert the copied batch; an id already there under a unique index is skipped, never an
     error (the counterpart of MySQL's no-op update)."""
     return (
         f"INSERT INTO {quote(table)} ({quote(column)})"
-        " SELECT x FROM unnest(%s::text[]) AS u(x) ON CONFLICT DO NOTHING"
+        f" SELECT x FROM {INCOMING} ON CONFLICT DO NOTHING"
     )
 
 
@@ -195,6 +202,7 @@ def insert_nothing(table: str, columns: Sequence[str]) -> str:
 
 def write_probes(table: str, column: str) -> list[str]:
     return [
+        MAKE_INCOMING,
         f"SELECT {quote(column)} FROM {quote(table)} LIMIT 0",
         f"{insert_nothing(table, (column,))} ON CONFLICT DO NOTHING",
     ]
