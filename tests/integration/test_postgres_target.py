@@ -16,6 +16,7 @@ import pytest
 from bson import Int64, ObjectId
 from click.testing import CliRunner
 
+from idsync import RunOptions, sync
 from idsync.cli import cli
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, LockHeldError
@@ -222,3 +223,19 @@ def test_a_hostile_password_works_and_is_never_shown(env: Env, database: Postgre
         sql(database, "DROP TABLE IF EXISTS cm_cluster_id, idsync_runs, idsync_state")
         sql(database, f"DROP OWNED BY {role}")
         sql(database, f"DROP ROLE {role}")
+
+
+def test_a_dry_run_forecasts_what_a_case_insensitive_column_refuses(
+    env: Env, database: PostgresURL
+) -> None:
+    sql(database, "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2',"
+                  " deterministic = false)")  # fmt: skip
+    sql(database, "CREATE TABLE cm_cluster_id (cluster_id text COLLATE ci UNIQUE)")
+    sql(database, "INSERT INTO cm_cluster_id VALUES ('abc')")
+    env.add_source(["ABC", "Xy", "xY", "new"])
+    url = f"postgresql://{database.user}:{database.password}@{database.host}:{database.port}/"
+    settings = Settings(mongo_uri=env.mongo_uri, target_url=url + database.database)
+    dry = sync(Job(), settings, RunOptions(dry_run=True, log_ids=False))
+    real = sync(Job(), settings, RunOptions(log_ids=False))
+    assert (dry.status, dry.missing, dry.rejected) == ("partial", 2, 2)
+    assert (real.status, real.inserted, real.rejected) == ("partial", 2, 2)

@@ -26,6 +26,7 @@ from idsync.target import RUNS_TABLE, STATE_TABLE, BatchResult, Checkpoint, Colu
 from idsync.urls import PostgresURL
 
 _TRY_EVERY_S = 0.05
+_CHUNK = 1000
 
 
 class PostgresTarget(Connection):
@@ -95,11 +96,17 @@ class PostgresTarget(Connection):
         return result
 
     def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
+        """For texts with no exact copy in the column: the stored value each equals under the
+        column's collation (``'ABC'`` for ``'abc'`` under a case-insensitive one), if any."""
         found: dict[str, str] = {}
-        for text in texts:
-            rows = self.fetch(dialect.equal_to(self.table, self.column), (text,))
-            if rows and str(rows[0][0]) != text:
-                found[text] = str(rows[0][0])
+        for start in range(0, len(texts), _CHUNK):
+            chunk = list(texts[start : start + _CHUNK])
+            if not self.fetch(dialect.values_of(self.table, self.column), (chunk,)):
+                continue  # the usual case: one statement says none of them is there
+            for text in chunk:
+                rows = self.fetch(dialect.equal_to(self.table, self.column), (text,))
+                if rows and str(rows[0][0]) != text:
+                    found[text] = str(rows[0][0])
         return found
 
     def collation_keys(self, texts: Sequence[str], column: Column) -> list[bytes]:
