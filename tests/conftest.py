@@ -26,7 +26,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from idsync.config import Job, MySQLURL, Settings
-from idsync.mysql.target import MySQLTarget
+from idsync.targets import open_target
 from idsync.urls import PostgresURL
 
 MONGO_URI = os.environ.get("IDSYNC_TEST_MONGO_URI", "mongodb://127.0.0.1:27018/")
@@ -87,16 +87,16 @@ class Env:
     def sql(self, statement: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         cur = self.mysql.cursor()
         cur.execute(statement, args)
-        return list(cur.fetchall())
+        return list(cur.fetchall()) if cur.description else []
 
     def init_table(self, job: Job | None = None) -> None:
-        with MySQLTarget(self.settings(), job or Job()) as target:
+        with open_target(self.settings(), job or Job()) as target:
             target.connect()
             target.create_table()
 
     def target_ids(self, table: str = "cm_cluster_id", column: str = "cluster_id") -> list[str]:
         """Every stored value, duplicates kept, sorted."""
-        return sorted(row[0] for row in self.sql(f"SELECT `{column}` FROM `{table}`"))
+        return sorted(row[0] for row in self.sql(f"SELECT {column} FROM {table}"))
 
     def add_source(self, ids: Sequence[object], collection: str = "cluster_trips") -> None:
         if ids:
@@ -163,9 +163,27 @@ def databases(mongo_uri: str, prefix: str) -> Iterator[Env]:
 
 
 @pytest.fixture
-def env(servers: None) -> Iterator[Env]:
-    with databases(MONGO_URI, "idsync_t") as env:
-        yield env
+def env(request: pytest.FixtureRequest, servers: None) -> Iterator[Env]:
+    """A test's own databases; the target is MySQL, or PostgreSQL for a test marked
+    :data:`BOTH_TARGETS` (its SQL must read the same on both: plain names, %s parameters)."""
+    with databases(MONGO_URI, "idsync_t") as made:
+        if getattr(request, "param", "mysql") == "mysql":
+            yield made
+            return
+        url: PostgresURL = request.getfixturevalue("database")
+        text = f"postgresql://{url.user}:{url.password}@{url.host}:{url.port}/{url.database}"
+        conn = psycopg.connect(
+            host=url.host, port=url.port, user=url.user, password=url.password,
+            dbname=url.database, autocommit=True,
+        )  # fmt: skip
+        try:
+            yield Env(mongo_db=made.mongo_db, mysql=conn, mongo_uri=made.mongo_uri, mysql_url=text)
+        finally:
+            conn.close()
+
+
+BOTH_TARGETS = pytest.mark.parametrize("env", ["mysql", "postgres"], indirect=True)
+"""Run a test once against each SQL target."""
 
 
 # A MongoDB with change streams and more aggregation operators: mongo-java-server

@@ -13,11 +13,12 @@ from bson import Int64, ObjectId
 from idsync import Job, RunOptions, ScanOrder, Status, sync
 from idsync.errors import ConfigError, GuardError, InterruptedRun, LockHeldError
 from idsync.mysql.target import MySQLTarget
-from tests.conftest import MYSQL_URL, Env, mysql_connect
+from tests.conftest import BOTH_TARGETS, MYSQL_URL, Env, mysql_connect
 
 pytestmark = pytest.mark.integration
 
 
+@BOTH_TARGETS
 def test_first_sync_then_nothing_to_do(env: Env) -> None:
     oids = [ObjectId() for _ in range(2500)]
     env.add_source(oids)
@@ -35,6 +36,7 @@ def test_first_sync_then_nothing_to_do(env: Env) -> None:
     assert (again.target_ids_before, again.present, again.inserted) == (2500, 2500, 0)
 
 
+@BOTH_TARGETS
 @pytest.mark.parametrize("order", [None, ScanOrder.ID_INDEX, ScanOrder.NATURAL])
 def test_many_small_batches_in_either_scan_order(env: Env, order: ScanOrder | None) -> None:
     # Read batches of 7 cut the source mid-way through mixed types and repeats (int 5 and
@@ -56,6 +58,7 @@ def test_many_small_batches_in_either_scan_order(env: Env, order: ScanOrder | No
         assert report.source["scan"] == str(ScanOrder.NATURAL)
 
 
+@BOTH_TARGETS
 def test_mixed_types_existing_rows_and_orphans_end_exactly_right(env: Env) -> None:
     oids = [ObjectId() for _ in range(5)]
     uid = uuid.uuid4()
@@ -93,6 +96,7 @@ def test_mixed_types_existing_rows_and_orphans_end_exactly_right(env: Env) -> No
     assert sync(Job(), env.settings()).inserted == 0
 
 
+@BOTH_TARGETS
 def test_int_and_string_with_the_same_text(env: Env) -> None:
     env.add_source([7, "7"])
     env.init_table()
@@ -179,6 +183,7 @@ def test_pad_space_collation_collision(env: Env) -> None:
     assert [r.id for r in report.rejected_samples] == ["pad "]
 
 
+@BOTH_TARGETS
 def test_dry_run_writes_nothing(env: Env) -> None:
     env.add_source([ObjectId() for _ in range(10)])
     env.init_table()
@@ -226,6 +231,7 @@ def test_no_reading_thread_outlives_a_run_ended_or_refused(env: Env) -> None:
     assert _read_ahead_threads() == []
 
 
+@BOTH_TARGETS
 def test_empty_source_with_a_full_target_is_refused(env: Env) -> None:
     env.init_table()
     env.sql("INSERT INTO cm_cluster_id (cluster_id) VALUES ('x')")
@@ -235,6 +241,7 @@ def test_empty_source_with_a_full_target_is_refused(env: Env) -> None:
     assert report.status is Status.OK and report.orphans == 1
 
 
+@BOTH_TARGETS
 def test_missing_table_says_run_init(env: Env) -> None:
     env.add_source([ObjectId()])
     with pytest.raises(ConfigError, match="idsync init"):
@@ -249,6 +256,7 @@ def test_table_without_unique_index_warns(env: Env) -> None:
     assert any("no UNIQUE index" in w for w in report.warnings)
 
 
+@BOTH_TARGETS
 def test_non_key_field_syncs_distinct_values(env: Env) -> None:
     env.mongo_db.trips.insert_many(
         [
