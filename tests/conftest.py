@@ -170,16 +170,22 @@ def env(request: pytest.FixtureRequest, servers: None) -> Iterator[Env]:
         if getattr(request, "param", "mysql") == "mysql":
             yield made
             return
-        url: PostgresURL = request.getfixturevalue("database")
-        text = f"postgresql://{url.user}:{url.password}@{url.host}:{url.port}/{url.database}"
-        conn = psycopg.connect(
-            host=url.host, port=url.port, user=url.user, password=url.password,
-            dbname=url.database, autocommit=True,
-        )  # fmt: skip
-        try:
-            yield Env(mongo_db=made.mongo_db, mysql=conn, mongo_uri=made.mongo_uri, mysql_url=text)
-        finally:
-            conn.close()
+        with on_postgres(made, request.getfixturevalue("database")) as moved:
+            yield moved
+
+
+@contextlib.contextmanager
+def on_postgres(env: Env, url: PostgresURL) -> Iterator[Env]:
+    """``env`` with its target moved to the PostgreSQL database ``url``."""
+    text = f"postgresql://{url.user}:{url.password}@{url.host}:{url.port}/{url.database}"
+    conn = psycopg.connect(
+        host=url.host, port=url.port, user=url.user, password=url.password,
+        dbname=url.database, autocommit=True,
+    )  # fmt: skip
+    try:
+        yield Env(mongo_db=env.mongo_db, mysql=conn, mongo_uri=env.mongo_uri, mysql_url=text)
+    finally:
+        conn.close()
 
 
 BOTH_TARGETS = pytest.mark.parametrize("env", ["mysql", "postgres"], indirect=True)

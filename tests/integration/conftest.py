@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import WATCH_MONGO_URI, Env, databases
+from tests.conftest import WATCH_MONGO_URI, Env, databases, on_postgres
 
 
 @pytest.fixture
@@ -22,11 +22,16 @@ def operators_env(servers: None) -> Iterator[Env]:
         yield env
 
 
-@pytest.fixture(params=["ferretdb", "mongo-java"])
+@pytest.fixture(params=["ferretdb", "mongo-java", "postgres"])
 def source_env(request: pytest.FixtureRequest, servers: None) -> Iterator[Env]:
-    """Each MongoDB in turn: FerretDB (no fast path on that side), mongo-java-server (fast)."""
+    """Each MongoDB in turn: FerretDB (no fast path on that side), mongo-java-server (fast);
+    then mongo-java-server again with the PostgreSQL target."""
     if request.param == "ferretdb":
         yield request.getfixturevalue("env")
         return
     with databases(WATCH_MONGO_URI, "idsync_c") as env:
-        yield env
+        if request.param == "mongo-java":
+            yield env
+            return
+        with on_postgres(env, request.getfixturevalue("database")) as moved:
+            yield moved

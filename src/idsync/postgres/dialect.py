@@ -79,9 +79,9 @@ def ordered_texts(collation: str) -> str:
 # --- the column, as the catalog describes it ---------------------------------------------------
 
 COLUMN_FACTS = (
-    "SELECT c.data_type, c.character_maximum_length,"
-    " COALESCE(c.collation_name, (SELECT datcollate FROM pg_database"
-    "  WHERE datname = current_database())),"
+    # A column without a collation of its own has the database's: "default", the name every
+    # COLLATE clause and pg_collation know it by (datcollate, "C.UTF-8", is a locale, not one).
+    "SELECT c.data_type, c.character_maximum_length, COALESCE(c.collation_name, 'default'),"
     " c.collation_name, c.table_schema, c.table_name, c.column_name"
     " FROM information_schema.columns c"
     " WHERE c.table_schema = current_schema() AND c.table_name = %s AND c.column_name = %s"
