@@ -80,6 +80,8 @@ class Env:
     mongo_uri: str
     mysql_url: str
     cleanup: list[Any] = field(default_factory=list)
+    kind: str = "mysql"
+    """The target's server: "mysql" or "postgres"."""
 
     def settings(self, **kw: Any) -> Settings:
         return Settings(mongo_uri=self.mongo_uri, mysql_url=self.mysql_url, **kw)
@@ -93,6 +95,22 @@ class Env:
         with open_target(self.settings(), job or Job()) as target:
             target.connect()
             target.create_table()
+
+    def create_owned(self) -> None:
+        """idsync's own tables (runs history, watch state), as `idsync init` makes them."""
+        with open_target(self.settings(), Job()) as target:
+            target.connect()
+            target.create_owned_tables()
+
+    def tables(self) -> list[str]:
+        """The names of the target database's tables, sorted."""
+        if self.kind == "postgres":
+            query = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        else:
+            query = (
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+            )
+        return sorted(str(row[0]) for row in self.sql(query))
 
     def target_ids(self, table: str = "cm_cluster_id", column: str = "cluster_id") -> list[str]:
         """Every stored value, duplicates kept, sorted."""
@@ -166,7 +184,14 @@ def databases(mongo_uri: str, prefix: str) -> Iterator[Env]:
 def env(request: pytest.FixtureRequest, servers: None) -> Iterator[Env]:
     """A test's own databases; the target is MySQL, or PostgreSQL for a test marked
     :data:`BOTH_TARGETS` (its SQL must read the same on both: plain names, %s parameters)."""
-    with databases(MONGO_URI, "idsync_t") as made:
+    with _targeted(request, MONGO_URI, "idsync_t") as made:
+        yield made
+
+
+@contextlib.contextmanager
+def _targeted(request: pytest.FixtureRequest, mongo_uri: str, prefix: str) -> Iterator[Env]:
+    """A test's own databases, the target the one its parameter names (MySQL by default)."""
+    with databases(mongo_uri, prefix) as made:
         if getattr(request, "param", "mysql") == "mysql":
             yield made
             return
@@ -183,7 +208,7 @@ def on_postgres(env: Env, url: PostgresURL) -> Iterator[Env]:
         dbname=url.database, autocommit=True,
     )  # fmt: skip
     try:
-        yield Env(mongo_db=env.mongo_db, mysql=conn, mongo_uri=env.mongo_uri, mysql_url=text)
+        yield Env(env.mongo_db, conn, env.mongo_uri, text, kind="postgres")
     finally:
         conn.close()
 
@@ -198,10 +223,57 @@ WATCH_MONGO_URI = os.environ.get("IDSYNC_TEST_WATCH_MONGO_URI", "mongodb://127.0
 
 
 @pytest.fixture
-def watch_env(servers: None) -> Iterator[Env]:
-    """Like ``env``, with the MongoDB database on the change-stream server."""
-    with databases(WATCH_MONGO_URI, "idsync_w") as env:
-        yield env
+def watch_env(request: pytest.FixtureRequest, servers: None) -> Iterator[Env]:
+    """Like ``env``, with the MongoDB database on the change-stream server; PostgreSQL as the
+    target for a test marked :data:`WATCH_BOTH_TARGETS`."""
+    with _targeted(request, WATCH_MONGO_URI, "idsync_w") as made:
+        yield made
+
+
+WATCH_BOTH_TARGETS = pytest.mark.parametrize("watch_env", ["mysql", "postgres"], indirect=True)
+"""Run a test of ``watch_env`` once against each SQL target."""
+
+
+@contextlib.contextmanager
+def limited_user(env: Env, grants: Sequence[str]) -> Iterator[str]:
+    """A user of the test's own with only ``grants`` (``"SELECT, INSERT ON table"``) on the
+    test's target database; yields the target URL that logs in as it. Dropped afterwards.
+
+    On PostgreSQL a table's CREATE becomes CREATE on the schema: what creating it needs there.
+    """
+    user = f"u{uuid.uuid4().hex[:10]}"
+    parts = urlsplit(env.mysql_url)
+    url = urlunsplit((parts.scheme, f"{user}:pw@{parts.hostname}:{parts.port}", parts.path, "", ""))
+
+    def run(statement: str) -> None:
+        env.mysql.cursor().execute(statement)  # no parameters: a % in it is itself
+
+    if env.kind == "postgres":
+        run(f"CREATE ROLE {user} LOGIN PASSWORD 'pw'")
+        for grant in grants:
+            what, _, table = grant.partition(" ON ")
+            privileges = [p.strip() for p in what.split(",")]
+            if "CREATE" in privileges:
+                run(f"GRANT CREATE ON SCHEMA public TO {user}")
+                privileges.remove("CREATE")
+            on = "ALL TABLES IN SCHEMA public" if table == "*" else table
+            if privileges:
+                run(f"GRANT {', '.join(privileges)} ON {on} TO {user}")
+        try:
+            yield url
+        finally:
+            run(f"DROP OWNED BY {user}")
+            run(f"DROP ROLE {user}")
+        return
+    database = parts.path.lstrip("/")
+    run(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")
+    for grant in grants:
+        what, _, table = grant.partition(" ON ")
+        run(f"GRANT {what} ON `{database}`.{table} TO '{user}'@'%'")
+    try:
+        yield url
+    finally:
+        run(f"DROP USER IF EXISTS '{user}'@'%'")
 
 
 POSTGRES_URL = os.environ.get(
@@ -230,7 +302,8 @@ def database() -> Iterator[PostgresURL]:
 
 def pg_sql(url: PostgresURL, statement: str) -> list[tuple[object, ...]]:
     with psycopg.connect(
-        host=url.host, port=url.port, user=url.user, password=url.password, dbname=url.database
-    ) as conn:
+        host=url.host, port=url.port, user=url.user, password=url.password, dbname=url.database,
+        autocommit=True,
+    ) as conn:  # fmt: skip
         cur = conn.execute(statement)
         return list(cur.fetchall()) if cur.description else []

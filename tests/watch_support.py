@@ -3,7 +3,6 @@ mongo-java-server to kill and restart, and waiting for conditions (never for a s
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -13,7 +12,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -178,21 +176,3 @@ class Writer:
         assert not self._thread.is_alive(), "the writer did not finish"
         assert self.error is None, f"the writer failed: {self.error!r}"
         return sorted(str(oid) for oid in self.ids)
-
-
-@contextlib.contextmanager
-def restricted_user(env: Any, grants: Sequence[str]) -> Iterator[str]:
-    """A MySQL user of the test's own with only ``grants`` (``"SELECT, INSERT ON {db}.t"``);
-    yields the target URL that logs in as it. Dropped afterwards."""
-    user = f"w{uuid.uuid4().hex[:10]}"
-    database = env.mysql_url.rsplit("/", 1)[1]
-    hosts = ("localhost", "127.0.0.1")
-    for host in hosts:
-        env.sql(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY 'pw'")
-        for grant in grants:
-            env.sql(f"GRANT {grant.format(db=database)} TO '{user}'@'{host}'")
-    try:
-        yield env.mysql_url.replace("idsync:idsync@", f"{user}:pw@")
-    finally:
-        for host in hosts:
-            env.sql(f"DROP USER '{user}'@'{host}'")

@@ -22,6 +22,7 @@ BUILTIN_JOB = "update-cluster-id"
 CONFIG_FILE = "idsync.toml"
 
 _SQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_TABLE_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]{0,63}\.)?[A-Za-z_][A-Za-z0-9_]{0,63}")
 _COLLECTION = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,119}(\.[A-Za-z0-9_-]{1,119})*")
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63})*")
 _JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -88,7 +89,8 @@ class Job:
     """Source field; `_id` reads the collection's keys, any other (dotted) field its distinct
     values, array elements included."""
     table: str = "cm_cluster_id"
-    """Target table in the MySQL database named by the URL."""
+    """Target table in the database named by the URL; on PostgreSQL `schema.table` names its
+    schema (default `public`), where idsync's own tables go too."""
     column: str = "cluster_id"
     """Target column; a UNIQUE index on it is what makes concurrent writers safe."""
     batch_size: int = 5000
@@ -106,7 +108,7 @@ class Job:
         if self.collection.startswith("system."):
             raise ConfigError(f"invalid collection {self.collection!r}: system collections")
         _check(_FIELD, self.field, "field")
-        _check(_SQL_NAME, self.table, "table")
+        _check(_TABLE_NAME, self.table, "table")
         _check(_SQL_NAME, self.column, "column")
         if self.mongo_db is not None:
             _check(_SQL_NAME, self.mongo_db, "MongoDB database")

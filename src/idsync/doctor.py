@@ -80,14 +80,16 @@ def diagnose(job: Job, settings: Settings) -> DoctorReport:
     return report
 
 
-def _check(report: DoctorReport, name: str, probe: Callable[[], Finding]) -> bool:
-    """Add the probe's finding (or its error as a failure); True unless it failed."""
+def _check(report: DoctorReport, name: str, probe: Callable[[], Finding | None]) -> bool:
+    """Add the probe's finding (or its error as a failure; nothing when the question does not
+    apply to the server); True unless it failed."""
     try:
         finding = probe()
     except IdsyncError as exc:
         finding = Finding(name, Level.FAIL, str(exc).splitlines()[0], _FIXES.get(name, ""))
-    report.findings.append(finding)
-    return finding.level is not Level.FAIL
+    if finding is not None:
+        report.findings.append(finding)
+    return finding is None or finding.level is not Level.FAIL
 
 
 _FIXES = {
@@ -152,19 +154,25 @@ def _unique(column: Column, job: Job) -> Finding:
 
 def _column_fit(target: Target, column: Column) -> Finding:
     fit, collation = column.fit, column.collation or "binary"
-    detail = f"{column.data_type}({fit.max_chars or fit.max_bytes}) {fit.charset or ''} {collation}"
+    room = fit.max_chars or fit.max_bytes
+    size = f"({room})" if room else ""
+    detail = f"{column.data_type}{size} {fit.charset or ''} {collation}"
     problems = []
-    if (fit.max_chars or fit.max_bytes or 0) < 24:
+    if room is not None and room < 24:
         problems.append("too short for a 24-character ObjectId")
     if collation.endswith("_ci"):
         problems.append("case-insensitive: ids differing only in case collide")
+    if column.deterministic is False:
+        problems.append("nondeterministic collation: ids it takes for equal collide")
     if target.probes.pads(collation):
         problems.append("PAD SPACE: ids differing only in trailing spaces collide")
+    elif fit.trailing_spaces:
+        problems.append(f"pads with spaces: {fit.trailing_spaces}")
     if fit.charset in ("utf8mb3", "utf8", "latin1", "ascii", "ucs2"):
         problems.append(f"{fit.charset} cannot hold every string id")
     if not problems:
         return Finding("column", Level.OK, detail.strip())
-    fix = "create the column as VARCHAR(64) CHARACTER SET utf8mb4 with a binary NO PAD collation"
+    fix = f"create the column as {target.probes.exact_column()}"
     return Finding("column", Level.WARN, f"{detail.strip()}: {'; '.join(problems)}", fix)
 
 
@@ -204,9 +212,13 @@ def _history(target: Target) -> Finding:
                    f"GRANT SELECT, INSERT ON {where} TO the user in the URL")  # fmt: skip
 
 
-def _local_infile(target: Target) -> Finding:
-    state = "ON" if target.probes.local_infile() else "OFF"
-    return Finding("local-infile", Level.OK, f"{state} (idsync does not need it)")
+def _local_infile(target: Target) -> Finding | None:
+    setting = target.probes.local_infile()
+    if setting is None:
+        return None  # the server has no such setting
+    return Finding(
+        "local-infile", Level.OK, f"{'ON' if setting else 'OFF'} (idsync does not need it)"
+    )
 
 
 def _id_types(source: MongoSource, column: Column | None) -> Finding:
@@ -243,13 +255,14 @@ def _change_streams(source: MongoSource) -> Finding:
 def _clock_skew(source: MongoSource, target: Target) -> Finding:
     before = time.time()
     mongo = source.server_time()
-    mysql_time = target.probes.utc_now()
+    target_time = target.probes.utc_now()
+    server = target.probes.server_version().split()[0]  # MySQL, MariaDB, PostgreSQL
     local = datetime.fromtimestamp((before + time.time()) / 2, UTC)
     if mongo is None:
         return Finding("clock-skew", Level.OK, "MongoDB does not report its time: not measured")
     skews = {
         "MongoDB": (mongo - local).total_seconds(),
-        "MySQL": (mysql_time - local).total_seconds(),
+        server: (target_time - local).total_seconds(),
     }
     detail = ", ".join(f"{name} {skew:+.2f} s" for name, skew in skews.items()) + " vs this host"
     if max(abs(s) for s in skews.values()) > SKEW_WARN_S:

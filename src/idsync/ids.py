@@ -65,6 +65,8 @@ class ColumnFit:
     trailing_spaces: str | None = None
     """Why a text ending in a space would not come back exactly (a CHAR column strips them
     when read, a PAD SPACE collation takes it for the text without them), or None."""
+    nul: bool = True
+    """Whether a text may hold the NUL character (PostgreSQL's text types cannot)."""
 
     @property
     def holds_object_ids(self) -> bool:
@@ -80,6 +82,11 @@ class ColumnFit:
             return None
         if self.max_chars is not None and len(text) > self.max_chars:
             return f"too long for column: {len(text)} characters > {self.max_chars}"
+        return self._character_problem(text)
+
+    def _character_problem(self, text: str) -> str | None:
+        if not self.nul and "\x00" in text:
+            return "NUL character: the column's type cannot hold it"
         if self.trailing_spaces is not None and text.endswith(" "):
             return f"trailing space: {self.trailing_spaces}"
         if text.isascii() or self.charset is None:

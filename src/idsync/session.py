@@ -183,7 +183,8 @@ def insert_isolating(
 class BucketSQL(Protocol):
     """What a server package's dialect builds for :class:`SqlBuckets`."""
 
-    def quote(self, name: str) -> str: ...
+    def relation(self, name: str) -> str: ...
+    def value(self, column: str) -> str: ...
     def oid_shaped(self, column: str, binary: bool) -> str: ...
     def checksum(self, column: str, prime: int) -> str: ...
 
@@ -214,7 +215,7 @@ class SqlBuckets:
     ) -> None:
         self.conn, self.sql, self.moduli = conn, sql, moduli
         self.table, self.column = names
-        self.quoted, self.col = sql.quote(self.table), sql.quote(self.column)
+        self.quoted, self.col = sql.relation(self.table), sql.value(self.column)
         self.shaped = sql.oid_shaped(self.column, binary=not column.fit.charset)
         self.ids_read = 0
         """Values read (summaries are not ids)."""

@@ -114,6 +114,7 @@ def _options_problem(query: str, known: tuple[str, ...]) -> str | None:
 _PG_SCHEMES = ("postgresql", "postgres")
 _PG_OPTIONS = ("host", "sslmode")
 _PG_HOW = "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,9 @@ class PostgresURL:
     @classmethod
     def parse(cls, url: str) -> PostgresURL:
         user, password, match, query = _split("PostgreSQL", url, _PG_SCHEMES, _PG_OPTIONS, _PG_HOW)
+        sslmode = query.get("sslmode")
+        if sslmode is not None and sslmode not in _SSLMODES:
+            raise ConfigError(f"PostgreSQL sslmode {sslmode!r}: use one of {', '.join(_SSLMODES)}")
         return cls(
             host=match["host"].strip("[]") or "127.0.0.1",
             port=int(match["port"] or 5432),
@@ -139,7 +143,7 @@ class PostgresURL:
             password=unquote(password),
             database=unquote(match["database"]),
             socket_dir=query.get("host"),
-            sslmode=query.get("sslmode"),
+            sslmode=sslmode,
         )
 
     @property

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,13 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 
-from tests.fault.servers import FERRETDB_BIN, PrivateFerretDB, PrivateMariaDB
+from tests.fault.servers import (
+    FERRETDB_BIN,
+    ROOT,
+    PrivateFerretDB,
+    PrivateMariaDB,
+    PrivatePostgres,
+)
 
 SLOW = os.environ.get("IDSYNC_SLOW_TESTS") == "1"
 
@@ -28,6 +36,26 @@ def mariadb(tmp_path: Path) -> Iterator[PrivateMariaDB]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(params=["mariadb", "postgres"])
+def sql_server(request: pytest.FixtureRequest) -> PrivateMariaDB | PrivatePostgres:
+    """A private target server of each kind in turn."""
+    server: PrivateMariaDB | PrivatePostgres = request.getfixturevalue(request.param)
+    return server
+
+
+@pytest.fixture
+def postgres() -> Iterator[PrivatePostgres]:
+    workdir = ROOT / ".local" / "pg-tests" / uuid.uuid4().hex[:12]
+    workdir.mkdir(parents=True)
+    server = PrivatePostgres(workdir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Private, killable servers for fault tests: a MariaDB and a FerretDB of the test's own.
+"""Private, killable servers for fault tests: a MariaDB, a PostgreSQL and a FerretDB of the
+test's own.
 
 The shared dev servers stay untouched: each fault test starts its own processes on free ports
 with data in its tmp_path, and may kill -9, freeze (SIGSTOP) or restart them at will.
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import MySQLdb
+import psycopg
 from pymongo import MongoClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +94,12 @@ class Server:
 class PrivateMariaDB(Server):
     """mariadbd with its own data directory; user idsync/idsync; database maas."""
 
+    label = "MySQL"  # as idsync's messages name the server
+
+    def ids(self) -> list[str]:
+        """The ids table's values, sorted, duplicates kept."""
+        return sorted(row[0] for row in self.root_sql("SELECT cluster_id FROM maas.cm_cluster_id"))
+
     @property
     def datadir(self) -> Path:
         return self.workdir / "data"
@@ -165,3 +173,80 @@ class PrivateFerretDB(Server):
         client: MongoClient[dict[str, Any]] = MongoClient(self.uri, serverSelectionTimeoutMS=1000)
         with client:
             client.admin.command("ping")
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_OS_USER = "idsync-pg"  # initdb and postgres refuse root; `dev/services` makes this user
+
+
+class PrivatePostgres(Server):
+    """A PostgreSQL cluster of the test's own; user idsync/idsync; database maas.
+
+    Run as the system user `dev/services` made when the tests run as root (the data directory
+    is then under `.local/`, which that user may reach, not in the test's root-only tmp_path).
+    """
+
+    label = "PostgreSQL"
+
+    def ids(self) -> list[str]:
+        rows = self.superuser_sql("SELECT cluster_id FROM cm_cluster_id", database="maas")
+        return sorted(str(v) for (v,) in rows)
+
+    @property
+    def datadir(self) -> Path:
+        return self.workdir / "data"
+
+    def url(self) -> str:
+        return f"postgresql://idsync:idsync@127.0.0.1:{self.port}/maas"
+
+    def _as_owner(self) -> list[str]:
+        if os.geteuid() != 0:
+            return []
+        user = PG_OS_USER
+        return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"]
+
+    def start(self) -> None:
+        if self.datadir.exists():
+            super().start()
+            return
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, PG_OS_USER, PG_OS_USER)
+        subprocess.run(
+            [*self._as_owner(), str(PG_BIN / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+             "-E", "UTF8", "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256",
+             "--no-sync"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        super().start()
+        self.superuser_sql(
+            "CREATE ROLE idsync LOGIN SUPERUSER PASSWORD 'idsync'",
+            "CREATE DATABASE maas OWNER idsync",
+        )
+
+    def command(self) -> list[str]:
+        return [
+            *self._as_owner(), str(PG_BIN / "postgres"), "-D", str(self.datadir),
+            "-c", "listen_addresses=127.0.0.1", "-p", str(self.port),
+            "-c", f"unix_socket_directories={self.workdir}", "-c", "shared_buffers=16MB",
+        ]  # fmt: skip
+
+    def ready(self) -> None:
+        self.superuser_sql("SELECT 1")
+
+    def superuser_sql(self, *statements: str, database: str = "postgres") -> list[Any]:
+        conninfo = f"host={self.workdir} port={self.port} user=postgres dbname={database}"
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=2) as conn:
+            rows: list[Any] = []
+            for statement in statements:
+                cur = conn.execute(statement)
+                rows = list(cur.fetchall()) if cur.description else []
+            return rows
+
+    def kill9(self) -> None:
+        """The whole server at once, postmaster and backends, as a crash takes it."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        super().stop()  # SIGTERM: PostgreSQL's smart shutdown, waiting for the tests' sessions

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from idsync import Job, RunOptions, sync
 from idsync.ids import UnsupportedId
 from idsync.mongo.values import encode_id
-from tests.conftest import MYSQL_URL, Env, mysql_connect
+from tests.conftest import BOTH_TARGETS, MYSQL_URL, Env, mysql_connect
 
 pytestmark = pytest.mark.fault
 
@@ -37,6 +37,7 @@ def _encodable(value: object) -> str | None:
     return text if len(text) <= 64 else None
 
 
+@BOTH_TARGETS
 @settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -93,6 +94,7 @@ def test_password_with_special_characters(env: Env) -> None:
         admin.close()
 
 
+@BOTH_TARGETS
 def test_missing_column_says_so(env: Env) -> None:
     env.sql("CREATE TABLE cm_cluster_id (other VARCHAR(64))")
     env.add_source([ObjectId()])
@@ -101,6 +103,7 @@ def test_missing_column_says_so(env: Env) -> None:
     assert "column cluster_id not found" in done.stderr.splitlines()[-1]
 
 
+@BOTH_TARGETS
 def test_non_text_column_is_refused(env: Env) -> None:
     env.sql("CREATE TABLE cm_cluster_id (cluster_id BIGINT)")
     env.add_source([1])
@@ -108,6 +111,7 @@ def test_non_text_column_is_refused(env: Env) -> None:
     assert done.returncode == 2 and "ids need a text type" in done.stderr
 
 
+@BOTH_TARGETS
 def test_max_inserts_guard(env: Env) -> None:
     env.add_source([ObjectId() for _ in range(10)])
     env.init_table()
@@ -121,6 +125,7 @@ def test_max_inserts_guard(env: Env) -> None:
     assert len(env.target_ids()) == 10
 
 
+@BOTH_TARGETS
 def test_max_inserts_as_a_share_of_the_target(env: Env) -> None:
     env.add_source([ObjectId() for _ in range(12)])
     env.init_table()

@@ -1,5 +1,6 @@
-"""Faults made to happen for real on the PostgreSQL target: runs racing each other, and the
-run's backend terminated by the server (``pg_terminate_backend``, the analogue of KILL)."""
+"""Faults made to happen for real on the PostgreSQL target alone: the run's backend terminated
+by the server (``pg_terminate_backend``, the analogue of KILL). Races, kill -9 of idsync or of
+the server, and locks run on both targets in the other fault modules."""
 
 from __future__ import annotations
 
@@ -25,26 +26,6 @@ def _url(db: PostgresURL) -> str:
 
 def _stored(db: PostgresURL) -> list[str]:
     return sorted(str(v) for (v,) in sql(db, "SELECT cluster_id FROM cm_cluster_id"))
-
-
-@pytest.mark.parametrize("unique", [True, False], ids=["unique-index", "no-unique-index"])
-def test_four_runs_at_once_end_exact(env: Env, database: PostgresURL, unique: bool) -> None:
-    ids = sorted(str(ObjectId()) for _ in range(20_000))
-    load_ids(env.mongo_uri, [ObjectId(i) for i in ids])
-    constraint = "UNIQUE" if unique else ""
-    column = f'cluster_id text COLLATE "C" NOT NULL {constraint}'
-    sql(database, f"CREATE TABLE cm_cluster_id ({column})")
-    for round_ in range(2):
-        sql(database, "DELETE FROM cm_cluster_id WHERE right(cluster_id, 1) IN ('0', '7', 'a')")
-        missing = len(ids) - len(_stored(database))
-        procs = [
-            spawn_cli(env.mongo_uri, _url(database), "run", "--json", "--no-log-ids", *RACE)
-            for _ in range(4)
-        ]
-        results = [(p.communicate(timeout=300), p.returncode) for p in procs]
-        assert [code for _, code in results] == [0, 0, 0, 0], results[0][0][1]
-        assert _stored(database) == ids, f"round {round_}"
-        assert sum(json.loads(out)["inserted"] for (out, _err), _ in results) == missing
 
 
 @pytest.fixture

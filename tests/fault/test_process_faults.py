@@ -11,7 +11,8 @@ import pytest
 from bson import ObjectId
 
 from idsync.mysql.dialect import watch_lock_name
-from tests.conftest import Env
+from idsync.postgres.dialect import lock_key
+from tests.conftest import BOTH_TARGETS, Env
 from tests.fault.conftest import SLOW, load_ids, spawn_cli, wait_for
 
 pytestmark = pytest.mark.fault
@@ -25,6 +26,7 @@ def _no_duplicates_and_only_source(env: Env, source: set[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@BOTH_TARGETS
 def test_signal_stops_after_committed_batches(env: Env, signum: signal.Signals) -> None:
     ids = [ObjectId() for _ in range(3000)]
     load_ids(env.mongo_uri, ids, big=True)
@@ -46,6 +48,7 @@ def test_signal_stops_after_committed_batches(env: Env, signum: signal.Signals) 
     assert env.target_ids() == sorted(str(i) for i in ids)
 
 
+@BOTH_TARGETS
 def test_sigkill_at_random_points_never_corrupts(env: Env) -> None:
     """Kill -9 the run at seeded random moments; after each, the table holds only whole,
     distinct source ids; a clean run then makes it exact."""
@@ -69,13 +72,41 @@ def test_sigkill_at_random_points_never_corrupts(env: Env) -> None:
 
 
 def _waiting_for_lock(env: Env, name: str) -> bool:
-    rows = env.sql(
-        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
-        (f"%GET_LOCK('{name}'%",),
-    )
+    if env.kind == "postgres":  # idsync tries pg_try_advisory_lock again and again
+        rows = env.sql(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'idsync'"
+            " AND query LIKE 'SELECT pg_try_advisory_lock%%'"
+        )
+    else:
+        rows = env.sql(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE %s",
+            (f"%GET_LOCK('{name}'%",),
+        )
     return bool(rows[0][0])
 
 
+def _lock_names(env: Env) -> dict[str, str]:
+    """The names of the run's and the watcher's locks on the test's target."""
+    database, target = env.mysql_url.rsplit("/", 1)[1], "cm_cluster_id.cluster_id"
+    if env.kind == "postgres":
+        where = f"{database}.public.{target}"
+        return {"run": f"idsync:{where}", "watch": f"idsync-watch:{where}:update-cluster-id"}
+    return {
+        "run": f"idsync:{database}.{target}",
+        "watch": watch_lock_name(database, target, "update-cluster-id"),
+    }
+
+
+def _hold_lock(env: Env, name: str, held: bool) -> None:
+    """Take (or give back) a lock as the test's own connection."""
+    if env.kind == "postgres":
+        verb = "lock" if held else "unlock"
+        env.sql(f"SELECT pg_advisory_{verb}(%s)", (lock_key(name),))
+    else:
+        env.sql("SELECT GET_LOCK(%s, 0)" if held else "SELECT RELEASE_LOCK(%s)", (name,))
+
+
+@pytest.mark.parametrize("env", ["mysql", "postgres"], indirect=True)
 @pytest.mark.parametrize(
     ("command", "code", "status"), [("run", 1, "failed"), ("watch", 0, "stopped")]
 )
@@ -86,12 +117,8 @@ def test_sigterm_while_waiting_for_the_lock_ends_at_once(
     does anywhere else, instead of waiting out --lock-timeout and calling itself refused."""
     env.add_source([ObjectId() for _ in range(5)])
     env.init_table()
-    database, target = env.mysql_url.rsplit("/", 1)[1], "cm_cluster_id.cluster_id"
-    if command == "run":
-        name = f"idsync:{database}.{target}"
-    else:
-        name = watch_lock_name(database, target, "update-cluster-id")
-    env.sql("SELECT GET_LOCK(%s, 0)", (name,))  # held by the test's own connection
+    name = _lock_names(env)[command]
+    _hold_lock(env, name, held=True)
     proc = spawn_cli(env.mongo_uri, env.mysql_url, command, "--json", "--lock-timeout", "120")
     try:
         wait_for(lambda: _waiting_for_lock(env, name) or proc.poll() is not None, "the lock wait")
@@ -103,7 +130,7 @@ def test_sigterm_while_waiting_for_the_lock_ends_at_once(
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
-        env.sql("SELECT RELEASE_LOCK(%s)", (name,))
+        _hold_lock(env, name, held=False)
     assert proc.returncode == code, err
     assert json.loads(out)["status"] == status
     if command == "run":

@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 
 from idsync import Job
 from idsync.mysql.target import MySQLTarget
-from tests.conftest import MYSQL_URL, Env, mysql_connect
+from tests.conftest import BOTH_TARGETS, MYSQL_URL, Env, mysql_connect
 from tests.fault.conftest import load_ids, run_cli, spawn_cli
 
 pytestmark = pytest.mark.fault
@@ -33,6 +34,7 @@ def _race(env: Env, runs: int, *args: str) -> list[tuple[int, dict[str, Any], st
 
 
 @pytest.mark.parametrize("unique", [True, False], ids=["unique-index", "no-unique-index"])
+@BOTH_TARGETS
 def test_four_runs_at_once_wait_for_each_other(env: Env, unique: bool) -> None:
     ids = sorted(str(ObjectId()) for _ in range(20_000))
     load_ids(env.mongo_uri, [ObjectId(i) for i in ids])
@@ -50,6 +52,7 @@ def test_four_runs_at_once_wait_for_each_other(env: Env, unique: bool) -> None:
         assert inserted == missing
 
 
+@BOTH_TARGETS
 def test_a_busy_target_refuses_after_the_lock_timeout(env: Env) -> None:
     ids = [ObjectId() for _ in range(60_000)]
     load_ids(env.mongo_uri, ids)
@@ -66,6 +69,7 @@ def test_a_busy_target_refuses_after_the_lock_timeout(env: Env) -> None:
     assert env.target_ids() == sorted(str(i) for i in ids)
 
 
+@BOTH_TARGETS
 def test_documents_added_during_a_scan_land_now_or_next_run(env: Env) -> None:
     first = [ObjectId() for _ in range(3000)]
     load_ids(env.mongo_uri, first, big=True)
@@ -95,6 +99,7 @@ def test_documents_added_during_a_scan_land_now_or_next_run(env: Env) -> None:
     assert env.target_ids() == sorted(str(i) for i in first + later)
 
 
+@BOTH_TARGETS
 def test_rows_written_by_someone_else_during_a_run(env: Env) -> None:
     ids = [str(ObjectId()) for _ in range(60_000)]
     load_ids(env.mongo_uri, [ObjectId(i) for i in ids])
@@ -103,13 +108,17 @@ def test_rows_written_by_someone_else_during_a_run(env: Env) -> None:
     stop = threading.Event()
 
     def other_writer() -> None:
-        conn = mysql_connect(MYSQL_URL, database=database)
+        if env.kind == "postgres":
+            conn: Any = psycopg.connect(env.mysql_url, autocommit=True)
+            insert = "INSERT INTO cm_cluster_id (cluster_id) VALUES (%s) ON CONFLICT DO NOTHING"
+        else:
+            conn = mysql_connect(MYSQL_URL, database=database)
+            insert = "INSERT IGNORE INTO cm_cluster_id (cluster_id) VALUES (%s)"
         cur = conn.cursor()
         for start in range(0, len(ids), 500):
             if stop.is_set():
                 break
-            chunk = [(i,) for i in ids[start : start + 500]]
-            cur.executemany("INSERT IGNORE INTO cm_cluster_id (cluster_id) VALUES (%s)", chunk)
+            cur.executemany(insert, [(i,) for i in ids[start : start + 500]])
         conn.close()
 
     writer = threading.Thread(target=other_writer)

@@ -9,13 +9,13 @@ import pytest
 from bson import ObjectId
 
 from tests.fault.conftest import load_ids, run_cli, spawn_cli, wait_for
-from tests.fault.servers import PrivateFerretDB, PrivateMariaDB
+from tests.fault.servers import PrivateFerretDB, PrivateMariaDB, PrivatePostgres
 
 pytestmark = pytest.mark.fault
 
 
 def stored(db: PrivateMariaDB) -> list[str]:
-    return sorted(row[0] for row in db.root_sql("SELECT cluster_id FROM maas.cm_cluster_id"))
+    return db.ids()
 
 
 def init(ferret: PrivateFerretDB, db: PrivateMariaDB) -> None:
@@ -52,29 +52,38 @@ def test_mongodb_killed_mid_scan(ferretdb: PrivateFerretDB, mariadb: PrivateMari
     assert stored(mariadb) == sorted(str(i) for i in ids)
 
 
-def test_mysql_unreachable_at_start(ferretdb: PrivateFerretDB, mariadb: PrivateMariaDB) -> None:
+Target = PrivateMariaDB | PrivatePostgres
+
+
+def test_target_unreachable_at_start(ferretdb: PrivateFerretDB, sql_server: Target) -> None:
     load_ids(ferretdb.uri, [ObjectId()])
-    mariadb.stop()
-    done = run_cli(ferretdb.uri, mariadb.url(), "run", "--connect-timeout", "2", "--retries", "0")
+    sql_server.stop()
+    url = sql_server.url()
+    done = run_cli(ferretdb.uri, url, "run", "--connect-timeout", "2", "--retries", "0")
     assert done.returncode == 1
-    assert f"MySQL unreachable at 127.0.0.1:{mariadb.port}" in done.stderr.splitlines()[-1]
+    unreachable = f"{sql_server.label} unreachable at 127.0.0.1:{sql_server.port}"
+    assert unreachable in done.stderr.splitlines()[-1]
 
 
-def test_mysql_killed_mid_insert(ferretdb: PrivateFerretDB, mariadb: PrivateMariaDB) -> None:
+def test_target_killed_mid_insert(ferretdb: PrivateFerretDB, sql_server: Target) -> None:
+    """kill -9 of the server while batches commit: whole batches survive its crash recovery,
+    none twice; the next run makes the table exact."""
     ids = [ObjectId() for _ in range(150_000)]
     load_ids(ferretdb.uri, ids)
-    init(ferretdb, mariadb)
-    proc = spawn_cli(ferretdb.uri, mariadb.url(), "run", "--retries", "0", "--batch-size", "2000")
-    wait_for(lambda: len(stored(mariadb)) > 0 or proc.poll() is not None, "a first batch")
-    mariadb.kill9()
+    assert run_cli(ferretdb.uri, sql_server.url(), "init").returncode == 0
+    args = ("run", "--retries", "0", "--batch-size", "2000")
+    proc = spawn_cli(ferretdb.uri, sql_server.url(), *args)
+    wait_for(lambda: len(sql_server.ids()) > 0 or proc.poll() is not None, "a first batch")
+    sql_server.kill9()
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1
-    assert f"MySQL unreachable at 127.0.0.1:{mariadb.port}" in err.splitlines()[-1]
-    mariadb.start()
-    rows = stored(mariadb)
+    unreachable = f"{sql_server.label} unreachable at 127.0.0.1:{sql_server.port}"
+    assert unreachable in err.splitlines()[-1]
+    sql_server.start()
+    rows = sql_server.ids()
     assert len(rows) % 2000 == 0 and len(set(rows)) == len(rows)  # whole batches survived
-    assert run_cli(ferretdb.uri, mariadb.url(), "run", "--no-log-ids").returncode == 0
-    assert stored(mariadb) == sorted(str(i) for i in ids)
+    assert run_cli(ferretdb.uri, sql_server.url(), "run", "--no-log-ids").returncode == 0
+    assert sql_server.ids() == sorted(str(i) for i in ids)
 
 
 def test_killed_connection_is_retried(ferretdb: PrivateFerretDB, mariadb: PrivateMariaDB) -> None:

@@ -1,5 +1,6 @@
-"""`idsync watch` under faults: kill -9, SIGTERM, a MongoDB restart, a killed MySQL connection,
-an unusable stored resume token. The daemon runs as a real process; nothing is mocked.
+"""`idsync watch` under faults: kill -9, SIGTERM, a MongoDB restart, a killed target connection
+(MySQL KILL, PostgreSQL pg_terminate_backend), an unusable stored resume token. The daemon runs
+as a real process; nothing is mocked.
 
 Exactly-once is checked on a target column *without* a UNIQUE index: there, a replayed id would
 be a second row, so no duplicates proves that each checkpoint committed with its batch.
@@ -19,10 +20,9 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from idsync import Job
-from idsync.mysql.state import create_table, save, target_key
-from idsync.mysql.target import MySQLTarget
 from idsync.target import Checkpoint
-from tests.conftest import Env
+from idsync.targets import open_target
+from tests.conftest import WATCH_BOTH_TARGETS, Env
 from tests.watch_support import (
     MONGO_JAVA_JAR,
     Daemon,
@@ -41,10 +41,45 @@ FOLLOW = ["--skip-initial-pass", "--max-batch-wait", "0.05", "--batch-size", "50
 
 def _plain_table(env: Env) -> None:
     """The ids table without a UNIQUE index: duplicates would show."""
+    if env.kind == "postgres":
+        env.sql(
+            "CREATE TABLE cm_cluster_id (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            ' cluster_id text COLLATE "C" NOT NULL)'
+        )
+        env.sql("CREATE INDEX ON cm_cluster_id (cluster_id)")
+        return
     env.sql(
         "CREATE TABLE cm_cluster_id (id BIGINT AUTO_INCREMENT PRIMARY KEY,"
         " cluster_id VARCHAR(64) COLLATE utf8mb4_bin NOT NULL, KEY (cluster_id))"
     )
+
+
+def _store_checkpoint(env: Env, checkpoint: Checkpoint) -> None:
+    """A checkpoint in the state table, as an earlier watcher would have left it."""
+    with open_target(env.settings(), Job()) as target:
+        target.connect()
+        target.create_owned_tables()
+        target.save_checkpoint(checkpoint)
+
+
+def _kill_the_watchers_connections(env: Env) -> None:
+    """The server ends every session of the test's database but the test's own."""
+    if env.kind == "postgres":
+        killed = env.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
+            " datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert killed, "the watcher's connection was not found"
+        return
+    own = env.sql("SELECT CONNECTION_ID()")[0][0]
+    database = env.mysql_url.rsplit("/", 1)[1]
+    theirs = env.sql(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> %s",
+        (database, own),
+    )
+    assert theirs, "the watcher's connection was not found"
+    for (conn_id,) in theirs:
+        env.sql(f"KILL CONNECTION {int(conn_id)}")
 
 
 def _rows(env: Env) -> list[str]:
@@ -56,8 +91,7 @@ def _count(env: Env) -> int:
 
 
 def _has_checkpoint(env: Env) -> bool:
-    rows = env.sql("SHOW TABLES LIKE 'idsync_state'")
-    return bool(rows) and bool(env.sql("SELECT 1 FROM idsync_state"))
+    return "idsync_state" in env.tables() and bool(env.sql("SELECT 1 FROM idsync_state"))
 
 
 @pytest.fixture
@@ -81,6 +115,7 @@ def mongo_java(tmp_path: Path) -> Iterator[PrivateMongoJava]:
         server.kill()
 
 
+@WATCH_BOTH_TARGETS
 def test_kill9_mid_stream_then_restart_nothing_missing_nothing_twice(
     watch_env: Env, tmp_path: Path, daemons: list[Daemon]
 ) -> None:
@@ -102,6 +137,7 @@ def test_kill9_mid_stream_then_restart_nothing_missing_nothing_twice(
     assert _rows(env) == expected  # nothing missing, nothing twice
 
 
+@WATCH_BOTH_TARGETS
 def test_sigterm_commits_the_batch_with_its_checkpoint(
     watch_env: Env, tmp_path: Path, daemons: list[Daemon]
 ) -> None:
@@ -162,7 +198,8 @@ def test_mongodb_restart_mid_stream(
     assert env.target_ids() == sorted(str(o) for o in before + after)
 
 
-def test_mysql_connection_killed_mid_stream(
+@WATCH_BOTH_TARGETS
+def test_target_connection_killed_mid_stream(
     watch_env: Env, tmp_path: Path, daemons: list[Daemon]
 ) -> None:
     env = watch_env
@@ -172,15 +209,7 @@ def test_mysql_connection_killed_mid_stream(
     wait_until(lambda: _has_checkpoint(env), "the stream to open")
     writer = Writer(env.mongo_db["cluster_trips"], total=400).start()
     wait_until(lambda: _count(env) >= 50, "a few batches")
-    own = env.sql("SELECT CONNECTION_ID()")[0][0]
-    database = env.mysql_url.rsplit("/", 1)[1]
-    theirs = env.sql(
-        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> %s",
-        (database, own),
-    )
-    assert theirs, "the watcher's connection was not found"
-    for (conn_id,) in theirs:
-        env.sql(f"KILL CONNECTION {int(conn_id)}")
+    _kill_the_watchers_connections(env)
     expected = writer.join()
     wait_until(lambda: _count(env) >= len(expected), "every id after the reconnection")
     daemon.send(signal.SIGTERM)
@@ -189,22 +218,19 @@ def test_mysql_connection_killed_mid_stream(
     assert env.target_ids() == expected
 
 
+@WATCH_BOTH_TARGETS
 def test_invalid_stored_resume_token_gap_pass_then_a_new_stream(
     watch_env: Env, tmp_path: Path, daemons: list[Daemon]
 ) -> None:
     env = watch_env
     env.init_table()
     now = datetime.datetime.now(datetime.UTC)
-    with MySQLTarget(env.settings(), Job()) as target:
-        target.connect()
-        bad = Checkpoint(
-            "change-stream",
-            resume_token='{"_data": "not a resume token"}',
-            last_seen_time=now - datetime.timedelta(seconds=5),
-        )
-        key = target_key("cm_cluster_id", "cluster_id")
-        target.transaction(create_table, "creating")
-        target.transaction(lambda cur: save(cur, "update-cluster-id", key, bad), "saving")
+    bad = Checkpoint(
+        "change-stream",
+        resume_token='{"_data": "not a resume token"}',
+        last_seen_time=now - datetime.timedelta(seconds=5),
+    )
+    _store_checkpoint(env, bad)
     coll = env.mongo_db["cluster_trips"]
     missed = [ObjectId() for _ in range(30)]  # written while no watcher ran
     coll.insert_many([{"_id": oid} for oid in missed])
@@ -255,6 +281,7 @@ def test_backoff_starts_over_once_the_watcher_recovers(
     assert daemon.wait() == 0, daemon.stderr
 
 
+@WATCH_BOTH_TARGETS
 def test_a_refused_resume_keeps_the_token_unless_the_position_is_gone(
     watch_env: Env, tmp_path: Path, daemons: list[Daemon]
 ) -> None:
@@ -264,12 +291,7 @@ def test_a_refused_resume_keeps_the_token_unless_the_position_is_gone(
     env = watch_env
     env.init_table()
     foreign = '{"_data": "8200000001000000012B0229296E04"}'
-    with MySQLTarget(env.settings(), Job()) as target:
-        target.connect()
-        kept = Checkpoint("change-stream", resume_token=foreign)
-        key = target_key("cm_cluster_id", "cluster_id")
-        target.transaction(create_table, "creating")
-        target.transaction(lambda cur: save(cur, "update-cluster-id", key, kept), "saving")
+    _store_checkpoint(env, Checkpoint("change-stream", resume_token=foreign))
     env.add_source([ObjectId()])
     daemon = Daemon(tmp_path, env.mongo_uri, env.mysql_url, [*FOLLOW, "--json"])
     daemons.append(daemon.start())

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from idsync.config import Settings
 from idsync.metrics import Metrics
 from idsync.watch.health import Health, HealthServer
-from tests.conftest import Env
+from tests.conftest import BOTH_TARGETS, Env
 
 pytestmark = pytest.mark.integration
 
@@ -60,10 +60,11 @@ def shown(done: subprocess.CompletedProcess[str], env: Env) -> str:
 
 
 def _urls(env: Env, side: str, server: str, written: str) -> dict[str, str]:
-    mysql, mongo = urlsplit(env.mysql_url), urlsplit(env.mongo_uri)
-    if side == "mysql":
-        where = UNREACHABLE if server == UNREACHABLE else mysql.netloc.rpartition("@")[2]
-        return {"IDSYNC_MYSQL_URL": f"mysql://idsync:{written}@{where}{mysql.path}"}
+    target, mongo = urlsplit(env.mysql_url), urlsplit(env.mongo_uri)
+    if side == "target":  # the test's target, MySQL or PostgreSQL
+        where = UNREACHABLE if server == UNREACHABLE else target.netloc.rpartition("@")[2]
+        url = f"{target.scheme}://idsync:{written}@{where}{target.path}"
+        return {"IDSYNC_MYSQL_URL" if env.kind == "mysql" else "IDSYNC_TARGET_URL": url}
     where = UNREACHABLE if server == UNREACHABLE else mongo.netloc  # FerretDB refuses logins
     return {"IDSYNC_MONGO_URI": f"mongodb://idsync:{written}@{where}{mongo.path}"}
 
@@ -86,7 +87,8 @@ def _run(env: Env, case: Case, written: str) -> subprocess.CompletedProcess[str]
     args += ["--retries", "1"] if case.command in ("run", "check") else []  # one `retried`
     if case.via_flags:  # on the command line, where the environment has good ones
         for var, url in urls.items():
-            args += ["--mysql-url" if "MYSQL" in var else "--mongo-uri", url]
+            args += [{"IDSYNC_MYSQL_URL": "--mysql-url", "IDSYNC_TARGET_URL": "--target-url"}
+                     .get(var, "--mongo-uri"), url]  # fmt: skip
         return env.idsync(*args, timeout=60)
     return env.idsync(*args, env=urls, timeout=60)
 
@@ -109,8 +111,9 @@ def history_env(env: Env) -> Env:
     return env
 
 
+@BOTH_TARGETS
 @pytest.mark.parametrize("command", COMMANDS)
-@pytest.mark.parametrize("side", ["mysql", "mongo"])
+@pytest.mark.parametrize("side", ["target", "mongo"])
 @pytest.mark.parametrize("server", [UNREACHABLE, WRONG_PASSWORD])
 def test_a_nasty_password_is_never_shown(
     history_env: Env, command: str, side: str, server: str
@@ -120,11 +123,12 @@ def test_a_nasty_password_is_never_shown(
         assert_never_shown(history_env, password, written, Case(side, server, command))
 
 
+@BOTH_TARGETS
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     password=passwords,
     encode=st.booleans(),
-    side=st.sampled_from(["mysql", "mongo"]),
+    side=st.sampled_from(["target", "mongo"]),
     server=st.sampled_from([UNREACHABLE, WRONG_PASSWORD]),
     command=st.sampled_from(COMMANDS),
     as_json=st.booleans(),

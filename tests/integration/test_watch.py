@@ -17,21 +17,17 @@ from bson import ObjectId
 from idsync import Job, Settings
 from idsync.errors import LockHeldError, TerminalError
 from idsync.metrics import Metrics
-from idsync.mysql import history
-from idsync.mysql.state import create_table
-from idsync.mysql.target import MySQLTarget
 from idsync.target import Checkpoint
 from idsync.watch.health import Health
 from idsync.watch.options import WatchOptions
 from idsync.watch.sink import Sink
 from idsync.watch.watcher import WatchSummary, watch
-from tests.conftest import Env
+from tests.conftest import WATCH_BOTH_TARGETS, Env, limited_user
 from tests.watch_support import (
     Daemon,
     free_port,
     http_get,
     metric,
-    restricted_user,
     wait_until,
 )
 
@@ -98,6 +94,7 @@ def _count(env: Env) -> int:
     return int(env.sql("SELECT COUNT(*) FROM cm_cluster_id")[0][0])
 
 
+@WATCH_BOTH_TARGETS
 def test_change_stream_first_pass_then_every_new_id(watch_env: Env) -> None:
     env = watch_env
     env.init_table()
@@ -128,7 +125,7 @@ def test_change_stream_first_pass_then_every_new_id(watch_env: Env) -> None:
 
 def test_polling_follows_new_ids_and_the_full_pass_catches_the_rest(env: Env) -> None:
     env.init_table()
-    env.sql(history.DDL)
+    env.create_owned()
     coll = env.mongo_db["cluster_trips"]
     options = fast()
     with Running(env, options) as running:
@@ -152,6 +149,7 @@ def test_polling_follows_new_ids_and_the_full_pass_catches_the_rest(env: Env) ->
     assert commands == {"watch"}  # the watcher's full passes are in the run history
 
 
+@WATCH_BOTH_TARGETS
 def test_cli_serves_health_and_metrics_and_stops_on_sigterm(watch_env: Env, tmp_path: Path) -> None:
     env = watch_env
     env.init_table()
@@ -194,6 +192,7 @@ def test_cli_serves_health_and_metrics_and_stops_on_sigterm(watch_env: Env, tmp_
     assert "SIGTERM received" in daemon.stderr
 
 
+@WATCH_BOTH_TARGETS
 def test_one_watcher_per_job_and_target(watch_env: Env, tmp_path: Path) -> None:
     env = watch_env
     env.init_table()
@@ -225,7 +224,7 @@ def test_out_of_range_durations_are_config_errors(env: Env, flags: list[str], na
     assert done.returncode == 2, done.stderr
     assert json.loads(done.stdout)["status"] == "failed"
     assert named in done.stderr
-    assert env.sql("SHOW TABLES") == [("cm_cluster_id",)]  # no idsync_state: nothing written
+    assert env.tables() == ["cm_cluster_id"]  # no idsync_state: nothing written
     assert env.target_ids() == []
 
 
@@ -253,17 +252,22 @@ def test_a_watchers_lock_and_state_row_name_the_column_as_the_server_does(env: E
         upper.close()
 
 
+_IDS = "SELECT, INSERT, UPDATE ON cm_cluster_id"
+_STATE_NO_UPDATE = "SELECT, INSERT, CREATE ON idsync_state"
+# What each server says when it refuses: creating the state table, then updating its row.
+_NO_CREATE = {"mysql": "CREATE command denied", "postgres": "permission denied for schema"}
+_NO_UPDATE = {"mysql": "UPDATE command denied", "postgres": "permission denied for table"}
+
+
 @pytest.mark.parametrize(
-    ("grants", "denied"),
+    ("watch_env", "grants", "denied"),
     [
-        (["SELECT, INSERT, UPDATE ON {db}.cm_cluster_id"], "CREATE command denied"),
-        (
-            ["SELECT, INSERT, UPDATE ON {db}.cm_cluster_id",
-             "SELECT, INSERT, CREATE ON {db}.idsync_state"],
-            "UPDATE command denied",
-        ),
+        (kind, grants, denied[kind])
+        for kind in ("mysql", "postgres")
+        for grants, denied in (([_IDS], _NO_CREATE), ([_IDS, _STATE_NO_UPDATE], _NO_UPDATE))
     ],
-)  # fmt: skip
+    indirect=["watch_env"],
+)
 def test_a_missing_privilege_ends_the_watcher_and_healthz_says_why(
     watch_env: Env, grants: list[str], denied: str
 ) -> None:
@@ -272,11 +276,9 @@ def test_a_missing_privilege_ends_the_watcher_and_healthz_says_why(
     watcher ends with the error instead of trying forever."""
     env = watch_env
     env.init_table()
-    with MySQLTarget(env.settings(), Job()) as target:
-        target.connect()
-        target.transaction(create_table, "creating")
+    env.create_owned()  # the state table is there: CREATE is still asked for, as doctor says
     env.add_source([ObjectId()])
-    with restricted_user(env, grants) as url, Running(env, fast(), mysql_url=url) as running:
+    with limited_user(env, grants) as url, Running(env, fast(), mysql_url=url) as running:
         wait_until(lambda: "error" in running.health.report()[1], "a failed attempt")
         healthy, details = running.health.report()
         assert not healthy and details["status"] == "failing", details
@@ -286,6 +288,7 @@ def test_a_missing_privilege_ends_the_watcher_and_healthz_says_why(
     assert isinstance(error, TerminalError) and denied in str(error)
 
 
+@WATCH_BOTH_TARGETS
 def test_update_denied_on_a_stored_checkpoint_ends_the_watcher(watch_env: Env) -> None:
     """Following from a stored checkpoint: an idle moment is not progress that excuses the
     failed saves around it; the watcher ends, /healthz failing, instead of flapping."""
@@ -293,25 +296,38 @@ def test_update_denied_on_a_stored_checkpoint_ends_the_watcher(watch_env: Env) -
     env.init_table()
     with Running(env, fast()) as running:
         wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the stream")
-    grants = ["SELECT, INSERT, UPDATE ON {db}.cm_cluster_id",
-              "SELECT, INSERT, CREATE ON {db}.idsync_state"]  # fmt: skip
     options = fast(initial_pass=False, checkpoint_every_s=0.05)
-    with restricted_user(env, grants) as url, Running(env, options, mysql_url=url) as running:
+    grants = [_IDS, _STATE_NO_UPDATE]
+    with limited_user(env, grants) as url, Running(env, options, mysql_url=url) as running:
         wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "following")
         env.add_source([ObjectId()])
         error = running.ended()
         assert running.health.report()[1]["status"] == "failing"
-    assert isinstance(error, TerminalError) and "UPDATE command denied" in str(error)
+    assert isinstance(error, TerminalError) and _NO_UPDATE[env.kind] in str(error)
 
 
-def test_a_batch_that_always_fails_the_same_way_ends_the_watcher(watch_env: Env) -> None:
-    env = watch_env
-    env.init_table()
-    env.sql(
+_POISON_TRIGGER = {
+    "mysql": [
         "CREATE TRIGGER no_poison BEFORE INSERT ON cm_cluster_id FOR EACH ROW"
         " IF NEW.cluster_id = 'poison' THEN"
         " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poison refused'; END IF"
-    )
+    ],
+    "postgres": [
+        "CREATE FUNCTION no_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF NEW.cluster_id = 'poison' THEN RAISE EXCEPTION 'poison refused'; END IF;"
+        " RETURN NEW; END $$",
+        "CREATE TRIGGER no_poison BEFORE INSERT ON cm_cluster_id"
+        " FOR EACH ROW EXECUTE FUNCTION no_poison()",
+    ],
+}
+
+
+@WATCH_BOTH_TARGETS
+def test_a_batch_that_always_fails_the_same_way_ends_the_watcher(watch_env: Env) -> None:
+    env = watch_env
+    env.init_table()
+    for statement in _POISON_TRIGGER[env.kind]:
+        env.sql(statement)
     with Running(env, fast()) as running:
         wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the stream")
         env.add_source(["poison"])
@@ -321,6 +337,7 @@ def test_a_batch_that_always_fails_the_same_way_ends_the_watcher(watch_env: Env)
     assert running.metrics.reconnects._value.get() >= 1  # tried again before giving up
 
 
+@WATCH_BOTH_TARGETS
 def test_first_full_pass_refused_with_a_stored_token_ends_with_exit_3(
     watch_env: Env, tmp_path: Path
 ) -> None:
@@ -344,6 +361,7 @@ def test_first_full_pass_refused_with_a_stored_token_ends_with_exit_3(
     assert "has no ids" in daemon.stderr
 
 
+@WATCH_BOTH_TARGETS
 def test_int_and_string_with_the_same_text_are_told_apart_as_a_full_pass_does(
     watch_env: Env,
 ) -> None:

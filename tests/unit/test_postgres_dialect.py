@@ -7,8 +7,9 @@ from idsync.runs import FIELDS
 
 
 def test_names_are_quoted_and_ids_travel_as_one_array() -> None:
-    assert dialect.insert_incoming("order", "select") == (
-        'INSERT INTO "order" ("select") SELECT x FROM idsync_incoming ON CONFLICT DO NOTHING'
+    assert dialect.insert_incoming("my.order", "select") == (
+        'INSERT INTO "my"."order" ("select")'
+        " SELECT x FROM pg_temp.idsync_incoming ON CONFLICT DO NOTHING"
     )
     assert dialect.values_of("t", "c").endswith("= ANY(%s::text[])")
 

@@ -138,3 +138,5 @@ def test_postgresql_url_forms() -> None:
         PostgresURL.parse("pgsql://u:p@h/db")
     with pytest.raises(ConfigError, match="unknown option"):
         PostgresURL.parse("postgresql://u:p@h/db?application_name=x")
+    with pytest.raises(ConfigError, match=r"sslmode 'bogus'.*verify-full"):
+        PostgresURL.parse("postgresql://u:p@h/db?sslmode=bogus")

@@ -52,7 +52,7 @@ def _rewriting_triggers(query: Query, database: str, table: str) -> tuple[str, .
         (database, table),
         "inspecting the table's triggers",
     )
-    return tuple(str(name) for (name,) in rows)
+    return tuple(f"trigger {name}" for (name,) in rows)
 
 
 def _trailing_spaces(query: Query, data_type: str, charset: str, collation: str) -> str | None:

@@ -22,6 +22,10 @@ def quote(name: str) -> str:
     return f"`{name}`"
 
 
+relation = quote  # a table: the URL names its database
+value = quote  # a column's value: read as stored
+
+
 def marks(count: int) -> str:
     """``%s, %s, …``: one parameter mark per value."""
     return ", ".join(["%s"] * count)

@@ -62,8 +62,11 @@ class MySQLProbes:
         columns = self._columns(RUNS_TABLE_NAME) or ("run_id",)
         return self._denials(dialect.history_probes(columns), frozenset())
 
-    def local_infile(self) -> bool:
+    def local_infile(self) -> bool | None:
         return bool(int(self.conn.fetch(dialect.LOCAL_INFILE)[0][0]))
+
+    def exact_column(self) -> str:
+        return "VARCHAR(64) CHARACTER SET utf8mb4 with a binary NO PAD collation"
 
     def utc_now(self) -> datetime:
         moment: datetime = self.conn.fetch(dialect.UTC_NOW)[0][0]

@@ -33,6 +33,11 @@ class MySQLTarget(Connection):
 
     def __init__(self, settings: Settings, job: Job) -> None:
         super().__init__(settings)
+        if "." in job.table:
+            raise ConfigError(
+                f"table {job.table!r} names a schema: on MySQL the URL names the database;"
+                " give the table alone"
+            )
         self.job = job.name
         self.table = job.table
         self.column = job.column

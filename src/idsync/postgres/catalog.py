@@ -24,28 +24,27 @@ _CHAR_SPACES = "a CHAR column drops trailing spaces when it is read"
 _CHARSET = "UTF8"  # the server refuses what its encoding cannot hold; the client checks nothing
 
 
-def describe_column(query: Query, table: str, column: str) -> Column:
-    """Read the column's type, size, collation and indexes; refuse what cannot hold ids."""
+def describe_column(query: Query, table: str, column: str) -> tuple[Column, str]:
+    """Read the column's type, size, collation and indexes; refuse what cannot hold ids. With
+    the column, its collation as a COLLATE clause takes it (quoted, with its schema)."""
     rows = query(dialect.COLUMN_FACTS, (table, column), "inspecting the column")
     if not rows:
         raise ConfigError(f"column {column} not found in table {table}")
-    data_type, length, collation, _declared, schema, name_table, name_column = rows[0]
+    data_type, length, collation, qualified, deterministic, schema, name_table, name_column = rows[
+        0
+    ]
     data_type = str(data_type)
     if data_type not in _TEXT_TYPES:
         raise ConfigError(f"column {table}.{column} is {data_type}: ids need a text type")
     spaces = _CHAR_SPACES if data_type == "character" else None
-    fit = ColumnFit(None if length is None else int(length), None, _CHARSET, spaces)
-    deterministic = _deterministic(query, str(collation))
+    fit = ColumnFit(None if length is None else int(length), None, _CHARSET, spaces, nul=False)
     unique = bool(query(dialect.UNIQUE_ON, (table, column), "inspecting the indexes"))
-    triggers = tuple(
-        str(name)
-        for (name,) in query(dialect.REWRITING_TRIGGERS, (table,), "inspecting the triggers")
+    rewriters = tuple(
+        str(name) for (name,) in query(dialect.REWRITERS, (table,), "inspecting the triggers")
     )
     names = (str(schema), str(name_table), str(name_column))
-    return Column(data_type, fit, str(collation), unique, names, triggers, deterministic)
-
-
-def _deterministic(query: Query, collation: str) -> bool:
-    """Whether the collation compares bytes alone (libc and C collations; ICU ones may not)."""
-    rows = query(dialect.DETERMINISTIC, (collation,), "inspecting the collation")
-    return bool(rows[0][0]) if rows else True
+    # deterministic: whether the collation compares bytes alone (libc and C collations do; an
+    # ICU one may not); None (no collation) cannot happen for a text type.
+    exact = True if deterministic is None else bool(deterministic)
+    column_facts = Column(data_type, fit, str(collation), unique, names, rewriters, exact)
+    return column_facts, str(qualified or '"C"')

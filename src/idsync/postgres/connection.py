@@ -31,8 +31,9 @@ class Connection(Session[PostgresURL]):
         # An error aborts the whole transaction: nothing more runs on it until it ends.
         self._rollback()
 
-    def __init__(self, settings: Settings, url: PostgresURL) -> None:
+    def __init__(self, settings: Settings, url: PostgresURL, schema: str = "public") -> None:
         super().__init__(settings, url)
+        self.schema = schema
 
     def connect(self) -> None:
         url, settings = self.url, self._settings
@@ -47,8 +48,12 @@ class Connection(Session[PostgresURL]):
                 dbname=url.database,
                 connect_timeout=max(1, round(settings.connect_timeout_s)),
                 application_name="idsync",
+                # Texts as UTF-8 whatever the database's encoding (SQL_ASCII would give bytes).
+                client_encoding="UTF8",
                 # The longest one statement may run: the counterpart of MySQL's read timeout.
-                options=f"-c statement_timeout={timeout_ms}",
+                # The schema alone on the path: the user's own search_path (its "$user" first)
+                # never decides which table is read or written. Names are plain (config.py).
+                options=f'-c statement_timeout={timeout_ms} -c search_path="{self.schema}"',
                 autocommit=False,
                 **extra,
             )

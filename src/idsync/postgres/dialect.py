@@ -14,7 +14,18 @@ from idsync.target import RUNS_TABLE, STATE_TABLE
 
 
 def quote(name: str) -> str:
-    return f'"{name}"'
+    """One identifier, as written."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def relation(name: str) -> str:
+    """A table's name, ``schema.table`` or ``table``: each part quoted (no part holds a dot)."""
+    return ".".join(quote(part) for part in name.split("."))
+
+
+def value(column: str) -> str:
+    """A column's value as text: a char(n) column's padding dropped, any other unchanged."""
+    return f"{quote(column)}::text"
 
 
 def lock_key(name: str) -> int:
@@ -23,21 +34,23 @@ def lock_key(name: str) -> int:
 
 
 TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
+SCHEMA_EXISTS = "SELECT 1 FROM pg_namespace WHERE nspname = %s AND nspname = current_schema()"
 TABLE_EXISTS = "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = %s"
 VERSION = "SHOW server_version"
 
 
 def nothing_from(table: str) -> str:
-    return f"SELECT 1 FROM {quote(table)} LIMIT 0"
+    return f"SELECT 1 FROM {relation(table)} LIMIT 0"
 
 
 def select_column(table: str, column: str) -> str:
-    col = quote(column)
-    return f"SELECT {col} FROM {quote(table)} WHERE {col} IS NOT NULL"
+    return f"SELECT {value(column)} FROM {relation(table)} WHERE {quote(column)} IS NOT NULL"
 
 
-INCOMING = "idsync_incoming"
-"""The session's temporary table a batch is copied into (emptied at each commit)."""
+INCOMING = "pg_temp.idsync_incoming"
+"""The session's temporary table a batch is copied into (emptied at each commit); named with
+its schema, so that no table of the user's, whatever its name or the search_path, is taken
+for it."""
 MAKE_INCOMING = f"CREATE TEMPORARY TABLE IF NOT EXISTS {INCOMING} (x text) ON COMMIT DELETE ROWS"
 EMPTY_INCOMING = f"TRUNCATE {INCOMING}"
 COPY_INCOMING = f"COPY {INCOMING} (x) FROM STDIN"
@@ -47,59 +60,71 @@ def insert_incoming(table: str, column: str) -> str:
     """Insert the copied batch; an id already there under a unique index is skipped, never an
     error (the counterpart of MySQL's no-op update)."""
     return (
-        f"INSERT INTO {quote(table)} ({quote(column)})"
+        f"INSERT INTO {relation(table)} ({quote(column)})"
         f" SELECT x FROM {INCOMING} ON CONFLICT DO NOTHING"
     )
 
 
 def values_of(table: str, column: str) -> str:
     """The stored values equal to any of a text[] under the column's collation."""
-    col = quote(column)
-    return f"SELECT {col} FROM {quote(table)} WHERE {col} = ANY(%s::text[])"
+    return f"SELECT {value(column)} FROM {relation(table)} WHERE {quote(column)} = ANY(%s::text[])"
 
 
 def equal_to(table: str, column: str) -> str:
-    col = quote(column)
-    return f"SELECT {col} FROM {quote(table)} WHERE {col} = %s LIMIT 1"
+    return f"SELECT {value(column)} FROM {relation(table)} WHERE {quote(column)} = %s LIMIT 1"
 
 
 def representatives(collation: str) -> str:
-    """For a text[]: each text's first equal under ``collation``, in order (equal keys, equal
-    texts there: what a nondeterministic collation takes for one value)."""
+    """For a text[]: each text's first equal under ``collation`` (quoted, with its schema), in
+    order (equal keys, equal texts there: what a nondeterministic collation takes for one)."""
     return (
-        "SELECT first_value(x) OVER (PARTITION BY x COLLATE " + quote(collation) + " ORDER BY n)"
+        f"SELECT first_value(x) OVER (PARTITION BY x COLLATE {collation} ORDER BY n)"
         " FROM unnest(%s::text[]) WITH ORDINALITY AS u(x, n) ORDER BY n"
     )
 
 
 def ordered_texts(collation: str) -> str:
-    return f"SELECT x FROM unnest(%s::text[]) AS u(x) ORDER BY x COLLATE {quote(collation)}"
+    return f"SELECT x FROM unnest(%s::text[]) AS u(x) ORDER BY x COLLATE {collation}"
 
 
 # --- the column, as the catalog describes it ---------------------------------------------------
 
+_RELATION = "(quote_ident(current_schema()) || '.' || quote_ident(%s))::regclass"
+"""The table named by a parameter, in the session's one schema (the job's)."""
+
 COLUMN_FACTS = (
-    # A column without a collation of its own has the database's: "default", the name every
-    # COLLATE clause and pg_collation know it by (datcollate, "C.UTF-8", is a locale, not one).
-    "SELECT c.data_type, c.character_maximum_length, COALESCE(c.collation_name, 'default'),"
-    " c.collation_name, c.table_schema, c.table_name, c.column_name"
+    # The collation from pg_attribute: its schema is part of its name ("default", the
+    # database's, lives in pg_catalog; datcollate, "C.UTF-8", is a locale, not a collation).
+    "SELECT c.data_type, c.character_maximum_length, COALESCE(k.collname, 'default'),"
+    " quote_ident(n.nspname) || '.' || quote_ident(k.collname), k.collisdeterministic,"
+    " c.table_schema, c.table_name, c.column_name"
     " FROM information_schema.columns c"
+    f" JOIN pg_attribute a ON a.attrelid = {_RELATION.replace('%s', 'c.table_name')}"
+    " AND a.attname = c.column_name"
+    " LEFT JOIN pg_collation k ON k.oid = a.attcollation"
+    " LEFT JOIN pg_namespace n ON n.oid = k.collnamespace"
     " WHERE c.table_schema = current_schema() AND c.table_name = %s AND c.column_name = %s"
 )
-DETERMINISTIC = "SELECT collisdeterministic FROM pg_collation WHERE collname = %s"
 UNIQUE_ON = (
     "SELECT 1 FROM pg_index i JOIN pg_attribute a"
     " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
-    " WHERE i.indrelid = (quote_ident(current_schema()) || '.' || quote_ident(%s))::regclass"
+    f" WHERE i.indrelid = {_RELATION}"
     " AND i.indisunique AND i.indnatts = 1 AND i.indexprs IS NULL AND i.indpred IS NULL"
     " AND a.attname = %s LIMIT 1"
 )
 """A unique index on exactly the column: no expression, no predicate, no other column."""
-REWRITING_TRIGGERS = (
-    "SELECT DISTINCT trigger_name FROM information_schema.triggers"
-    " WHERE event_object_schema = current_schema() AND event_object_table = %s"
-    " AND action_timing = 'BEFORE' AND event_manipulation IN ('INSERT', 'UPDATE')"
-    " ORDER BY trigger_name"
+REWRITERS = (
+    # Whatever may store other than what was sent, or hide what was stored, on the table or
+    # any of its partitions: a trigger of any timing on insert or update (an AFTER trigger can
+    # UPDATE the row it follows; a partition's own trigger fires for rows routed to it), and
+    # row-level security (an insert its read policy then hides).
+    # pg_partition_tree() gives nothing for a table that is not partitioned: the table too.
+    f"WITH rel AS (SELECT {_RELATION} AS oid), parts AS (SELECT oid AS relid FROM rel"
+    " UNION SELECT t.relid FROM rel, pg_partition_tree(rel.oid) t)"
+    " SELECT 'trigger ' || t.tgname FROM pg_trigger t JOIN parts p ON t.tgrelid = p.relid"
+    " WHERE NOT t.tgisinternal AND t.tgtype & 20 <> 0"  # 4 INSERT, 16 UPDATE
+    " UNION SELECT 'row-level security on ' || c.relname FROM pg_class c"
+    " JOIN parts p ON c.oid = p.relid WHERE c.relrowsecurity ORDER BY 1"
 )
 
 
@@ -109,7 +134,7 @@ REWRITING_TRIGGERS = (
 def target_table(table: str, column: str) -> str:
     """The table `idsync init` creates: exact ids (the C collation compares bytes), unique."""
     return (
-        f"CREATE TABLE IF NOT EXISTS {quote(table)} ("
+        f"CREATE TABLE IF NOT EXISTS {relation(table)} ("
         " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
         f' {quote(column)} text COLLATE "C" NOT NULL UNIQUE,'
         " created_at timestamptz NOT NULL DEFAULT now())"
@@ -193,17 +218,25 @@ VISIBLE_COLUMNS = (
     " ORDER BY ordinal_position"
 )
 
+UNFILLED_COLUMNS = (
+    # NOT NULL, no default, not generated: an insert of the id alone fails on every row.
+    "SELECT a.attname FROM pg_attribute a"
+    f" WHERE a.attrelid = {_RELATION}"
+    " AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull AND NOT a.atthasdef"
+    " AND a.attidentity = '' AND a.attgenerated = '' AND a.attname <> %s ORDER BY a.attnum"
+)
+
 
 def insert_nothing(table: str, columns: Sequence[str]) -> str:
     """An insert of no row: the server checks its privileges exactly as for a real one."""
     names, nulls = ", ".join(quote(c) for c in columns), ", ".join(["NULL"] * len(columns))
-    return f"INSERT INTO {quote(table)} ({names}) SELECT {nulls} WHERE FALSE"
+    return f"INSERT INTO {relation(table)} ({names}) SELECT {nulls} WHERE FALSE"
 
 
 def write_probes(table: str, column: str) -> list[str]:
     return [
         MAKE_INCOMING,
-        f"SELECT {quote(column)} FROM {quote(table)} LIMIT 0",
+        f"SELECT {quote(column)} FROM {relation(table)} LIMIT 0",
         f"{insert_nothing(table, (column,))} ON CONFLICT DO NOTHING",
     ]
 
@@ -227,7 +260,7 @@ def history_probes(columns: Sequence[str]) -> list[str]:
 def oid_shaped(column: str, binary: bool) -> str:
     """The condition that a value is an ObjectId's text (``~`` is case-sensitive, and its
     ``$`` matches at the very end only)."""
-    col = quote(column)
+    col = value(column)
     return f"char_length({col}) = 24 AND {col} ~ '^[0-9a-f]{{24}}$'"
 
 
@@ -235,7 +268,7 @@ def checksum(column: str, prime: int) -> str:
     """:func:`idsync.ids.checksums` of the hex text in ``column``, for one prime: the 96-bit
     number from its two 48-bit halves, mod ``prime``, squared mod ``prime`` (in bigint: every
     step stays below 2**53)."""
-    col = quote(column)
+    col = value(column)
     high = f"('x' || substr({col}, 1, 12))::bit(48)::bigint"
     low = f"('x' || substr({col}, 13, 12))::bit(48)::bigint"
     # mod(), not %: a % in the text would be read as a parameter mark.

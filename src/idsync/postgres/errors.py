@@ -27,6 +27,7 @@ _REFUSED_LOGIN = {"28000", "28P01"}  # invalid authorization, invalid password
 _NO_TABLE = {"42P01", "42703"}  # undefined_table, undefined_column
 _LOGIN_REFUSED_WORDS = ("password authentication failed", "no pg_hba.conf entry", 'role "')
 _NO_DATABASE_WORDS = ('database "',)
+_NO_SSL_WORDS = "server does not support SSL"  # sslmode=require (or verify-*) asked of it
 _DENIED = "42501"  # insufficient_privilege
 
 
@@ -38,6 +39,15 @@ def is_data_error(exc: BaseException) -> bool:
     return state.startswith(DATA_CLASS)
 
 
+def _refused_connection(text: str, address: str) -> ConfigError | None:
+    """A connection refused for a reason in the URL, told by libpq's words (it has no code)."""
+    if any(words in text and "does not exist" in text for words in _NO_DATABASE_WORDS):
+        return ConfigError(f"PostgreSQL at {address} has no such database: {text}")
+    if _NO_SSL_WORDS in text:
+        return ConfigError(f"PostgreSQL at {address}: {text}; change the URL's sslmode")
+    return None
+
+
 def pg_error(exc: Exception, address: str, doing: str) -> IdsyncError:
     """The idsync error for a driver error met while ``doing`` on the server at ``address``."""
     state = getattr(exc, "sqlstate", None) or ""
@@ -45,8 +55,8 @@ def pg_error(exc: Exception, address: str, doing: str) -> IdsyncError:
     if not state and isinstance(exc, psycopg.OperationalError):
         if any(words in text for words in _LOGIN_REFUSED_WORDS):
             state = "28P01"
-        elif any(words in text and "does not exist" in text for words in _NO_DATABASE_WORDS):
-            return ConfigError(f"PostgreSQL at {address} has no such database: {text}")
+        elif (config := _refused_connection(text, address)) is not None:
+            return config
     if state in _REFUSED_LOGIN:
         return TerminalError(
             f"PostgreSQL at {address} refused the login ({state}): check the user and password"

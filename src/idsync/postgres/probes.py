@@ -19,8 +19,8 @@ _PASSED = frozenset({"42P07", "42701", "42P01"})  # table exists, duplicate colu
 class PostgresProbes:
     """Doctor's questions about one target table, on an open connection."""
 
-    def __init__(self, conn: Connection, table: str, column: str) -> None:
-        self.conn, self.table, self.column = conn, table, column
+    def __init__(self, conn: Connection, table: str, column: str, relation: str) -> None:
+        self.conn, self.table, self.column, self.relation = conn, table, column, relation
 
     def server_version(self) -> str:
         return f"PostgreSQL {self.conn.fetch(dialect.VERSION)[0][0]}"
@@ -35,7 +35,14 @@ class PostgresProbes:
         return [d for sql in probes if (d := self.conn.denied(sql, _PASSED)) is not None]
 
     def write_denials(self) -> list[str]:
-        return self._denials(dialect.write_probes(self.table, self.column))
+        """Privileges refused; then what the insert of no row does not try on PostgreSQL (as
+        MySQL's strict mode does): another column that needs a value."""
+        denials = self._denials(dialect.write_probes(self.relation, self.column))
+        if not denials and self.conn.fetch(dialect.TABLE_EXISTS, (self.table,)):
+            unfilled = self.conn.fetch(dialect.UNFILLED_COLUMNS, (self.table, self.column))
+            denials += [f"column {name} is NOT NULL without a default: an insert of the id"
+                        " alone fails" for (name,) in unfilled]  # fmt: skip
+        return denials
 
     def state_denials(self) -> list[str]:
         columns = self._columns(STATE_TABLE) or ("job", "target")
@@ -47,8 +54,11 @@ class PostgresProbes:
     def history_denials(self) -> list[str]:
         return self._denials(dialect.history_probes(self._columns(RUNS_TABLE) or ("run_id",)))
 
-    def local_infile(self) -> bool:
-        return False  # a MySQL setting; PostgreSQL has no counterpart idsync could use
+    def local_infile(self) -> bool | None:
+        return None  # a MySQL setting
+
+    def exact_column(self) -> str:
+        return 'text COLLATE "C"'  # what `idsync init` makes: every character, byte order
 
     def utc_now(self) -> datetime:
         moment: datetime = self.conn.fetch(dialect.UTC_NOW)[0][0]

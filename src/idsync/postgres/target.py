@@ -33,27 +33,39 @@ class PostgresTarget(Connection):
     """One connection to the target database, scoped to one job's table and column."""
 
     def __init__(self, settings: Settings, job: Job, url: PostgresURL) -> None:
-        super().__init__(settings, url)
+        schema, _, table = job.table.rpartition(".")
+        super().__init__(settings, url, schema or "public")
         self.job = job.name
-        self.table = job.table
+        self.table = table
         self.column = job.column
+        self._relation = f"{self.schema}.{table}"  # in SQL: never another schema's table
+        self._collation = '"C"'  # the column's, as COLLATE takes it, once inspected
         self._verify_all = False
-        self._state_key = f"{job.table}.{job.column}"
+        self._state_key = f"{table}.{job.column}"
+
+    def connect(self) -> None:
+        """Connect, then make sure the schema is there: every name is looked up in it alone."""
+        super().connect()
+        if not self.fetch(dialect.SCHEMA_EXISTS, (self.schema,), "looking for the schema"):
+            raise ConfigError(
+                f'schema "{self.schema}" does not exist in database {self.database}'
+                " (or the user may not see it): create it; `idsync init` makes tables only"
+            )
+        self.commit()
 
     def inspect(self) -> Column:
         """Read the column's type, size, collation and indexes; refuse what cannot hold ids."""
         if not self.fetch(dialect.TABLE_EXISTS, (self.table,)):
-            self.fetch(dialect.nothing_from(self.table), (), f"reading {self.table}")
-            raise ConfigError(
-                f"table {self.database}.{self.table} does not exist: run `idsync init` to create it"
-            )
-        column = catalog.describe_column(self.fetch, self.table, self.column)
+            self.fetch(dialect.nothing_from(self._relation), (), f"reading {self.table}")
+            where = f"{self.database}.{self.schema}.{self.table}"
+            raise ConfigError(f"table {where} does not exist: run `idsync init` to create it")
+        column, self._collation = catalog.describe_column(self.fetch, self.table, self.column)
         self._verify_all = bool(column.triggers)
         self._state_key = f"{column.catalog_names[1]}.{column.catalog_names[2]}"
         return column
 
     def lock_name(self) -> str:
-        return f"idsync:{self.database}.{self.table}.{self.column}"
+        return f"idsync:{self.database}.{self.schema}.{self.table}.{self.column}"
 
     def lock(self, timeout_s: float, stop: threading.Event | None = None) -> None:
         """Take the target's advisory lock (held by the session), or refuse after
@@ -82,14 +94,14 @@ class PostgresTarget(Connection):
         return bool(wait_for_lock(get_lock, timeout_s, stop, f"the lock {name} on {self.address}"))
 
     def read_id_batches(self) -> Iterator[list[str]]:
-        sql = dialect.select_column(self.table, self.column)
+        sql = dialect.select_column(self._relation, self.column)
         for rows in self.stream_batches(sql, (), f"reading {self.table}"):
             yield [str(value) for (value,) in rows]
 
     def insert_batch(self, ids: Sequence[str], checkpoint: Checkpoint | None = None) -> BatchResult:
         """Insert ``ids`` in one transaction, then prove each one is stored exactly; a
         ``checkpoint`` is saved in that same transaction: it lands with the batch or not at all."""
-        result = Writer(self, self.table, self.column, self._verify_all).insert(ids)
+        result = Writer(self, self._relation, self.column, self._verify_all).insert(ids)
         if checkpoint is not None:
             self.execute(dialect.SAVE_STATE, self._state_row(checkpoint), "saving the checkpoint")
         self.commit()
@@ -101,10 +113,10 @@ class PostgresTarget(Connection):
         found: dict[str, str] = {}
         for start in range(0, len(texts), _CHUNK):
             chunk = list(texts[start : start + _CHUNK])
-            if not self.fetch(dialect.values_of(self.table, self.column), (chunk,)):
+            if not self.fetch(dialect.values_of(self._relation, self.column), (chunk,)):
                 continue  # the usual case: one statement says none of them is there
             for text in chunk:
-                rows = self.fetch(dialect.equal_to(self.table, self.column), (text,))
+                rows = self.fetch(dialect.equal_to(self._relation, self.column), (text,))
                 if rows and str(rows[0][0]) != text:
                     found[text] = str(rows[0][0])
         return found
@@ -112,23 +124,23 @@ class PostgresTarget(Connection):
     def collation_keys(self, texts: Sequence[str], column: Column) -> list[bytes]:
         if column.exact or not column.collation:
             return [text.encode() for text in texts]
-        rows = self.fetch(dialect.representatives(column.collation), (list(texts),))
+        rows = self.fetch(dialect.representatives(self._collation), (list(texts),))
         return [str(first).encode() for (first,) in rows]
 
     def sorts_hex_as_bytes(self, column: Column) -> bool:
         texts = [*HEX, *(a + b for a in HEX for b in HEX)]
-        rows = self.fetch(dialect.ordered_texts(column.collation or "C"), (texts,))
+        rows = self.fetch(dialect.ordered_texts(self._collation), (texts,))
         return [str(v) for (v,) in rows] == sorted(texts)
 
     def bytes_sent(self) -> int | None:
         return None  # PostgreSQL keeps no per-session byte count
 
     def buckets(self, column: Column, moduli: tuple[int, int]) -> SqlBuckets:
-        return SqlBuckets(self, dialect, (self.table, self.column), column, moduli)
+        return SqlBuckets(self, dialect, (self._relation, self.column), column, moduli)
 
     @property
     def probes(self) -> PostgresProbes:
-        return PostgresProbes(self, self.table, self.column)
+        return PostgresProbes(self, self.table, self.column, self._relation)
 
     # --- a watcher's lock and checkpoint -------------------------------------------------------
 
@@ -137,7 +149,7 @@ class PostgresTarget(Connection):
         target, and read its checkpoint; :class:`LockHeldError` if another watcher holds it."""
         self.execute(dialect.STATE_DDL, (), f"creating {STATE_TABLE}")
         self.commit()
-        name = f"idsync-watch:{self.database}.{self._state_key}:{self.job}"
+        name = f"idsync-watch:{self.database}.{self.schema}.{self._state_key}:{self.job}"
         if not self._wait_for(name, timeout_s, stop):
             raise LockHeldError(
                 f"another watcher of job {self.job} holds the lock {name} on {self.address}"
@@ -168,7 +180,9 @@ class PostgresTarget(Connection):
             return False
         if self.column in ("id", "created_at"):
             raise ConfigError(f"column name {self.column!r} clashes with idsync's own columns")
-        self.execute(dialect.target_table(self.table, self.column), (), f"creating {self.table}")
+        self.execute(
+            dialect.target_table(self._relation, self.column), (), f"creating {self.table}"
+        )
         self.commit()
         return True
 

@@ -99,8 +99,8 @@ class SyncPass:
         }
         if column.triggers:
             self.report.warnings.append(
-                f"{job.table} has BEFORE INSERT/UPDATE triggers ({', '.join(column.triggers)}):"
-                " each batch is verified, since a trigger may store another text than was sent"
+                f"{job.table} has {', '.join(column.triggers)}: each batch is verified, since"
+                " these may store another text than was sent, or hide what was stored"
             )
         if not column.unique:
             self.report.warnings.append(
