@@ -177,24 +177,24 @@ def _column_fit(target: Target, column: Column) -> Finding:
 
 
 def _privileges(target: Target, job: Job) -> Finding:
-    """What `run` does to the table: read the column, then an upsert (INSERT … ON DUPLICATE KEY
-    UPDATE), which needs UPDATE as well as INSERT."""
-    where = f"{target.database}.{job.table}"
-    denied = target.probes.write_denials()
+    """What `run` does to the table: read the column, then insert (on MySQL an upsert, which
+    needs UPDATE as well as INSERT)."""
+    probes, where = target.probes, f"{target.database}.{job.table}"
+    denied = probes.write_denials()
+    needed = probes.write_privileges
     if not denied:
-        return Finding("privileges", Level.OK, f"SELECT, INSERT and UPDATE on {where}")
-    return Finding("privileges", Level.FAIL, "; ".join(denied),
-                   f"GRANT SELECT, INSERT, UPDATE ON {where} TO the user in the URL")  # fmt: skip
+        return Finding("privileges", Level.OK, f"{', '.join(needed)} on {where}")
+    return Finding("privileges", Level.FAIL, "; ".join(denied), probes.grant(needed, job.table))
 
 
 def _state(target: Target) -> Finding:
-    """What `watch` does to `idsync_state`: CREATE TABLE IF NOT EXISTS at every start (CREATE
-    even when the table is there), then reads and upserts its checkpoint."""
+    """What `watch` does to `idsync_state`: create it (MySQL asks for CREATE at every start, the
+    table there or not), then read and upsert its checkpoint."""
     where = f"{target.database}.{STATE_TABLE}"
     denied = target.probes.state_denials()
     if not denied:
         return Finding("state", Level.OK, f"CREATE, SELECT, INSERT and UPDATE on {where}")
-    fix = f"GRANT CREATE, SELECT, INSERT, UPDATE ON {where} TO the user in the URL"
+    fix = target.probes.grant(("CREATE", "SELECT", "INSERT", "UPDATE"), STATE_TABLE)
     return Finding("state", Level.FAIL, f"`idsync watch` would fail: {'; '.join(denied)}", fix)
 
 
@@ -207,9 +207,8 @@ def _history(target: Target) -> Finding:
     if not denied:
         return Finding("history", Level.OK, f"{RUNS_TABLE} present, INSERT and SELECT allowed")
     # A history write never fails a run, so this warns: runs work but leave no record.
-    where = f"{target.database}.{RUNS_TABLE}"
     return Finding("history", Level.WARN, f"history not written or read: {'; '.join(denied)}",
-                   f"GRANT SELECT, INSERT ON {where} TO the user in the URL")  # fmt: skip
+                   target.probes.grant(("SELECT", "INSERT"), RUNS_TABLE))  # fmt: skip
 
 
 def _local_infile(target: Target) -> Finding | None:

@@ -6,6 +6,7 @@ exactly what the real one would: the same grants, roles included, and nothing is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from idsync.errors import IdsyncError
@@ -18,6 +19,9 @@ from idsync.target import STATE_TABLE as STATE_TABLE_NAME
 
 class MySQLProbes:
     """Doctor's questions about one target table, on an open connection."""
+
+    # INSERT … ON DUPLICATE KEY UPDATE needs UPDATE as well as INSERT.
+    write_privileges: tuple[str, ...] = ("SELECT", "INSERT", "UPDATE")
 
     def __init__(self, conn: Connection, table: str, column: str) -> None:
         self.conn, self.table, self.column = conn, table, column
@@ -64,6 +68,10 @@ class MySQLProbes:
 
     def local_infile(self) -> bool | None:
         return bool(int(self.conn.fetch(dialect.LOCAL_INFILE)[0][0]))
+
+    def grant(self, privileges: Sequence[str], table: str) -> str:
+        where = f"{self.conn.database}.{table}"
+        return f"GRANT {', '.join(privileges)} ON {where} TO the user in the URL"
 
     def exact_column(self) -> str:
         return "VARCHAR(64) CHARACTER SET utf8mb4 with a binary NO PAD collation"

@@ -241,12 +241,15 @@ def write_probes(table: str, column: str) -> list[str]:
     ]
 
 
-def state_probes(columns: Sequence[str]) -> list[str]:
+def state_probes(columns: Sequence[str], exists: bool) -> list[str]:
+    """What `watch` does to its checkpoint row, on no row: create the table when it is missing
+    (bound to fail after the privilege check: the same column twice), read it, upsert it."""
+    create = [] if exists else [f"CREATE TABLE {quote(STATE_TABLE)} (probe int, probe int)"]
     return [
-        # Bound to fail after the privilege check: the same column twice.
-        f"CREATE TABLE {quote(STATE_TABLE)} (probe int, probe int)",
+        *create,
         f"SELECT job FROM {quote(STATE_TABLE)} LIMIT 0",
-        f"{insert_nothing(STATE_TABLE, columns)} ON CONFLICT DO NOTHING",
+        f"{insert_nothing(STATE_TABLE, columns)}"
+        " ON CONFLICT (job, target) DO UPDATE SET mode = EXCLUDED.mode",
     ]
 
 

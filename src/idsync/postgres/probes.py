@@ -6,6 +6,7 @@ exactly what the real one would, roles included, and nothing is written (it is r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from idsync.postgres import dialect
@@ -18,6 +19,8 @@ _PASSED = frozenset({"42P07", "42701", "42P01"})  # table exists, duplicate colu
 
 class PostgresProbes:
     """Doctor's questions about one target table, on an open connection."""
+
+    write_privileges: tuple[str, ...] = ("SELECT", "INSERT")  # ON CONFLICT DO NOTHING: no UPDATE
 
     def __init__(self, conn: Connection, table: str, column: str, relation: str) -> None:
         self.conn, self.table, self.column, self.relation = conn, table, column, relation
@@ -45,8 +48,9 @@ class PostgresProbes:
         return denials
 
     def state_denials(self) -> list[str]:
+        exists = bool(self.conn.fetch(dialect.TABLE_EXISTS, (STATE_TABLE,)))
         columns = self._columns(STATE_TABLE) or ("job", "target")
-        return self._denials(dialect.state_probes(columns))
+        return self._denials(dialect.state_probes(columns, exists))
 
     def history_present(self) -> bool:
         return bool(self.conn.fetch(dialect.TABLE_EXISTS, (RUNS_TABLE,)))
@@ -56,6 +60,14 @@ class PostgresProbes:
 
     def local_infile(self) -> bool | None:
         return None  # a MySQL setting
+
+    def grant(self, privileges: Sequence[str], table: str) -> str:
+        """GRANT statements: a table's privileges, and CREATE where PostgreSQL has it (the
+        schema)."""
+        schema, on_table = self.conn.schema, [p for p in privileges if p != "CREATE"]
+        grants = [f"GRANT {', '.join(on_table)} ON {schema}.{table}"] if on_table else []
+        grants += [f"GRANT CREATE ON SCHEMA {schema}"] if "CREATE" in privileges else []
+        return "; ".join(f"{grant} TO the user in the URL" for grant in grants)
 
     def exact_column(self) -> str:
         return 'text COLLATE "C"'  # what `idsync init` makes: every character, byte order

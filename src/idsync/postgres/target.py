@@ -147,7 +147,9 @@ class PostgresTarget(Connection):
     def claim_watch(self, timeout_s: float, stop: threading.Event) -> Checkpoint | None:
         """Create the state table if missing, take the lock that allows one watcher per job and
         target, and read its checkpoint; :class:`LockHeldError` if another watcher holds it."""
-        self.execute(dialect.STATE_DDL, (), f"creating {STATE_TABLE}")
+        if not self.fetch(dialect.TABLE_EXISTS, (STATE_TABLE,)):
+            # Only then: PostgreSQL asks for CREATE on the schema even for IF NOT EXISTS.
+            self.execute(dialect.STATE_DDL, (), f"creating {STATE_TABLE}")
         self.commit()
         name = f"idsync-watch:{self.database}.{self.schema}.{self._state_key}:{self.job}"
         if not self._wait_for(name, timeout_s, stop):
