@@ -46,7 +46,7 @@ test: setup lint
 	$(PY) -m pytest
 
 # idsync against the job it replaces and against what the servers allow (bench/README.md): about
-# 45 minutes on 2 cores; writes bench/results/results.md, results.json and wall_vs_n.png.
+# 35 minutes on 2 cores (33 min measured for results.json); writes bench/results/results.md, results.json and wall_vs_n.png.
 # BENCH_ARGS passes flags to bench.run, e.g. BENCH_ARGS="--sources mongo-java --repeat 5".
 BENCH_ARGS ?=
 bench: setup

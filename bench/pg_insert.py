@@ -1,12 +1,15 @@
 """How to send a batch of ids to PostgreSQL: measured, not guessed.
 
-Three ways a batch of new ids can reach a table with a UNIQUE column, each committing per batch
+Four ways a batch of new ids can reach a table with a UNIQUE column, each committing per batch
 of 5,000 as idsync does, on a fresh table each time:
 
+- ``straight``: ``COPY`` the batch into the table itself (what idsync sends first: the ids were
+  missing when it read the table, and it holds the lock; a conflict makes it undo the copy and
+  take the ``copy`` way);
 - ``unnest``: ``INSERT … SELECT x FROM unnest(%s::text[]) ON CONFLICT DO NOTHING``, one
-  statement per batch (what idsync sends);
+  statement per batch;
 - ``copy``: ``COPY`` the batch into a temporary table, then ``INSERT … SELECT … ON CONFLICT DO
-  NOTHING`` from it (two statements, the bulk path PostgreSQL documents);
+  NOTHING`` from it (two statements; idsync's careful way);
 - ``executemany``: one ``INSERT … VALUES (%s) ON CONFLICT DO NOTHING`` per id, pipelined by
   psycopg.
 
@@ -38,6 +41,12 @@ REPEAT = 3
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
+def straight(conn: Conn, batch: list[str]) -> None:
+    with conn.cursor().copy("COPY t (c) FROM STDIN") as pipe:
+        for text in batch:
+            pipe.write_row((text,))
+
+
 def unnest(conn: Conn, batch: list[str]) -> None:
     conn.execute(
         "INSERT INTO t (c) SELECT x FROM unnest(%s::text[]) AS u(x) ON CONFLICT DO NOTHING",
@@ -60,6 +69,7 @@ def executemany(conn: Conn, batch: list[str]) -> None:
 
 
 WAYS: dict[str, Callable[[Conn, list[str]], None]] = {
+    "straight": straight,
     "unnest": unnest,
     "copy": copy,
     "executemany": executemany,

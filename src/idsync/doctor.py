@@ -26,6 +26,9 @@ SKEW_WARN_S = 2.0
 
 class Level(StrEnum):
     OK = "ok"
+    NOTE = "note"
+    """An optional feature missing (change streams, the runs history): exit 0 unless
+    ``--strict``."""
     WARN = "warn"
     FAIL = "fail"
 
@@ -48,10 +51,14 @@ class DoctorReport:
     def add(self, check: str, level: Level, detail: str, fix: str = "") -> None:
         self.findings.append(Finding(check, level, detail, fix))
 
+    strict: bool = False
+    """Whether a note counts as a warning (exit 4)."""
+
     @property
     def exit_code(self) -> int:
         levels = {f.level for f in self.findings}
-        return 1 if Level.FAIL in levels else 4 if Level.WARN in levels else 0
+        warned = Level.WARN in levels or (self.strict and Level.NOTE in levels)
+        return 1 if Level.FAIL in levels else 4 if warned else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"job": self.job, "exit_code": self.exit_code,
@@ -201,7 +208,7 @@ def _state(target: Target) -> Finding:
 def _history(target: Target) -> Finding:
     probes = target.probes
     if not probes.history_present():
-        return Finding("history", Level.WARN, f"no {RUNS_TABLE}: runs leave no history",
+        return Finding("history", Level.NOTE, f"no {RUNS_TABLE}: runs leave no history",
                        "run `idsync init`")  # fmt: skip
     denied = probes.history_denials()
     if not denied:
@@ -244,18 +251,25 @@ def _change_streams(source: MongoSource) -> Finding:
     if source.supports_change_streams():
         return Finding("change-streams", Level.OK, "available: `idsync watch` follows them")
     return Finding(
-        "change-streams", Level.WARN,
+        "change-streams", Level.NOTE,
         "not available: `idsync watch` polls for new ObjectIds instead",
         "use a replica set for change streams; polling misses ids that are not recent ObjectIds"
         " until the next full pass",
     )  # fmt: skip
 
 
+def _server_name(version: str) -> str:
+    """ "PostgreSQL 15.4" or "10.11.19-MariaDB-0+deb12u1" or "8.0.36": the server's name."""
+    if version.startswith("PostgreSQL"):
+        return "PostgreSQL"
+    return "MariaDB" if "mariadb" in version.lower() else "MySQL"
+
+
 def _clock_skew(source: MongoSource, target: Target) -> Finding:
     before = time.time()
     mongo = source.server_time()
     target_time = target.probes.utc_now()
-    server = target.probes.server_version().split()[0]  # MySQL, MariaDB, PostgreSQL
+    server = _server_name(target.probes.server_version())
     local = datetime.fromtimestamp((before + time.time()) / 2, UTC)
     if mongo is None:
         return Finding("clock-skew", Level.OK, "MongoDB does not report its time: not measured")

@@ -8,12 +8,13 @@ report's figures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -78,11 +79,26 @@ class BaseReport:
     target: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds spent in each part of the work (``connect_s``, ``insert_s``, …), summed over
+    attempts; what is not in any of them is start-up and the end."""
     _clock: float = field(default_factory=time.monotonic, repr=False)
 
     def start_attempt(self) -> None:
         """A new pass begins: forget what the previous one found."""
         self.attempts += 1
+
+    def add_phase(self, name: str, seconds: float) -> None:
+        self.phases[name] = round(self.phases.get(name, 0.0) + max(seconds, 0.0), 4)
+
+    @contextlib.contextmanager
+    def timing(self, name: str) -> Iterator[None]:
+        """Add the time the block takes to phase ``name``, whether it ends well or not."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add_phase(name, time.perf_counter() - started)
 
     def reject(self, text: str, reason: str) -> None:
         self.rejected += 1

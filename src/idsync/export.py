@@ -49,7 +49,7 @@ def _last_run(metrics: Metrics, report: Mapping[str, Any], drift: bool) -> None:
     reg, job = metrics.registry, str(report["job"])
 
     def gauge(name: str, text: str, value: float) -> None:
-        Gauge(name, text, ["job"], registry=reg).labels(job).set(value)
+        Gauge(name, text, ["idsync_job"], registry=reg).labels(job).set(value)
 
     started = datetime.fromisoformat(str(report["started_at"])).timestamp()
     gauge("idsync_last_run_timestamp_seconds", "When the newest run started.", started)
@@ -57,14 +57,18 @@ def _last_run(metrics: Metrics, report: Mapping[str, Any], drift: bool) -> None:
     gauge("idsync_last_run_exit_code", "Its exit code (0 ok, 4 rejected or drift).",
           float(report.get("exit_code") or 0))  # fmt: skip
     status = Gauge("idsync_last_run_status", "1 for the newest run's status, 0 for the others.",
-                   ["job", "status"], registry=reg)  # fmt: skip
+                   ["idsync_job", "status"], registry=reg)  # fmt: skip
     for name in STATUSES:
         status.labels(job, name).set(1.0 if report["status"] == name else 0.0)
     gauge("idsync_last_run_rejected_ids", "Ids the newest run rejected.",
           float(report.get("rejected") or 0))  # fmt: skip
+    phase = Gauge("idsync_last_run_phase_seconds", "Seconds the newest run spent in each phase.",
+                  ["idsync_job", "phase"], registry=reg)  # fmt: skip
+    for name, seconds in (report.get("phases") or {}).items():
+        phase.labels(job, name.removesuffix("_s")).set(float(seconds))
     if drift:
         ids = Gauge("idsync_drift_ids", "Ids found out of sync by the newest check.",
-                    ["job", "kind"], registry=reg)  # fmt: skip
+                    ["idsync_job", "kind"], registry=reg)  # fmt: skip
         for kind in ("missing", "orphans"):
             ids.labels(job, kind).set(float(report.get(kind) or 0))
 

@@ -6,6 +6,7 @@ when it returns. Asked again every slice, the wait stops within one slice of ``s
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from idsync.errors import InterruptedRun
 
 SLICE_S = 0.25
+log = logging.getLogger("idsync")
 
 
 def wait_for_lock(
@@ -25,11 +27,14 @@ def wait_for_lock(
     up to ``timeout_s``: True once held, False when the time is up, None when the server answers
     NULL (the wait was killed or failed: not a held lock); :class:`~idsync.errors.InterruptedRun`
     as soon as ``stop`` is set."""
-    deadline = time.monotonic() + timeout_s
+    deadline, said = time.monotonic() + timeout_s, False
     while True:
         got = get_lock(max(0.0, min(SLICE_S, deadline - time.monotonic())))
         if got == 1:
             return True
+        if not said and got == 0 and timeout_s > 0:  # at once, not after a silent wait
+            log.info("waiting up to %g s for %s, held by another run or watcher", timeout_s, what)
+            said = True
         if stop is not None and stop.is_set():
             raise InterruptedRun(f"interrupted while waiting for {what}: nothing written")
         if got is None:

@@ -1,7 +1,7 @@
 """Prometheus metrics of a job, in a registry of their own (never the process-wide default).
 
 The names suit a one-shot `idsync run` as well as the `watch` daemon; every series is labelled
-with the job, so one registry can carry several jobs.
+with the job (`idsync_job`), so one registry can carry several jobs.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ class Metrics:
 
     def __init__(self, job: str, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
-        reg, labels = self.registry, ["job"]
+        # Not `job`: Prometheus gives every scraped target (and the Pushgateway its group) a
+        # `job` label of its own, which would rename ours `exported_job`.
+        reg, labels = self.registry, ["idsync_job"]
 
         def counter(name: str, text: str) -> Counter:
             return Counter(name, text, labels, registry=reg).labels(job)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -24,6 +25,8 @@ class Attempts(Protocol):
     retried: list[str]
 
     def start_attempt(self) -> None: ...
+
+    def add_phase(self, name: str, seconds: float) -> None: ...
 
 
 def with_retries(
@@ -51,5 +54,8 @@ def with_retries(
                 report.job, what, report.attempts, exc, pause,
                 extra={"job": report.job, "run_id": report.run_id, "event": "retry"},
             )  # fmt: skip
-            if stop.wait(pause):
+            waited = time.perf_counter()
+            stopped = stop.wait(pause)
+            report.add_phase("retry_wait_s", time.perf_counter() - waited)
+            if stopped:
                 raise

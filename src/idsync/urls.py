@@ -151,6 +151,11 @@ class PostgresURL:
         return self.socket_dir or f"{self.host}:{self.port}"
 
 
+def raw_secrets(*urls: str | None) -> tuple[str, ...]:
+    """Passwords in URLs, found before parsing, so even a malformed URL never leaks one."""
+    return tuple(dict.fromkeys(secret for url in urls for secret in url_secrets(url)))
+
+
 def url_secrets(url: str | None) -> tuple[str, ...]:
     """Every string that may be the URL's password, found without parsing the URL.
 

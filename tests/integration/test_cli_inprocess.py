@@ -5,6 +5,8 @@ the real process's exit (``main()``) are tested as subprocesses in test_cli.py."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from bson import ObjectId
@@ -23,11 +25,31 @@ def invoke(env: Env | None, *args: str) -> Result:
 
 
 def test_version_and_every_commands_help() -> None:
-    assert invoke(None, "--version").output.strip().endswith(__version__)
+    shown = invoke(None, "--version").output
+    assert shown.splitlines()[0] == f"idsync {__version__}"
+    for driver in ("pymongo", "mysqlclient", "psycopg"):
+        assert f"{driver} " in shown, shown
     for name in COMMANDS:
         done = invoke(None, name, "--help")
         assert done.exit_code == 0, (name, done.output)
         assert "Usage: cli" in done.output or "Usage:" in done.output
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts(shell: str) -> None:
+    done = invoke(None, "completion", shell)
+    assert done.exit_code == 0 and "_IDSYNC_COMPLETE" in done.output, done.output
+
+
+def test_version_loads_no_driver() -> None:
+    """`idsync --version` answers at once: no driver is imported to say what it is."""
+    code = (
+        "import sys; from click.testing import CliRunner; from idsync.cli import cli;"
+        " CliRunner().invoke(cli, ['--version']);"
+        " print(sorted(m for m in ('pymongo', 'MySQLdb', 'psycopg') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
 
 
 def test_a_flag_click_refuses_is_a_usage_error() -> None:

@@ -109,8 +109,8 @@ def test_the_runs_history_is_written_and_read(database: PostgresURL) -> None:
     }  # fmt: skip
     failed = {**report, "run_id": "r2", "status": "failed", "exit_code": 1, "error": "boom"}
     with target(database) as pg:
-        assert pg.create_owned_tables() is True
-        assert pg.create_owned_tables() is False
+        assert pg.create_owned_tables() == ("idsync_runs", "idsync_state")
+        assert pg.create_owned_tables() == ()
         pg.record_run(RunRecord.from_report("run", report))
         pg.record_run(RunRecord.from_report("run", failed))
         recent = pg.recent_runs("update-cluster-id", 10)

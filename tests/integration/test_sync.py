@@ -185,10 +185,13 @@ def test_pad_space_collation_collision(env: Env) -> None:
 
 @BOTH_TARGETS
 def test_dry_run_writes_nothing(env: Env) -> None:
-    env.add_source([ObjectId() for _ in range(10)])
+    ids = [ObjectId() for _ in range(30)]
+    env.add_source(ids)
     env.init_table()
     report = sync(Job(), env.settings(), RunOptions(dry_run=True))
-    assert (report.missing, report.inserted, report.dry_run) == (10, 0, True)
+    assert (report.missing, report.inserted, report.dry_run) == (30, 0, True)
+    # What would be inserted, by name: the first 20.
+    assert len(report.missing_samples) == 20 and set(report.missing_samples) <= set(map(str, ids))
     assert env.target_ids() == []
 
 
@@ -275,6 +278,7 @@ def test_non_key_field_syncs_distinct_values(env: Env) -> None:
     report = sync(job, env.settings())
     assert env.target_ids("trip_user", "user_id") == ["u1", "u2", "u3", "u4"]
     assert report.rejected == 0 and report.inserted == 4
+    assert report.source["scan"] == "natural"  # a field's values are read unsorted
 
 
 def test_rows_written_by_someone_else_meanwhile_cause_no_error(env: Env) -> None:

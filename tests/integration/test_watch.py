@@ -177,7 +177,7 @@ def test_cli_serves_health_and_metrics_and_stops_on_sigterm(watch_env: Env, tmp_
         ):
             assert metric(text, name) is not None, name
         assert metric(text, "idsync_ids_inserted_total") == 25
-        assert 'idsync_mode{idsync_mode="change-stream",job="update-cluster-id"} 1.0' in text
+        assert 'idsync_mode{idsync_job="update-cluster-id",idsync_mode="change-stream"} 1.0' in text
         assert http_get(f"{url}/nope")[0] == 404
         daemon.send(signal.SIGTERM)
         assert daemon.wait() == 0, daemon.stderr
@@ -202,6 +202,7 @@ def test_one_watcher_per_job_and_target(watch_env: Env, tmp_path: Path) -> None:
         second = Daemon(tmp_path, env.mongo_uri, env.mysql_url, args)
         assert second.start().wait() == 3, second.stderr
         assert "another watcher of job update-cluster-id" in second.stderr
+        assert "waiting up to 0.5 s for the lock" in second.stderr  # said at once
         assert json.loads(second.stdout)["status"] == "refused"
 
 

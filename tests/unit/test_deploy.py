@@ -85,3 +85,24 @@ def test_alert_rules_use_exported_metrics(rule: dict[str, Any]) -> None:
     used = set(re.findall(r"idsync_\w+", rule["expr"]))
     assert used and used <= _exported_names(), used - _exported_names()
     assert rule["annotations"]["summary"]
+
+
+def _exported_labels() -> set[str]:
+    report = {"job": "j", "status": "ok", "started_at": "2026-01-01T00:00:00+00:00",
+              "duration_s": 1.0, "exit_code": 0, "missing": 0, "orphans": 0,
+              "phases": {"insert_s": 0.5}}  # fmt: skip
+    labels: set[str] = set()
+    for command in ("run", "check"):
+        text = generate_latest(run_metrics(report, command).registry).decode()
+        labels |= set(re.findall(r"[{,](\w+)=", text))
+    return labels
+
+
+def test_metrics_label_the_job_with_a_name_prometheus_keeps() -> None:
+    """`job` is the label Prometheus gives every scraped target (and the Pushgateway its
+    group): a series' own `job` would be renamed `exported_job`."""
+    labels = _exported_labels()
+    assert "idsync_job" in labels and "job" not in labels, labels
+    alerts = (DEPLOY / "prometheus" / "alerts.yaml").read_text()
+    used = set(re.findall(r"\$labels\.(\w+)", alerts))
+    assert used and used <= labels, used - labels

@@ -85,3 +85,11 @@ def test_features_do_not_import_each_other_or_the_cli() -> None:
 def test_shared_modules_import_only_shared_ones() -> None:
     wrong = [(a, b) for a, b in _arrows() if a in SHARED and b not in SHARED]
     assert wrong == []
+
+
+def test_every_public_name_resolves() -> None:
+    """The package's names are imported on first use: each must be where it is said to be."""
+    import idsync
+
+    for name in idsync.__all__:
+        assert getattr(idsync, name) is not None, name

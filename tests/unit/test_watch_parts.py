@@ -192,8 +192,8 @@ def test_health_turns_503_when_stuck_and_serves_metrics() -> None:
         assert _get(base + "/healthz")[0] == 200
         code, text = _get(base + "/metrics")
         assert code == 200
-        assert 'idsync_ids_inserted_total{job="demo"} 3.0' in text
-        assert 'idsync_mode{idsync_mode="polling",job="demo"} 1.0' in text
+        assert 'idsync_ids_inserted_total{idsync_job="demo"} 3.0' in text
+        assert 'idsync_mode{idsync_job="demo",idsync_mode="polling"} 1.0' in text
 
 
 def test_health_turns_503_at_once_on_a_terminal_error() -> None:

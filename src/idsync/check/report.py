@@ -79,7 +79,8 @@ class CheckReport(BaseReport):
     """Time each server took to count per bucket (the rest of ``duration_s`` is reading)."""
 
     KEYS: ClassVar[tuple[str, ...]] = (
-        "job", "exact", "status", "exit_code", "run_id", "started_at", "duration_s", "source_ids",
+        "job", "exact", "status", "exit_code", "run_id", "started_at", "duration_s", "phases",
+        "source_ids",
         "target_ids", "missing", "missing_samples", "orphans", "orphan_samples", "rejected",
         "rejected_samples", "duplicate_rows", "proof", "method", "bucket_prefix",
         "buckets_compared", "buckets_differing", "buckets_split", "buckets_read",
@@ -90,7 +91,7 @@ class CheckReport(BaseReport):
     def start_attempt(self) -> None:
         """Forget what a failed attempt found."""
         super().start_attempt()
-        keep = {"job", "exact", "run_id", "started_at", "attempts", "retried", "_clock"}
+        keep = {"job", "exact", "run_id", "started_at", "attempts", "retried", "phases", "_clock"}
         fresh = CheckReport(job=self.job)
         for name, value in vars(fresh).items():
             if name not in keep:

@@ -17,10 +17,9 @@ from typing import NoReturn
 
 import click
 
-from idsync.cli.common import raw_secrets
 from idsync.config import BUILTIN_JOB
-from idsync.urls import redact
-from idsync.version import __version__
+from idsync.urls import raw_secrets, redact
+from idsync.version import __version__, versions
 
 # Each command's module, imported only when that command runs (or help lists them all): a cron
 # run of `idsync run` should not pay for loading the watcher, the checker and the metrics code.
@@ -32,6 +31,7 @@ COMMANDS = {
     "jobs": ("idsync.cli.admin", "jobs"),
     "status": ("idsync.cli.status", "status"),
     "doctor": ("idsync.cli.doctor", "doctor"),
+    "completion": ("idsync.cli.admin", "completion"),
 }
 
 
@@ -52,7 +52,7 @@ class LazyGroup(click.Group):
     cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(__version__, prog_name="idsync")
+@click.version_option(__version__, message=f"idsync %(version)s\n{versions()}", prog_name="idsync")
 def cli() -> None:
     """Keep SQL reference tables of MongoDB ids complete, fast, and provably so."""
 
@@ -65,6 +65,8 @@ def main() -> None:
     # counting still frees everything, so memory does not grow.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    # One series per counter, not two: `_created` timestamps say nothing a dashboard uses.
+    os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "true")
     secrets = raw_secrets(
         os.environ.get("IDSYNC_MONGO_URI"),
         os.environ.get("IDSYNC_MYSQL_URL"),

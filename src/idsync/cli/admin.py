@@ -26,7 +26,7 @@ def init(common: CommonArgs) -> None:
             target.connect()
             created = target.create_table()
             column = target.inspect()
-            history_created = target.create_owned_tables()
+            made = target.create_owned_tables()
     except IdsyncError as exc:
         die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
     where = f"{ctx.settings.target.database}.{job.table}"
@@ -39,7 +39,8 @@ def init(common: CommonArgs) -> None:
         "collation": column.collation,
         "unique_index": column.unique,
         "history_table": RUNS_TABLE,
-        "history_created": history_created,
+        "history_created": RUNS_TABLE in made,
+        "state_created": STATE_TABLE in made,
     }
     if ctx.as_json:
         click.echo(json.dumps(result))
@@ -49,8 +50,8 @@ def init(common: CommonArgs) -> None:
             f"({job.column}, collation {column.collation}, "
             f"{'unique' if column.unique else 'NOT unique'})"
         )
-        click.echo(f"{RUNS_TABLE}: {'created' if history_created else 'exists'}")
-        click.echo(f"{STATE_TABLE}: present")
+        for name in (RUNS_TABLE, STATE_TABLE):
+            click.echo(f"{name}: {'created' if name in made else 'exists'}")
 
 
 @click.command()
@@ -68,3 +69,16 @@ def jobs(config_path: str | None) -> None:
             f"{job.name}: {job.collection}.{job.field} -> {job.table}.{job.column} "
             f"(batch {job.batch_size})"
         )
+
+
+@click.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell's completion script: `eval "$(idsync completion bash)"` in ~/.bashrc."""
+    from click.shell_completion import get_completion_class  # noqa: PLC0415 (only here)
+
+    from idsync.cli import cli  # noqa: PLC0415 (the group this module is part of)
+
+    made = get_completion_class(shell)
+    assert made is not None  # click has all three
+    click.echo(made(cli, {}, "idsync", "_IDSYNC_COMPLETE").source())

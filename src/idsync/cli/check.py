@@ -90,6 +90,12 @@ def emit_with_check(synced: SyncReport, job: Job, ctx: Context, *, exact: bool) 
     finish). Exit: the sync's failure first, then 4 if drift remains, else the sync's code.
     """
     checked = check_after(job, ctx.settings, synced, CheckOptions(check_exact=exact))
+    if checked is not None and checked.orphans:
+        synced.warnings.append(
+            f"{checked.orphans:,} orphan{'s' if checked.orphans != 1 else ''} (rows no source id"
+            " has): not a run's to fix, only a mirror would delete them; `idsync check` exits 4"
+            " for them"
+        )
     if ctx.as_json:
         data = synced.to_dict()
         data["check"] = checked.to_dict() if checked else None
@@ -115,8 +121,12 @@ def check_after(
 
 
 def exit_code_after(synced: SyncReport, checked: CheckReport | None) -> int:
-    """One exit code for a sync and the check after it: the sync's failure first, then 4 if
-    drift remains (or the check's failure code), else the sync's code."""
+    """One exit code for a sync and the check after it: the sync's failure first, then the
+    check's failure, then 4 if what a run is for is not done (ids still missing, rows twice),
+    else the sync's code. Orphans alone leave the sync's code: no run removes them."""
     if synced.exit_code not in (0, 4) or checked is None:
         return synced.exit_code
-    return checked.exit_code or synced.exit_code
+    if checked.error is not None:
+        return checked.exit_code
+    undone = checked.missing or checked.duplicate_rows or checked.rejected
+    return 4 if undone else synced.exit_code

@@ -32,7 +32,7 @@ from idsync.errors import ConfigError, GuardError, IdsyncError, as_idsync_error
 from idsync.run.report import SyncReport
 from idsync.run.sync import Progress
 from idsync.targets import open_target
-from idsync.urls import redact, url_secrets
+from idsync.urls import raw_secrets, redact
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,6 @@ class Context:
 def finish(code: int) -> NoReturn:
     """End the command with ``code`` (``main()`` ends the process)."""
     raise click.exceptions.Exit(code)
-
-
-def raw_secrets(*urls: str | None) -> tuple[str, ...]:
-    """Passwords in URLs, found before parsing, so even a malformed URL never leaks one."""
-    return tuple(dict.fromkeys(secret for url in urls for secret in url_secrets(url)))
 
 
 def die(message: str, code: int, secrets: tuple[str, ...], as_json: bool, job: str) -> NoReturn:

@@ -15,13 +15,19 @@ from idsync.urls import redact
 
 @click.command()
 @common_options
-def doctor(common: CommonArgs) -> None:
-    """Check servers, privileges, table, column and ids; exit 0 ok, 4 warnings, 1 failures."""
+@click.option(
+    "--strict", is_flag=True,
+    help="Exit 4 for notes too (an optional feature missing: change streams, the runs history).",
+)  # fmt: skip
+def doctor(common: CommonArgs, strict: bool) -> None:
+    """Check servers, privileges, table, column and ids; exit 0 ok (notes allowed), 4 warnings,
+    1 failures."""
     ctx = resolve(common, {})
     try:
         report = diagnose(ctx.job, ctx.settings)
     except IdsyncError as exc:  # a URI only the driver can judge is refused before any check
         die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, ctx.job.name)
+    report.strict = strict
     if ctx.as_json:
         click.echo(redact(json.dumps(report.to_dict()), ctx.secrets))
     else:

@@ -30,8 +30,14 @@ from idsync.mongo.source import ScanOrder
 from idsync.run.report import SyncReport
 from idsync.run.sync import sync
 
+_EXAMPLES = """\b
+Examples:
+  idsync run --dry-run --json            # what would be inserted, nothing written
+  IDSYNC_TARGET_URL=postgresql://u:p@db/maas idsync run --max-inserts 5% --metrics-file x.prom
+"""
 
-@click.command()
+
+@click.command(epilog=_EXAMPLES)
 @common_options
 @click.option("--dry-run", is_flag=True, help="Compute and report; write nothing.")
 @pass_options
@@ -45,7 +51,7 @@ from idsync.run.sync import sync
 @click.option(
     "--max-inserts",
     metavar="N|P%",
-    help="Refuse (exit 3, insert nothing) if more than N ids, or P%% of the target, are missing.",
+    help="Refuse (exit 3, insert nothing) if more than N ids, or P% of the target, are missing.",
 )
 @click.option("--force", is_flag=True, help="Insert even beyond --max-inserts.")
 @click.option("--retries", type=int, metavar="N", help="New passes after a transient failure (2).")

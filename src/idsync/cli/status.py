@@ -30,6 +30,8 @@ def parse_age(text: str | None) -> float | None:
 
 
 def _ago(seconds: float) -> str:
+    if seconds < 60:
+        return f"{int(seconds)}s"
     minutes, _ = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)

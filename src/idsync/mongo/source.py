@@ -178,7 +178,9 @@ class MongoSource:
             problem = self.missing_collection()
             if problem:
                 raise ConfigError(f"{problem} (allow_missing_source = true in the job accepts it)")
-        if self._requested_order is None and self.job.field == "_id":
+        if self.job.field != "_id":
+            self.order = ScanOrder.NATURAL  # what value_batches() reads a field's values in
+        elif self._requested_order is None:
             self.order = self._planned_order()
         return ServerInfo(version=str(info.get("version", "?")), flavour=flavour)
 

@@ -23,7 +23,7 @@ from idsync.mysql.probes import MySQLProbes
 from idsync.mysql.writer import Writer
 from idsync.runs import RunRecord
 from idsync.session import SqlBuckets
-from idsync.target import BatchResult, Checkpoint, Column
+from idsync.target import RUNS_TABLE, BatchResult, Checkpoint, Column
 
 _first = itemgetter(0)
 
@@ -162,12 +162,13 @@ class MySQLTarget(Connection):
         """Create the job's table if missing (never altering one); True if created."""
         return schema.create_target_table(self, self.table, self.column)
 
-    def create_owned_tables(self) -> bool:
-        """Create the runs history and the watch state where missing; True if the history
-        was created."""
-        created = history.create_table(self)
+    def create_owned_tables(self) -> tuple[str, ...]:
+        """Create the runs history and the watch state where missing; the names of those
+        created."""
+        had_state = self.fetch(dialect.TABLE_EXISTS, (self.url.database, state.STATE_TABLE))
+        created = (RUNS_TABLE,) if history.create_table(self) else ()
         self.transaction(state.create_table, f"creating {state.STATE_TABLE}")
-        return created
+        return created + (() if had_state else (state.STATE_TABLE,))
 
     def record_run(self, row: RunRecord) -> None:
         history.append(self, row)

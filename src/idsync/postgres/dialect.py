@@ -56,6 +56,11 @@ EMPTY_INCOMING = f"TRUNCATE {INCOMING}"
 COPY_INCOMING = f"COPY {INCOMING} (x) FROM STDIN"
 
 
+def copy_into(table: str, column: str) -> str:
+    """A batch straight into the table: the fast path, when no id of it is there already."""
+    return f"COPY {relation(table)} ({quote(column)}) FROM STDIN"
+
+
 def insert_incoming(table: str, column: str) -> str:
     """Insert the copied batch; an id already there under a unique index is skipped, never an
     error (the counterpart of MySQL's no-op update)."""
@@ -117,14 +122,16 @@ REWRITERS = (
     # Whatever may store other than what was sent, or hide what was stored, on the table or
     # any of its partitions: a trigger of any timing on insert or update (an AFTER trigger can
     # UPDATE the row it follows; a partition's own trigger fires for rows routed to it), and
-    # row-level security (an insert its read policy then hides).
+    # row-level security (an insert its read policy then hides), rules (which COPY ignores).
     # pg_partition_tree() gives nothing for a table that is not partitioned: the table too.
     f"WITH rel AS (SELECT {_RELATION} AS oid), parts AS (SELECT oid AS relid FROM rel"
     " UNION SELECT t.relid FROM rel, pg_partition_tree(rel.oid) t)"
     " SELECT 'trigger ' || t.tgname FROM pg_trigger t JOIN parts p ON t.tgrelid = p.relid"
     " WHERE NOT t.tgisinternal AND t.tgtype & 20 <> 0"  # 4 INSERT, 16 UPDATE
     " UNION SELECT 'row-level security on ' || c.relname FROM pg_class c"
-    " JOIN parts p ON c.oid = p.relid WHERE c.relrowsecurity ORDER BY 1"
+    " JOIN parts p ON c.oid = p.relid WHERE c.relrowsecurity"
+    " UNION SELECT 'rule ' || r.rulename FROM pg_rewrite r JOIN parts p ON r.ev_class = p.relid"
+    " WHERE r.rulename <> '_RETURN' ORDER BY 1"
 )
 
 

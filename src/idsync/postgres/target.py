@@ -188,12 +188,15 @@ class PostgresTarget(Connection):
         self.commit()
         return True
 
-    def create_owned_tables(self) -> bool:
-        created = not self.fetch(dialect.TABLE_EXISTS, (RUNS_TABLE,))
+    def create_owned_tables(self) -> tuple[str, ...]:
+        missing = tuple(
+            name for name in (RUNS_TABLE, STATE_TABLE)
+            if not self.fetch(dialect.TABLE_EXISTS, (name,))
+        )  # fmt: skip
         self.execute(dialect.RUNS_DDL, (), f"creating {RUNS_TABLE}")
         self.execute(dialect.STATE_DDL, (), f"creating {STATE_TABLE}")
         self.commit()
-        return created
+        return missing
 
     def record_run(self, row: RunRecord) -> None:
         values: list[Any] = [getattr(row, name) for name in FIELDS]

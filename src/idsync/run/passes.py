@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from idsync.config import Job, RunOptions, Settings
 from idsync.diff import DiffCounts, Tag, diff_batches
+from idsync.envelope import MAX_SAMPLES
 from idsync.errors import GuardError, InterruptedRun
-from idsync.ids import DUPLICATE_TEXT, ColumnFit, collision
+from idsync.ids import DUPLICATE_TEXT, ColumnFit, collision, shown_text
 from idsync.mongo.source import MongoSource, ScanOrder
 from idsync.mongo.values import encode_batch
 from idsync.run.readahead import ReadAhead
@@ -63,40 +65,58 @@ class SyncPass:
             MongoSource(self.settings, job, scan_order) as source,
             open_target(self.settings, job) as target,
         ):
-            # The source is asked first, so an unreachable MongoDB leaves MySQL untouched.
-            info = source.ping()
-            report.source = {
-                "address": source.address,
-                "database": source.database,
-                "collection": job.collection,
-                "field": job.field,
-                "flavour": info.flavour,
-                "version": info.version,
-                "scan": str(source.order),
-            }
-            target.connect()
-            column = self._inspect(target)
+            with report.timing("connect_s"):
+                # The source is asked first, so an unreachable MongoDB leaves MySQL untouched.
+                info = source.ping()
+                report.source = {
+                    "address": source.address,
+                    "database": source.database,
+                    "collection": job.collection,
+                    "field": job.field,
+                    "flavour": info.flavour,
+                    "version": info.version,
+                    "scan": str(source.order),
+                }
+                target.connect()
+                column = self._inspect(target)
             if not self.options.dry_run:
-                target.lock(self.settings.lock_timeout_s, self.stop)
+                with report.timing("lock_wait_s"):
+                    target.lock(self.settings.lock_timeout_s, self.stop)
             # The source's first batches are read while the target's ids are.
             with ReadAhead(source.value_batches()) as batches:
-                existing = self._read_target(target)
+                with report.timing("target_read_s"):
+                    existing = self._read_target(target)
                 self.progress.start("source", source.estimated_count() if self.shown else None)
-                texts = self._encode(batches, column.fit)
+                texts = self._encode(_waited(batches, report), column.fit)
                 writer = BatchWriter(self, target, column, self._insert_limit())
-                self._stream(texts, existing, writer)
+                self._timed_stream(texts, existing, writer)
             self._guard_empty_source()
 
+    def _timed_stream(
+        self, batches: Iterable[list[str]], existing: set[str], writer: BatchWriter
+    ) -> None:
+        """The stream, its time split: waiting for the source, inserting, and the rest (the
+        diff, encoding) as ``diff_s``; then which side bounded the run."""
+        phases, started = self.report.phases, time.perf_counter()
+        before = {name: phases.get(name, 0.0) for name in ("source_wait_s", "insert_s")}
+        try:
+            self._stream(batches, existing, writer)
+        finally:
+            spent = {name: phases.get(name, 0.0) - was for name, was in before.items()}
+            self.report.add_phase("diff_s", time.perf_counter() - started - sum(spent.values()))
+        target_s = phases.get("target_read_s", 0.0) + phases.get("insert_s", 0.0)
+        self.report.bound_by = "source" if phases["source_wait_s"] > target_s else "target"
+
     def _inspect(self, target: Target) -> Column:
-        job, column = self.job, target.inspect()
-        self.report.target = {
+        job = self.job
+        self.report.target = {  # named even when the table turns out to be missing
             "address": target.address,
             "database": target.database,
             "table": job.table,
             "column": job.column,
-            "collation": column.collation,
-            "unique_index": column.unique,
         }
+        column = target.inspect()
+        self.report.target.update(collation=column.collation, unique_index=column.unique)
         if column.triggers:
             self.report.warnings.append(
                 f"{job.table} has {', '.join(column.triggers)}: each batch is verified, since"
@@ -114,7 +134,7 @@ class SyncPass:
         existing: set[str] = set()
         for texts in target.read_id_batches():
             existing.update(texts)
-        self.progress.advance("target", len(existing))
+            self.progress.advance("target", len(texts))  # as it reads: a long read shows
         if self.report.attempts == 1:
             self.report.target_ids_before = len(existing)
         return existing
@@ -151,6 +171,8 @@ class SyncPass:
         unique = self.job.field == "_id"
         for tag, texts in diff_batches(batches, existing, counts, unique_source=unique):
             if tag is Tag.MISSING:
+                room = MAX_SAMPLES - len(report.missing_samples)
+                report.missing_samples.extend(shown_text(text) for text in texts[:room])
                 writer.extend(texts)
             elif tag is Tag.DUPLICATE:
                 for text in texts:
@@ -182,6 +204,20 @@ class SyncPass:
                 f"{report.target_ids_before:,}: wrong database or collection? "
                 "(--allow-empty-source to accept)"
             )
+
+
+def _waited(
+    batches: Iterable[tuple[list[str], list[object]]], report: SyncReport
+) -> Iterator[tuple[list[str], list[object]]]:
+    """``batches``, the time spent waiting for each added to ``source_wait_s``."""
+    report.add_phase("source_wait_s", 0.0)
+    batches = iter(batches)
+    while True:
+        with report.timing("source_wait_s"):
+            batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch
 
 
 class BatchWriter:
@@ -245,8 +281,9 @@ class BatchWriter:
                 self.rejected += 1
 
     def _insert(self, batch: list[str]) -> None:
-        result = self.target.insert_batch(batch)
         report = self.run.report
+        with report.timing("insert_s"):
+            result = self.target.insert_batch(batch)
         report.batches += 1
         report.inserted += result.inserted
         report.concurrent += max(0, len(result.landed) - result.inserted)
@@ -254,7 +291,7 @@ class BatchWriter:
         for text, reason in result.rejected:
             report.reject(text, reason)
         self.run.progress.advance("insert", result.inserted)
-        if self.log_ids:
+        if self.log_ids and result.landed:  # a batch wholly rejected logs no empty line
             self._log_inserted(result.landed, result.inserted)
 
     def _log_inserted(self, landed: list[str], inserted: int) -> None:

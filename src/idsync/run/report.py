@@ -24,6 +24,8 @@ class SyncReport(BaseReport):
     """Source ids already in the target."""
     missing: int = 0
     """Source ids not in the target that can be stored: what a run inserts."""
+    missing_samples: list[str] = field(default_factory=list)
+    """The first of them (a dry run's answer to "what would be inserted")."""
     inserted: int = 0
     """Rows this run added."""
     concurrent: int = 0
@@ -32,12 +34,15 @@ class SyncReport(BaseReport):
     """Target ids with no source id: reported only, never deleted."""
     orphan_samples: list[str] = field(default_factory=list)
     batches: int = 0
+    bound_by: str | None = None
+    """The side the run waited for most: "source" (reading MongoDB) or "target" (reading and
+    inserting into the SQL table); None before the ids were streamed."""
 
     KEYS: ClassVar[tuple[str, ...]] = (
-        "job", "dry_run", "status", "run_id", "started_at", "duration_s", "source_ids",
-        "target_ids_before", "present", "missing", "inserted", "concurrent", "rejected",
-        "rejected_samples", "orphans", "orphan_samples", "batches", "attempts", "retried",
-        "source", "target", "warnings", "error", "exit_code",
+        "job", "dry_run", "status", "run_id", "started_at", "duration_s", "phases", "bound_by",
+        "source_ids", "target_ids_before", "present", "missing", "missing_samples", "inserted",
+        "concurrent", "rejected", "rejected_samples", "orphans", "orphan_samples", "batches",
+        "attempts", "retried", "source", "target", "warnings", "error", "exit_code",
     )  # fmt: skip
 
     def start_attempt(self) -> None:
@@ -45,6 +50,7 @@ class SyncReport(BaseReport):
         super().start_attempt()
         self.source_ids = self.present = self.missing = self.rejected = self.orphans = 0
         self.rejected_samples.clear()
+        self.missing_samples.clear()
         self.orphan_samples.clear()
         self.warnings.clear()
 
@@ -59,6 +65,14 @@ class SyncReport(BaseReport):
         figures = f"{self.inserted} inserted, {self.rejected} rejected, {self.duration_s:.2f} s"
         return figures, {"inserted": self.inserted, "rejected": self.rejected}
 
+    def time_line(self) -> str:
+        shown = " · ".join(
+            f"{name.removesuffix('_s').replace('_', ' ')} {seconds:.2f}"
+            for name, seconds in self.phases.items()
+        )
+        bound = f" (bound by the {self.bound_by})" if self.bound_by else ""
+        return f"  time    {shown} s{bound}"
+
     def to_text(self) -> str:
         src, tgt = self.source, self.target
         lines = [
@@ -72,6 +86,8 @@ class SyncReport(BaseReport):
             f" {self.missing if self.dry_run else self.inserted:,}"
             f" · rejected {self.rejected:,} · orphans {self.orphans:,} · {self.duration_s:.2f} s",
         ]
+        if self.phases:
+            lines.append(self.time_line())
         lines += [f"  rejected {r.id!r}: {r.reason}" for r in self.rejected_samples[:5]]
         if self.rejected > 5:
             lines.append(f"  … {self.rejected - 5:,} more rejected (see --json)")
