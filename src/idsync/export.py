@@ -36,6 +36,7 @@ def run_metrics(
     metrics.rejected.inc(int(report.get("rejected") or 0))
     metrics.batches.inc(int(report.get("batches") or 0))
     finished = time.time()
+    metrics.healthy.set(1.0 if report["status"] in SUCCESS else 0.0)  # this run's outcome
     if report["status"] in SUCCESS and not report.get("dry_run"):
         metrics.full_passes.inc()
         last_success = finished

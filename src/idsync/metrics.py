@@ -51,6 +51,9 @@ class Metrics:
             "idsync_last_success_timestamp_seconds",
             "Unix time when the target was last known to hold every id seen so far.",
         )
+        self.healthy = gauge(
+            "idsync_healthy", "1 while the watcher makes progress (what /healthz says), else 0."
+        )
         self._mode = Enum(
             "idsync_mode", "How new ids are found.", labels, states=list(MODES), registry=reg
         ).labels(job)

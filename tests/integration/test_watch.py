@@ -177,6 +177,7 @@ def test_cli_serves_health_and_metrics_and_stops_on_sigterm(watch_env: Env, tmp_
         ):
             assert metric(text, name) is not None, name
         assert metric(text, "idsync_ids_inserted_total") == 25
+        assert metric(text, "idsync_healthy") == 1
         assert 'idsync_mode{idsync_job="update-cluster-id",idsync_mode="change-stream"} 1.0' in text
         assert http_get(f"{url}/nope")[0] == 404
         daemon.send(signal.SIGTERM)

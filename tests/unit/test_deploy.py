@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import json
 import re
 import shlex
 from pathlib import Path
@@ -71,7 +72,8 @@ def test_systemd_units() -> None:
 
 def _exported_names() -> set[str]:
     report = {"job": "j", "status": "ok", "started_at": "2026-01-01T00:00:00+00:00",
-              "duration_s": 1.0, "exit_code": 0, "missing": 0, "orphans": 0}  # fmt: skip
+              "duration_s": 1.0, "exit_code": 0, "missing": 0, "orphans": 0,
+              "phases": {"insert_s": 0.5}}  # fmt: skip
     names = set()
     for command in ("run", "check"):
         text = generate_latest(run_metrics(report, command).registry).decode()
@@ -106,3 +108,23 @@ def test_metrics_label_the_job_with_a_name_prometheus_keeps() -> None:
     alerts = (DEPLOY / "prometheus" / "alerts.yaml").read_text()
     used = set(re.findall(r"\$labels\.(\w+)", alerts))
     assert used and used <= labels, used - labels
+
+
+def _dashboard_queries() -> list[str]:
+    dashboard = json.loads((DEPLOY / "grafana" / "idsync.json").read_text())
+    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    queries += [v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    legends = [t["legendFormat"] for panel in dashboard["panels"] for t in panel["targets"]]
+    return queries + legends
+
+
+def test_every_dashboard_query_names_exported_metrics_and_labels() -> None:
+    texts = _dashboard_queries()
+    used = {name for text in texts for name in re.findall(r"idsync_\w+", text)}
+    exported = _exported_names() | _exported_labels()
+    assert used and used <= exported, used - exported
+    labels = {name for text in texts for name in re.findall(r"\{\{(\w+)\}\}", text)}
+    assert labels <= _exported_labels(), labels - _exported_labels()
+    for text in texts:  # every series query is scoped by the job variable
+        if text.startswith(("idsync_", "time()", "increase(")):
+            assert 'idsync_job=~"$job"' in text, text

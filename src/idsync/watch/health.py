@@ -84,6 +84,7 @@ def _handler(health: Health, metrics: Metrics) -> type[BaseHTTPRequestHandler]:
                 body = (json.dumps(details) + "\n").encode()
                 self._send(200 if healthy else 503, "application/json", body)
             elif path == "/metrics":
+                metrics.healthy.set(1.0 if health.report()[0] else 0.0)  # as of this scrape
                 self._send(200, CONTENT_TYPE, metrics.render())
             else:
                 self._send(404, "text/plain; charset=utf-8", b"not found: /healthz, /metrics\n")
