@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ENV := eval "$$(dev/services env)"
 
-.PHONY: setup services-up services-down demo test lint unit bench clean
+.PHONY: setup services-up services-down demo test lint unit bench image clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,11 @@ bench: setup
 	$(PY) -c 'import matplotlib, psutil, pyinstrument' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'
 	dev/services up mariadb ferretdb mongo-java
 	$(ENV) && $(PY) -m bench.run --out bench/results $(BENCH_ARGS)
+
+# The container image localhost/idsync:<version>, built with buildah from a Debian base made
+# locally (dev/image; root, buildah and debootstrap needed).
+image:
+	dev/image build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -128,3 +128,13 @@ def test_every_dashboard_query_names_exported_metrics_and_labels() -> None:
     for text in texts:  # every series query is scoped by the job variable
         if text.startswith(("idsync_", "time()", "increase(")):
             assert 'idsync_job=~"$job"' in text, text
+
+
+def test_manifests_name_the_image_make_image_tags() -> None:
+    from idsync.version import __version__
+
+    for name in ("cronjob.yaml", "watch-deployment.yaml"):
+        text = (DEPLOY / "kubernetes" / name).read_text()
+        assert f"image: localhost/idsync:{__version__}" in text, name
+    image_script = (DEPLOY.parent / "dev" / "image").read_text()
+    assert 'IMAGE="localhost/idsync:$VERSION"' in image_script
