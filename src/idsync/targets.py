@@ -46,7 +46,10 @@ def record_run(settings: Settings, job: Job, command: str, report: Mapping[str, 
             target.connect()
             target.record_run(row)
     except IdsyncError as exc:
-        log.warning("[%s] run history not written: %s", job.name, exc)
+        # When the target is what failed, its error was said already: once is enough.
+        said = str(exc) == report.get("error")
+        reason = "the target is what failed (above)" if said else str(exc)
+        log.warning("[%s] run history not written: %s", job.name, reason)
         return False
     except Exception as exc:  # a history row must never replace the run's own error
         reason = redact(f"{type(exc).__name__}: {exc}", settings.secrets)

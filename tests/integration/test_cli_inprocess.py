@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from bson import ObjectId
@@ -101,3 +102,15 @@ def test_run_check_after_takes_the_same_exact_flag_as_check(env: Env, flag: str)
     done = invoke(env, "run", "--json", "--no-log-ids", "--check-after", flag)
     report = json.loads(done.stdout)
     assert done.exit_code == 0 and report["check"]["exact"] is (flag == "--exact")
+
+
+def test_a_dry_run_lists_every_missing_id(env: Env, tmp_path: Path) -> None:
+    ids = [ObjectId() for _ in range(60)]
+    env.add_source(ids)
+    env.init_table()
+    env.sql("INSERT INTO cm_cluster_id (cluster_id) VALUES (%s)", (str(ids[0]),))
+    listed = tmp_path / "missing.txt"
+    done = invoke(env, "run", "--dry-run", "--json", "--list-missing", str(listed))
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["missing"] == 59
+    assert sorted(listed.read_text().split()) == sorted(str(i) for i in ids[1:])

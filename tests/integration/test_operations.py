@@ -260,3 +260,15 @@ def test_a_missing_table_is_named_and_nothing_is_read(env: Env) -> None:
     assert done.returncode == 2
     assert "cm_cluster_id.cluster_id: 0 before" in done.stdout and "?/?" not in done.stdout
     assert ": 0 ids" in done.stdout  # the source was asked, not read
+
+
+def test_a_failure_is_said_once_per_channel(env: Env) -> None:
+    """The report names the target even when it cannot be reached; the history's warning does
+    not repeat the error the run already gave."""
+    env.add_source([ObjectId()])
+    url = env.mysql_url.rsplit("/", 1)[0] + "/no_such_database"
+    done = env.idsync("run", env={"IDSYNC_MYSQL_URL": url})
+    assert done.returncode == 2, done.stderr
+    assert "/no_such_database cm_cluster_id.cluster_id" in done.stdout and "?/?" not in done.stdout
+    assert "the target is what failed" in done.stderr
+    assert done.stderr.count("no_such_database") == 2  # the error's log line, the idsync: line

@@ -38,3 +38,14 @@ def test_outcomes_of_finished_reports() -> None:
     check.finish()
     assert (run.status, run.exit_code) == (Status.PARTIAL, 4)
     assert (check.status, check.exit_code) == (Status.DRIFT, 4)
+
+
+def test_a_checks_text_gives_each_sides_reason_in_one_clause() -> None:
+    from idsync.check.checker import SOURCE_REASON
+    from idsync.check.report import Method, SideMethod
+
+    check = CheckReport(job="j")
+    check.method["source"] = SideMethod(Method.EXACT, SOURCE_REASON)
+    text = check.to_text()
+    assert "exact (MongoDB's aggregation has no hash function…)" in text
+    assert SOURCE_REASON not in text and SOURCE_REASON in check.to_json()

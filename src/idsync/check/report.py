@@ -166,5 +166,9 @@ class CheckReport(BaseReport):
         return "\n".join(lines + self.tail_lines())
 
     def _how(self, side: str) -> str:
+        """The method, with the first clause of its reason: the whole one is in --json."""
         chosen = self.method[side]
-        return str(chosen.method) + (f" ({chosen.reason})" if chosen.reason else "")
+        if not chosen.reason:
+            return str(chosen.method)
+        short = chosen.reason.split(":")[0].split(";")[0]
+        return f"{chosen.method} ({short}{'…' if short != chosen.reason else ''})"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
+from collections.abc import Iterator
+from typing import TextIO
 
 import click
 
@@ -67,6 +70,11 @@ Examples:
     help="With --check-after: compare every id, or a count and checksums per range of"
     " ObjectIds first (both prove the same; --fast reads fewer ids).",
 )
+@click.option(
+    "--list-missing", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+    help="Write every missing id to FILE, one per line, as found (with --dry-run: all that would"
+    " be inserted).",
+)  # fmt: skip
 @export_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run(
@@ -83,6 +91,7 @@ def run(
     no_history: bool,
     check_after: bool,
     exact: bool | None,
+    list_missing: str | None,
     quiet: bool,
 ) -> None:
     """Insert every id of the source that the target lacks, in committed batches."""
@@ -100,10 +109,13 @@ def run(
     show_bar = sys.stderr.isatty() and not quiet and not ctx.as_json
     report = SyncReport(job=job.name, dry_run=options.dry_run)
     try:
-        with progress_display(show_bar) as bar, stop_on_signals() as stop:
-            sync(
-                job, ctx.settings, options, progress=bar, scan_order=order, stop=stop, report=report
-            )
+        with (
+            progress_display(show_bar) as bar,
+            stop_on_signals() as stop,
+            _listing(list_missing) as missing,
+        ):
+            sync(job, ctx.settings, options, progress=bar, scan_order=order, stop=stop,
+                 report=report, missing=missing)  # fmt: skip
     except (IdsyncError, KeyboardInterrupt) as exc:
         failed_with(report, exc)
     publish_metrics(ctx, report.to_dict(), "run", export)
@@ -112,6 +124,29 @@ def run(
 
         emit_with_check(report, job, ctx, exact=exact_check(exact, ctx.settings.check_exact))
     emit(report, ctx)
+
+
+class _MissingFile:
+    """`--list-missing`: the ids in a file, one per line, started over by each pass."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def begin(self) -> None:
+        self.out.seek(0)
+        self.out.truncate()
+
+    def add(self, texts: list[str]) -> None:
+        self.out.writelines(f"{text}\n" for text in texts)
+
+
+@contextlib.contextmanager
+def _listing(path: str | None) -> Iterator[_MissingFile | None]:
+    if path is None:
+        yield None
+        return
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
+        yield _MissingFile(out)
 
 
 def _max_inserts(text: str | None) -> tuple[int | None, float | None]:

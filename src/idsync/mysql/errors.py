@@ -70,6 +70,8 @@ def mysql_error(exc: Exception, address: str, doing: str) -> IdsyncError:
         return TransientError(f"MySQL unreachable at {address} while {doing}: ({code}) {message}")
     if code in _NO_TABLE:
         return ConfigError(f"{text}; run `idsync init` to create the table")
+    if code == ER.BAD_DB_ERROR:  # the URL names a database the server does not have
+        return ConfigError(f"{text}; check the database in the URL")
     if code == ER.ACCESS_DENIED_ERROR:
         return TerminalError(f"{text}; check the user and password in the URL")
     if code in DENIED:

@@ -31,6 +31,15 @@ class Progress(Protocol):
     def advance(self, phase: str, count: int) -> None: ...
 
 
+class MissingSink(Protocol):
+    """Told every missing id, as a run finds them (`run --list-missing`)."""
+
+    def begin(self) -> None:
+        """A pass begins: what an earlier, failed pass listed is listed again."""
+
+    def add(self, texts: list[str]) -> None: ...
+
+
 class Silent:
     """A Progress that shows nothing."""
 
@@ -53,8 +62,10 @@ class SyncPass:
         progress: Progress,
         *,
         stop: threading.Event,
+        missing: MissingSink | None = None,
     ) -> None:
         self.job, self.settings, self.options = job, settings, options
+        self.missing = missing
         self.report, self.progress, self.stop = report, progress, stop
         self.shown = not isinstance(progress, Silent)
         self.earlier_inserts = report.inserted  # committed by failed attempts of this run
@@ -76,6 +87,12 @@ class SyncPass:
                     "flavour": info.flavour,
                     "version": info.version,
                     "scan": str(source.order),
+                }
+                self.report.target = {  # named even when it cannot be reached
+                    "address": target.address,
+                    "database": target.database,
+                    "table": job.table,
+                    "column": job.column,
                 }
                 target.connect()
                 column = self._inspect(target)
@@ -108,14 +125,7 @@ class SyncPass:
         self.report.bound_by = "source" if phases["source_wait_s"] > target_s else "target"
 
     def _inspect(self, target: Target) -> Column:
-        job = self.job
-        self.report.target = {  # named even when the table turns out to be missing
-            "address": target.address,
-            "database": target.database,
-            "table": job.table,
-            "column": job.column,
-        }
-        column = target.inspect()
+        job, column = self.job, target.inspect()
         self.report.target.update(collation=column.collation, unique_index=column.unique)
         if column.triggers:
             self.report.warnings.append(
@@ -169,8 +179,12 @@ class SyncPass:
     ) -> None:
         counts, report = DiffCounts(), self.report
         unique = self.job.field == "_id"
+        if self.missing is not None:
+            self.missing.begin()
         for tag, texts in diff_batches(batches, existing, counts, unique_source=unique):
             if tag is Tag.MISSING:
+                if self.missing is not None:
+                    self.missing.add(texts)
                 room = MAX_SAMPLES - len(report.missing_samples)
                 report.missing_samples.extend(shown_text(text) for text in texts[:room])
                 writer.extend(texts)

@@ -10,13 +10,13 @@ from typing import Any
 from idsync.config import Job, RunOptions, Settings
 from idsync.envelope import Command, enveloped
 from idsync.mongo.source import ScanOrder
-from idsync.run.passes import Progress, Silent, SyncPass
+from idsync.run.passes import MissingSink, Progress, Silent, SyncPass
 from idsync.run.report import SyncReport
 from idsync.targets import record_run
 
 log = logging.getLogger("idsync")
 
-__all__ = ["Progress", "sync"]
+__all__ = ["MissingSink", "Progress", "sync"]
 
 RUN = Command(history="run", label="", event="")
 
@@ -30,6 +30,7 @@ def sync(
     scan_order: ScanOrder | None = None,
     stop: threading.Event | None = None,
     report: SyncReport | None = None,
+    missing: MissingSink | None = None,
 ) -> SyncReport:
     """Run ``job`` and return its report.
 
@@ -42,7 +43,8 @@ def sync(
     the run recorded as failed, never as ok. Setting ``stop`` ends the run after its last
     committed batch (:class:`~idsync.errors.InterruptedRun`). A run that finishes with rejected
     ids returns normally with ``status == "partial"``. A ``report`` passed in is the one filled
-    in, so that a caller has it whatever is raised.
+    in, so that a caller has it whatever is raised. ``missing`` is told every missing id as it
+    is found (before a dry run's predicted rejections).
     """
     options = options or RunOptions()
     stop = stop or threading.Event()
@@ -50,7 +52,9 @@ def sync(
     bar = progress or Silent()
 
     def attempt() -> None:
-        SyncPass(job, settings, options, report, bar, stop=stop).execute(scan_order)
+        SyncPass(job, settings, options, report, bar, stop=stop, missing=missing).execute(
+            scan_order
+        )
 
     def record(figures: Mapping[str, Any]) -> None:
         record_run(settings, job, options.history_command, figures)
