@@ -1,0 +1,106 @@
+"""A bad network between idsync and a server, for real: Toxiproxy between them, its toxics
+making the link slow, cut mid-reply or silent. Each test makes its own proxy and removes it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from bson import ObjectId
+
+from tests.conftest import BOTH_TARGETS, MONGO_URI, Env
+from tests.fault.conftest import load_ids, spawn_cli, wait_for
+from tests.fault.toxiproxy import Proxy, reachable
+
+pytestmark = pytest.mark.fault
+
+
+def _address(url: str) -> str:
+    return url.rsplit("@", maxsplit=1)[-1].split("/", maxsplit=1)[0]
+
+
+@pytest.fixture
+def target_link(env: Env) -> Iterator[Proxy]:
+    """A proxy in front of the test's SQL target."""
+    if (why := reachable()) is not None:
+        pytest.fail(f"Toxiproxy not reachable ({why}); run `dev/services up toxiproxy`")
+    proxy = Proxy(_address(env.mysql_url))
+    try:
+        yield proxy
+    finally:
+        proxy.delete()
+
+
+@pytest.fixture
+def source_link() -> Iterator[Proxy]:
+    """A proxy in front of the test's MongoDB."""
+    if (why := reachable()) is not None:
+        pytest.fail(f"Toxiproxy not reachable ({why}); run `dev/services up toxiproxy`")
+    proxy = Proxy(_address(MONGO_URI.rstrip("/") + "/"))
+    try:
+        yield proxy
+    finally:
+        proxy.delete()
+
+
+def _run(env: Env, mongo_uri: str, target_url: str, *args: str) -> tuple[int, dict[str, object]]:
+    done = env.idsync(
+        "run", "--json", "--no-log-ids", *args,
+        env={"IDSYNC_MONGO_URI": mongo_uri, "IDSYNC_MYSQL_URL": target_url}, timeout=300,
+    )  # fmt: skip
+    return done.returncode, json.loads(done.stdout)
+
+
+@BOTH_TARGETS
+def test_latency_with_jitter_both_ways_ends_exact(env: Env, target_link: Proxy) -> None:
+    ids = [ObjectId() for _ in range(3000)]
+    env.add_source(ids)
+    env.init_table()
+    target_link.add("latency", "downstream", latency=100, jitter=50)
+    target_link.add("latency", "upstream", latency=100, jitter=50)
+    code, report = _run(env, env.mongo_uri, target_link.url(env.mysql_url), "--batch-size", "500")
+    assert code == 0, report
+    assert env.target_ids() == sorted(str(i) for i in ids)
+    assert float(str(report["duration_s"])) > 0.2  # every round trip paid the delay
+
+
+@BOTH_TARGETS
+def test_a_link_reset_mid_run_is_retried_and_ends_exact(env: Env, target_link: Proxy) -> None:
+    """Every connection reset for a moment while batches commit: a transient failure, a new
+    pass once the link is back, nothing twice."""
+    ids = [ObjectId() for _ in range(40_000)]
+    load_ids(env.mongo_uri, ids)
+    env.init_table()
+    target_link.add("latency", "downstream", latency=20)  # a run long enough to cut
+    args = ("run", "--json", "--no-log-ids", "--batch-size", "500", "--retries", "5")
+    proc = spawn_cli(env.mongo_uri, target_link.url(env.mysql_url), *args)
+    try:
+        wait_for(lambda: len(env.target_ids()) > 0 or proc.poll() is not None, "a first batch")
+        reset = target_link.add("reset_peer", "downstream", timeout=0)
+        time.sleep(1.0)
+        target_link.remove(reset)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    report = json.loads(out)
+    assert proc.returncode == 0, err[-2000:]
+    assert report["retried"], report  # the reset was seen, and retried
+    assert env.target_ids() == sorted(str(i) for i in ids)
+
+
+def test_a_silent_source_fails_within_the_socket_timeout(env: Env, source_link: Proxy) -> None:
+    """The link to MongoDB goes silent (no reset): the run fails once --socket-timeout has
+    passed on each try, naming MongoDB, instead of hanging."""
+    env.add_source([ObjectId() for _ in range(10)])
+    env.init_table()
+    source_link.add("timeout", "downstream", timeout=0)  # data stops, the socket stays open
+    started = time.monotonic()
+    args = ("--socket-timeout", "2", "--connect-timeout", "2", "--retries", "0")
+    code, report = _run(env, source_link.url(env.mongo_uri), env.mysql_url, *args)
+    took = time.monotonic() - started
+    assert code == 1 and "MongoDB" in str(report["error"]), report
+    assert took < 2 + 2 + 10, took  # the timeouts the user set, plus start-up and a margin
+    assert env.target_ids() == []
