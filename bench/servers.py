@@ -109,7 +109,12 @@ class PrivateMongoJava:
                 self._proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
             except FileNotFoundError:
                 raise Unavailable("no `java` on PATH (Java 17 runs mongo-java-server)") from None
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            # A failed __enter__ gets no __exit__: stop the server here, or it outlives us.
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def _wait_ready(self, timeout_s: float = 60) -> None:

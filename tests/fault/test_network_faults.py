@@ -4,8 +4,11 @@ making the link slow, cut mid-reply or silent. Each test makes its own proxy and
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from bson import ObjectId
@@ -13,12 +16,14 @@ from bson import ObjectId
 from tests.conftest import BOTH_TARGETS, MONGO_URI, Env
 from tests.fault.conftest import load_ids, spawn_cli, wait_for
 from tests.fault.toxiproxy import Proxy, reachable
+from tests.watch_support import Daemon, Writer, free_port, http_get, wait_until
 
 pytestmark = pytest.mark.fault
 
 
 def _address(url: str) -> str:
-    return url.rsplit("@", maxsplit=1)[-1].split("/", maxsplit=1)[0]
+    """host:port of a URL, without its user and password."""
+    return urlsplit(url).netloc.rpartition("@")[2]
 
 
 @pytest.fixture
@@ -38,7 +43,7 @@ def source_link() -> Iterator[Proxy]:
     """A proxy in front of the test's MongoDB."""
     if (why := reachable()) is not None:
         pytest.fail(f"Toxiproxy not reachable ({why}); run `dev/services up toxiproxy`")
-    proxy = Proxy(_address(MONGO_URI.rstrip("/") + "/"))
+    proxy = Proxy(_address(MONGO_URI))
     try:
         yield proxy
     finally:
@@ -104,3 +109,45 @@ def test_a_silent_source_fails_within_the_socket_timeout(env: Env, source_link: 
     assert code == 1 and "MongoDB" in str(report["error"]), report
     assert took < 2 + 2 + 10, took  # the timeouts the user set, plus start-up and a margin
     assert env.target_ids() == []
+
+
+PARTITION_S = 30.0
+
+
+@pytest.mark.parametrize("side", ["source", "target"])
+def test_a_partition_while_watching_loses_nothing(
+    watch_env: Env, tmp_path: Path, side: str
+) -> None:
+    """A 30-second partition of one server while `watch` follows a change stream: /healthz
+    says so, the watcher reconnects when the link returns and catches up; no id is missing and
+    the stored checkpoint never names an id that is not in the table."""
+    env = watch_env
+    env.init_table()
+    link = Proxy(_address(env.mongo_uri if side == "source" else env.mysql_url))
+    mongo = link.url(env.mongo_uri) if side == "source" else env.mongo_uri
+    target = link.url(env.mysql_url) if side == "target" else env.mysql_url
+    port = free_port()
+    args = ["--skip-initial-pass", "--max-batch-wait", "0.05", "--batch-size", "50",
+            "--no-log-ids", "--http", f"127.0.0.1:{port}", "--stuck-after", "5",
+            "--backoff-max", "2", "--connect-timeout", "2"]  # fmt: skip
+    daemon = Daemon(tmp_path, mongo, target, args).start()
+    health = f"http://127.0.0.1:{port}/healthz"
+    try:
+        wait_until(lambda: "change-stream" in http_get(health)[1], "the stream to open")
+        writer = Writer(env.mongo_db["cluster_trips"], total=1500).start()
+        wait_until(lambda: len(env.target_ids()) >= 100, "a few batches")
+        link.enable(False)
+        wait_until(lambda: http_get(health)[0] == 503, "/healthz to say so", PARTITION_S)
+        time.sleep(max(0.0, PARTITION_S - 5))
+        link.enable(True)
+        expected = writer.join()
+        wait_until(lambda: len(env.target_ids()) >= len(expected), "the catch-up", 120)
+        wait_until(lambda: http_get(health)[0] == 200, "/healthz to recover")
+        daemon.send(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.stderr[-3000:]
+    finally:
+        daemon.kill()
+        link.delete()
+    assert env.target_ids() == expected  # nothing missing, nothing twice
+    [(last_id,)] = env.sql("SELECT last_seen_id FROM idsync_state")
+    assert last_id in expected

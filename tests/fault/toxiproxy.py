@@ -62,6 +62,10 @@ class Proxy:
         })  # fmt: skip
         return name
 
+    def enable(self, enabled: bool) -> None:
+        """Disabled, the proxy closes its connections and refuses new ones: a partition."""
+        _call("POST", f"/proxies/{self.name}", {"enabled": enabled})
+
     def remove(self, toxic: str) -> None:
         _call("DELETE", f"/proxies/{self.name}/toxics/{toxic}")
 
