@@ -75,7 +75,7 @@ def _waiting_for_lock(env: Env, name: str) -> bool:
     if env.kind == "postgres":  # idsync tries pg_try_advisory_lock again and again
         rows = env.sql(
             "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'idsync'"
-            " AND query LIKE 'SELECT pg_try_advisory_lock%%'"
+            " AND datname = current_database() AND query LIKE 'SELECT pg_try_advisory_lock%%'"
         )
     else:
         rows = env.sql(
