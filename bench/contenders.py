@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bench.measure import ProcessRun, run_process
 
@@ -45,10 +43,6 @@ class Figures:
     """Floor only: the sum of its timed parts' wall seconds (no start-up, no exit)."""
     reported_s: float | None = None
     """idsync only: the duration its own report gives (``sync()`` from start to end)."""
-    phases: dict[str, float] = field(default_factory=dict)
-    """idsync only: where its report says that duration went (source wait, target read, …)."""
-    bound_by: str | None = None
-    """idsync only: the side its report says it waited for most."""
 
     def as_dict(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if v not in (None, {})}
@@ -61,27 +55,20 @@ def environment(mongo_uri: str, mysql_url: str) -> dict[str, str]:
     return env
 
 
-def argv(contender: str, missing_file: Path, idsync_flags: Sequence[str] = ()) -> list[str]:
+def argv(contender: str, missing_file: Path) -> list[str]:
     if contender == "idsync":
-        return [str(Path(sys.executable).with_name("idsync")), "run", "--json", *idsync_flags]
+        return [str(Path(sys.executable).with_name("idsync")), "run", "--json"]
     if contender == "original":
         return [sys.executable, "-m", "bench.original"]
     return [sys.executable, "-m", "bench.floor", "--missing", str(missing_file)]
 
 
-def run(
-    contender: str,
-    env: dict[str, str],
-    workdir: Path,
-    missing: list[str],
-    idsync_flags: Sequence[str] = (),
-) -> Figures:
-    """One timed run in ``workdir`` (no idsync.toml there); raises :class:`RunFailed`.
-    ``idsync_flags`` go after ``idsync run --json`` (``--no-log-ids``, say)."""
+def run(contender: str, env: dict[str, str], workdir: Path, missing: list[str]) -> Figures:
+    """One timed run in ``workdir`` (no idsync.toml there); raises :class:`RunFailed`."""
     missing_file = workdir / "missing.txt"
     if contender == "floor":
         missing_file.write_text("\n".join(missing))
-    proc = run_process(argv(contender, missing_file, idsync_flags), env, workdir)
+    proc = run_process(argv(contender, missing_file), env, workdir)
     if proc.returncode != 0:
         raise RunFailed(f"{contender} exited {proc.returncode}: {proc.stderr_tail[-600:]}")
     figures = Figures(
@@ -92,24 +79,21 @@ def run(
         log_lines=proc.stderr_lines,
     )
     if contender == "idsync":
-        report = _check_idsync(proc, len(missing))
-        figures.reported_s = float(report["duration_s"])
-        figures.phases = dict(report.get("phases") or {})
-        figures.bound_by = report.get("bound_by")
+        figures.reported_s = _check_idsync(proc, len(missing))
     elif contender == "floor":
         _floor_figures(proc, figures, len(missing))
     return figures
 
 
-def _check_idsync(proc: ProcessRun, missing: int) -> dict[str, Any]:
-    """The run's own report, once it says the run did what the scenario needs."""
-    report: dict[str, Any] = json.loads(proc.stdout)
+def _check_idsync(proc: ProcessRun, missing: int) -> float:
+    """The run's own duration, once its report says it did what the scenario needs."""
+    report = json.loads(proc.stdout)
     if report.get("status") != "ok" or report.get("inserted") != missing:
         raise RunFailed(
             f"idsync: status {report.get('status')}, inserted {report.get('inserted')}"
             f" of {missing}: {report.get('error')}"
         )
-    return report
+    return float(report["duration_s"])
 
 
 def _floor_figures(proc: ProcessRun, figures: Figures, missing: int) -> None:

@@ -109,12 +109,7 @@ class PrivateMongoJava:
                 self._proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
             except FileNotFoundError:
                 raise Unavailable("no `java` on PATH (Java 17 runs mongo-java-server)") from None
-        try:
-            self._wait_ready()
-        except BaseException:
-            # A failed __enter__ gets no __exit__: stop the server here, or it outlives us.
-            self.__exit__(None, None, None)
-            raise
+        self._wait_ready()
         return self
 
     def _wait_ready(self, timeout_s: float = 60) -> None:
