@@ -17,23 +17,31 @@ SLICE_S = 0.25
 log = logging.getLogger("idsync")
 
 
+def held_by(holder: str | None) -> str:
+    """The start of a refusal's parenthesis: who holds the lock, when the server said."""
+    return f"held by {holder}; " if holder else ""
+
+
 def wait_for_lock(
     get_lock: Callable[[float], object],
     timeout_s: float,
     stop: threading.Event | None,
     what: str,
+    holder: Callable[[], str | None] = lambda: None,
 ) -> bool | None:
     """Call ``get_lock(seconds)`` (the value of ``GET_LOCK(name, seconds)``) until it is 1, for
     up to ``timeout_s``: True once held, False when the time is up, None when the server answers
     NULL (the wait was killed or failed: not a held lock); :class:`~idsync.errors.InterruptedRun`
-    as soon as ``stop`` is set."""
+    as soon as ``stop`` is set. ``holder()`` names who holds it, for the message said at once
+    when the wait begins."""
     deadline, said = time.monotonic() + timeout_s, False
     while True:
         got = get_lock(max(0.0, min(SLICE_S, deadline - time.monotonic())))
         if got == 1:
             return True
         if not said and got == 0 and timeout_s > 0:  # at once, not after a silent wait
-            log.info("waiting up to %g s for %s, held by another run or watcher", timeout_s, what)
+            by = holder() or "another run or watcher"
+            log.info("waiting up to %g s for %s, held by %s", timeout_s, what, by)
             said = True
         if stop is not None and stop.is_set():
             raise InterruptedRun(f"interrupted while waiting for {what}: nothing written")

@@ -53,7 +53,7 @@ def test_a_terminated_backend_is_retried_and_nothing_is_lost(
         wait_for(lambda: rows() > 2000 or proc.poll() is not None, "the first batches")
         terminated = admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = 'idsync' AND datname = current_database()"
+            " WHERE application_name LIKE 'idsync %%' AND datname = current_database()"
         ).fetchall()
         out, err = proc.communicate(timeout=300)
     finally:

@@ -63,7 +63,7 @@ def test_a_busy_target_refuses_after_the_lock_timeout(env: Env) -> None:
     for code, report, err in results:
         if code == 3:
             assert report["status"] == "refused"
-            assert "another run holds the lock" in err.splitlines()[-1]
+            assert "another run holds the lock" in err
     finish = env.idsync("run", "--no-log-ids")
     assert finish.returncode == 0
     assert env.target_ids() == sorted(str(i) for i in ids)

@@ -69,8 +69,10 @@ def test_mongodb_down_fails_loudly_and_writes_nothing(env: Env) -> None:
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert report["status"] == "failed" and "127.0.0.1:1" in report["error"]
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("idsync: MongoDB unreachable at 127.0.0.1:1")
+    # Said once on stderr (the log's error line), not again by the CLI.
+    said = [line for line in done.stderr.splitlines() if "error: MongoDB unreachable" in line]
+    assert len(said) == 1 and "127.0.0.1:1" in said[0], done.stderr
+    assert "idsync: " not in done.stderr
     assert "No clusters found" not in done.stderr
     assert env.target_ids() == ["kept"]
 
@@ -126,6 +128,12 @@ def test_init_creates_an_exact_table_and_never_alters(env: Env) -> None:
     assert again["created"] is False
 
 
+def test_init_needs_no_mongodb(env: Env) -> None:
+    done = env.idsync("init", env={"IDSYNC_MONGO_URI": ""})
+    assert done.returncode == 0, done.stderr
+    assert "cm_cluster_id" in env.tables()
+
+
 def test_json_logs(env: Env) -> None:
     env.add_source([ObjectId()])
     env.idsync("init")
@@ -135,6 +143,17 @@ def test_json_logs(env: Env) -> None:
     assert lines[0]["message"] == "[update-cluster-id] start"
     assert {"ts", "level", "message"} <= set(lines[-1])
     assert lines[-1]["job"] == "update-cluster-id"
+
+
+def test_json_logs_of_a_failure_are_json_and_say_it_once(env: Env) -> None:
+    mongo = {"IDSYNC_MONGO_URI": "mongodb://127.0.0.1:1/maas"}
+    for command in ("run", "check"):
+        args = (command, "--log-format", "json", "--connect-timeout", "1", "--retries", "1")
+        done = env.idsync(*args, env=mongo, timeout=60)
+        assert done.returncode == 1, done.stderr
+        lines = [json.loads(line) for line in done.stderr.splitlines()]  # nothing but JSON
+        errors = [line for line in lines if line.get("event") == "error"]
+        assert len(errors) == 1 and "127.0.0.1:1" in errors[0]["message"], lines
 
 
 def test_dry_run_cli(env: Env) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import signal
 import threading
 from dataclasses import replace
@@ -204,6 +205,11 @@ def test_one_watcher_per_job_and_target(watch_env: Env, tmp_path: Path) -> None:
         assert second.start().wait() == 3, second.stderr
         assert "another watcher of job update-cluster-id" in second.stderr
         assert "waiting up to 0.5 s for the lock" in second.stderr  # said at once
+        # ... and for whom: the server's session of the watcher (this process on PostgreSQL).
+        waiting = next(line for line in second.stderr.splitlines() if "waiting up to" in line)
+        holder = f"pid={os.getpid()})" if env.kind == "postgres" else "held by connection "
+        assert holder in waiting, waiting
+        assert "(held by " in json.loads(second.stdout)["error"]
         assert json.loads(second.stdout)["status"] == "refused"
 
 

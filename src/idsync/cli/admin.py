@@ -19,7 +19,7 @@ from idsync.targets import open_target
 @common_options
 def init(common: CommonArgs) -> None:
     """Create the job's target table and idsync_runs if missing (never alters a table)."""
-    ctx = resolve(common, {})
+    ctx = resolve(common, {}, need_mongo=False)
     job = ctx.job
     try:
         with open_target(ctx.settings, job) as target:

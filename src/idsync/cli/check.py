@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 from typing import NoReturn
 
 import click
@@ -21,11 +20,11 @@ from idsync.cli.common import (
     finish,
     publish_metrics,
     resolve,
+    say_error,
 )
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError
 from idsync.run.report import SyncReport
-from idsync.urls import redact
 
 
 @click.command(name="check")
@@ -72,15 +71,8 @@ def check_command(
         # Ctrl-C is reported like any failure: the check did not prove anything.
         failed_with(report, exc)
     publish_metrics(ctx, report.to_dict(), "check", export)
-    _emit(report.to_json() if ctx.as_json else report.to_text(), report.error, ctx)
+    say_error(report.to_json() if ctx.as_json else report.to_text(), report.error, ctx)
     finish(report.exit_code)
-
-
-def _emit(text: str, error: str | None, ctx: Context) -> None:
-    click.echo(redact(text, ctx.secrets))
-    logging.shutdown()
-    if error:
-        click.echo(f"idsync: {redact(error, ctx.secrets)}", err=True)
 
 
 def emit_with_check(synced: SyncReport, job: Job, ctx: Context, *, exact: bool) -> NoReturn:
@@ -103,7 +95,7 @@ def emit_with_check(synced: SyncReport, job: Job, ctx: Context, *, exact: bool) 
     else:
         text = synced.to_text() + (f"\ncheck: {checked.to_text()}" if checked else "")
     error = synced.error or (checked.error if checked else None)
-    _emit(text, error, ctx)
+    say_error(text, error, ctx)
     finish(exit_code_after(synced, checked))
 
 

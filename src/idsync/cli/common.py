@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from idsync.cli.args import CommonArgs, ExportArgs
-from idsync.cli.observability import configure_logging
+from idsync.cli.observability import configure_logging, error_logged
 from idsync.config import (
     BUILTIN_JOB,
     BadValue,
@@ -158,11 +158,18 @@ def publish_metrics(ctx: Context, report: dict[str, Any], command: str, export: 
 
 def emit(report: SyncReport, ctx: Context) -> NoReturn:
     text = report.to_json() if ctx.as_json else report.to_text()
+    say_error(text, report.error, ctx)
+    finish(report.exit_code)
+
+
+def say_error(text: str, error: str | None, ctx: Context) -> None:
+    """Print a report, and on stderr its failure unless the log has said it already: once per
+    channel, whatever the log's format."""
+    said = error_logged()
     click.echo(redact(text, ctx.secrets))
     logging.shutdown()
-    if report.error:
-        click.echo(f"idsync: {redact(report.error, ctx.secrets)}", err=True)
-    finish(report.exit_code)
+    if error and not said:
+        click.echo(f"idsync: {redact(error, ctx.secrets)}", err=True)
 
 
 def failed_with(report: BaseReport, exc: BaseException) -> None:

@@ -94,6 +94,24 @@ def _buffered_stderr() -> TextIO:
     return io.TextIOWrapper(io.BufferedWriter(raw, 1 << 16), encoding="utf-8", errors="replace")
 
 
+class _ErrorSeen(logging.Filter):
+    """Remembers that a run's failure was logged (the ``error`` event), so that the CLI does
+    not say it a second time on stderr."""
+
+    seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.__dict__.get("event") == "error":
+            self.seen = True
+        return True
+
+
+def error_logged() -> bool:
+    """Whether a failure went to idsync's log since :func:`configure_logging`."""
+    handlers = logging.getLogger("idsync").handlers
+    return any(isinstance(f, _ErrorSeen) and f.seen for h in handlers for f in h.filters)
+
+
 def configure_logging(
     level: str = "info", fmt: str = "text", secrets: tuple[str, ...] = (), buffered: bool = True
 ) -> logging.Handler:
@@ -101,6 +119,7 @@ def configure_logging(
     handler: logging.Handler = BufferedStderrHandler() if buffered else logging.StreamHandler()
     inner = JsonFormatter() if fmt == "json" else TextFormatter()
     handler.setFormatter(_Redacting(inner, secrets))
+    handler.addFilter(_ErrorSeen())
     logger = logging.getLogger("idsync")
     for old in logger.handlers:
         old.close()

@@ -48,6 +48,21 @@ def watch_lock_name(database: str, target: str, job: str) -> str:
 
 
 GET_LOCK = "SELECT GET_LOCK(%s, %s)"
+# The holder's client address is visible to the same user or with PROCESS; its id always.
+LOCK_HOLDER = (
+    "SELECT IS_USED_LOCK(%s),"
+    " (SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = IS_USED_LOCK(%s))"
+)
+
+
+def lock_holder(rows: list[tuple[object, ...]]) -> str | None:
+    """``connection 12 from 10.0.0.5:40312`` from :data:`LOCK_HOLDER`'s row, or None."""
+    if not rows or rows[0][0] is None:
+        return None
+    thread, host = rows[0]
+    return f"connection {thread}" + (f" from {host}" if host else "")
+
+
 VERSION = "SELECT VERSION()"
 
 

@@ -13,9 +13,9 @@ from operator import itemgetter
 from typing import Any
 
 from idsync.config import Job, Settings
-from idsync.errors import ConfigError, LockHeldError
+from idsync.errors import ConfigError, IdsyncError, LockHeldError
 from idsync.ids import stored_text
-from idsync.locks import wait_for_lock
+from idsync.locks import held_by, wait_for_lock
 from idsync.mysql import buckets, catalog, dialect, history, schema, state
 from idsync.mysql.connection import Connection
 from idsync.mysql.errors import lock_failed
@@ -75,9 +75,10 @@ class MySQLTarget(Connection):
         def get_lock(seconds: float) -> object:
             return self.fetch(dialect.GET_LOCK, (name, seconds), "taking the lock")[0][0]
 
-        got = wait_for_lock(get_lock, timeout_s, stop, f"the lock {name} on {self.address}")
-        self._held(got, name, f"another run holds the lock {name} on {self.address} "
-                   f"(waited {timeout_s:g}s; --lock-timeout sets the wait)")  # fmt: skip
+        what, holder = f"the lock {name} on {self.address}", lambda: self._holder(name)
+        got = wait_for_lock(get_lock, timeout_s, stop, what, holder)
+        self._held(got, name, f"another run holds {what} ({held_by(self._holder(name))}waited "
+                   f"{timeout_s:g}s; --lock-timeout sets the wait)")  # fmt: skip
 
     def read_id_batches(self) -> Iterator[list[str]]:
         """Every non-null value of the column, a fetch at a time (a server-side cursor)."""
@@ -128,15 +129,24 @@ class MySQLTarget(Connection):
                 timeout_s,
                 stop,
                 f"the lock {lock} on {self.address}",
+                lambda: self._holder(lock),
             )
             if not got:
                 return got, None
             return True, state.load(cursor, self.job, self._state_key)
 
         locked, checkpoint = self.transaction(prepare, f"preparing {state.STATE_TABLE}")
+        by = held_by(self._holder(lock))
         self._held(locked, lock, f"another watcher of job {self.job} holds the lock {lock} on "
-                   f"{self.address} (waited {timeout_s:g}s)")  # fmt: skip
+                   f"{self.address} ({by}waited {timeout_s:g}s)")  # fmt: skip
         return checkpoint
+
+    def _holder(self, name: str) -> str | None:
+        """Who holds the lock ``name``, as far as the server says: never an error of its own."""
+        try:
+            return dialect.lock_holder(self.fetch(dialect.LOCK_HOLDER, (name, name)))
+        except IdsyncError:
+            return None
 
     def _held(self, got: bool | None, name: str, held_elsewhere: str) -> None:
         """Nothing when the lock was taken; else why not: the wait failed (None), or another

@@ -7,6 +7,8 @@ the caller).
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,6 +19,13 @@ from idsync.errors import IdsyncError
 from idsync.postgres.errors import pg_error
 from idsync.session import Session
 from idsync.urls import PostgresURL
+
+
+def application_name() -> str:
+    """``idsync host=<name> pid=<pid>``: ASCII (the server turns the rest into ``?``) and at
+    most 63 bytes (the server cuts longer names)."""
+    host = socket.gethostname().encode("ascii", "replace").decode()
+    return f"idsync host={host} pid={os.getpid()}"[:63]
 
 
 class Connection(Session[PostgresURL]):
@@ -47,7 +56,8 @@ class Connection(Session[PostgresURL]):
                 password=url.password,
                 dbname=url.database,
                 connect_timeout=max(1, round(settings.connect_timeout_s)),
-                application_name="idsync",
+                # Who a lock's holder is, for a run that waits on it (and for the DBA).
+                application_name=application_name(),
                 # Texts as UTF-8 whatever the database's encoding (SQL_ASCII would give bytes).
                 client_encoding="UTF8",
                 # The longest one statement may run: the counterpart of MySQL's read timeout.

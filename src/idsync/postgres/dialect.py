@@ -34,6 +34,33 @@ def lock_key(name: str) -> int:
 
 
 TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
+# A bigint advisory key is in pg_locks as classid (its high half) and objid (its low half).
+LOCK_HOLDER = (
+    "SELECT a.pid, a.application_name, host(a.client_addr), a.client_port"
+    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND l.classid::bigint = %s AND l.objid::bigint = %s"
+)
+
+
+def lock_holder_args(key: int) -> tuple[int, int]:
+    """:data:`LOCK_HOLDER`'s arguments for the advisory lock ``key``."""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    return unsigned >> 32, unsigned & 0xFFFF_FFFF
+
+
+def lock_holder(rows: list[tuple[object, ...]]) -> str | None:
+    """``backend 4242 (idsync host=web-1 pid=77) from 10.0.0.5:40312``, or None."""
+    if not rows:
+        return None
+    pid, application, address, port = rows[0]
+    named = f" ({application})" if application else ""
+    # No address: a Unix socket (port -1), or a session the user may not see the details of.
+    where = f" from {address}:{port}" if address else " over a local socket" if port == -1 else ""
+    return f"backend {pid}{named}{where}"
+
+
 SCHEMA_EXISTS = "SELECT 1 FROM pg_namespace WHERE nspname = %s AND nspname = current_schema()"
 TABLE_EXISTS = "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = %s"
 VERSION = "SHOW server_version"

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from idsync.config import Job, Settings
-from idsync.errors import ConfigError, LockHeldError
+from idsync.errors import ConfigError, IdsyncError, LockHeldError
 from idsync.ids import HEX
-from idsync.locks import wait_for_lock
+from idsync.locks import held_by, wait_for_lock
 from idsync.postgres import catalog, dialect
 from idsync.postgres.connection import Connection
 from idsync.postgres.probes import PostgresProbes
@@ -72,9 +72,10 @@ class PostgresTarget(Connection):
         ``timeout_s``; ``stop`` set meanwhile ends the wait."""
         name = self.lock_name()
         if not self._wait_for(name, timeout_s, stop):
+            by = held_by(self._holder(name))
             raise LockHeldError(
-                f"another run holds the lock {name} on {self.address} "
-                f"(waited {timeout_s:g}s; --lock-timeout sets the wait)"
+                f"another run holds the lock {name} on {self.address} ({by}"
+                f"waited {timeout_s:g}s; --lock-timeout sets the wait)"
             )
 
     def _wait_for(self, name: str, timeout_s: float, stop: threading.Event | None) -> bool:
@@ -91,7 +92,18 @@ class PostgresTarget(Connection):
                     return 1 if got else 0
                 time.sleep(_TRY_EVERY_S)
 
-        return bool(wait_for_lock(get_lock, timeout_s, stop, f"the lock {name} on {self.address}"))
+        what, holder = f"the lock {name} on {self.address}", lambda: self._holder(name)
+        return bool(wait_for_lock(get_lock, timeout_s, stop, what, holder))
+
+    def _holder(self, name: str) -> str | None:
+        """Who holds the advisory lock ``name``, as far as the server says: never an error."""
+        try:
+            args = dialect.lock_holder_args(dialect.lock_key(name))
+            rows = self.fetch(dialect.LOCK_HOLDER, args, "asking who holds the lock")
+            self.commit()
+        except IdsyncError:
+            return None
+        return dialect.lock_holder(rows)
 
     def read_id_batches(self) -> Iterator[list[str]]:
         sql = dialect.select_column(self._relation, self.column)
@@ -155,7 +167,7 @@ class PostgresTarget(Connection):
         if not self._wait_for(name, timeout_s, stop):
             raise LockHeldError(
                 f"another watcher of job {self.job} holds the lock {name} on {self.address}"
-                f" (waited {timeout_s:g}s)"
+                f" ({held_by(self._holder(name))}waited {timeout_s:g}s)"
             )
         rows = self.fetch(dialect.LOAD_STATE, (self.job, self._state_key), "reading the state")
         self.commit()
