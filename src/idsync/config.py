@@ -122,6 +122,7 @@ class Job:
 
 
 _DAY_S = 86_400.0
+PLANS = ("auto", "set", "merge")
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,14 @@ class Settings:
     """Pause before the first retry; it doubles for each further one (at most 60 s)."""
     check_exact: bool = False
     """`idsync check` compares every id, not counts per range first (for scheduled runs)."""
+    plan: str = "auto"
+    """How `run` compares the sides: "set" holds the target's ids in memory (the fastest while
+    they fit ``memory_budget_mb``); "merge" reads both sides in `_id` order, a batch at a time,
+    in memory of one batch at any size (it needs `_id` ObjectIds and a UNIQUE index on the
+    column under a collation that orders hex text as bytes); "auto" merges when the set would
+    not fit the budget and the table allows it."""
+    memory_budget_mb: int = 130
+    """The memory a run may use (its peak RSS, in MiB): what "auto" plans by."""
     target_url: str | None = field(default=None, repr=False)
     """The target's URL, whichever server: mysql:// or mariadb:// (MySQL, MariaDB),
     postgresql:// or postgres:// (PostgreSQL). The same as ``mysql_url`` if both are given."""
@@ -170,6 +179,9 @@ class Settings:
         _between("read_batch_size", self.read_batch_size, 1, 1_000_000)
         _between("retries", self.retries, 0, 20)
         _between("retry_backoff_s", self.retry_backoff_s, 0, 3600)
+        _between("memory_budget_mb", self.memory_budget_mb, 64, 1 << 20)
+        if self.plan not in PLANS:
+            raise BadValue("plan", f"plan must be one of {', '.join(PLANS)}, not {self.plan!r}")
 
     @property
     def target_text(self) -> str:

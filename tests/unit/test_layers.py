@@ -10,7 +10,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 SHARED = {
-    "config", "diff", "envelope", "errors", "export", "ids", "locks", "metrics", "retry", "runs",
+    "config", "diff", "envelope", "errors", "export", "ids", "locks", "merge", "metrics", "retry",
+    "runs",
     "session", "sqltext", "target", "urls", "version",
 }  # fmt: skip
 FACTORY = {"targets"}

@@ -240,6 +240,18 @@ class MongoSource:
         for batch in self._raw_batches(query, {self.job.field: 1, "_id": 0}, ScanOrder.NATURAL):
             yield [], field_batch(batch, path)
 
+    def ordered_id_batches(self) -> Iterator[tuple[list[str], list[object]]]:
+        """The ObjectId `_id`s in ascending order, by the `_id` index (on MongoDB a range of it;
+        on a server without index scans, sorted by the server)."""
+        query = {"_id": {"$type": "objectId"}}
+        return map(split_batch, self._raw_batches(query, {"_id": 1}, ScanOrder.ID_INDEX))
+
+    def other_id_batches(self) -> Iterator[tuple[list[str], list[object]]]:
+        """Every `_id` that is not an ObjectId, in no order (on MongoDB the `_id` index's other
+        ranges; few in practice)."""
+        query = {"_id": {"$not": {"$type": "objectId"}}}
+        return map(split_batch, self._raw_batches(query, {"_id": 1}, ScanOrder.NATURAL))
+
     def sample(self, limit: int) -> list[object]:
         """Up to ``limit`` values of the field from the first documents (for diagnosis)."""
         path = self.job.field.split(".")

@@ -105,6 +105,19 @@ def select_column(table: str, column: str) -> str:
     return f"SELECT {col} FROM {quote(table)} WHERE {col} IS NOT NULL"
 
 
+ESTIMATED_ROWS = (
+    "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
+)
+
+
+def select_page(table: str, column: str, after: bool) -> str:
+    """A page of the column's values in its order, after the last one of the previous page:
+    a range scan of its index, whatever the table's size."""
+    col = quote(column)
+    where = f"{col} > %s" if after else f"{col} IS NOT NULL"
+    return f"SELECT {col} FROM {quote(table)} WHERE {where} ORDER BY {col} LIMIT %s"
+
+
 def upsert(table: str, column: str) -> str:
     """Insert one id; an id already there is a no-op. Not INSERT IGNORE: IGNORE would also turn
     "data too long" into a warning and store a truncated id; this skips only the duplicate."""

@@ -88,6 +88,26 @@ class MySQLTarget(Connection):
             # A column's values are all text or all bytes (binary columns).
             yield [stored_text(v) for v in values] if type(values[0]) is bytes else values
 
+    def estimated_rows(self) -> int | None:
+        """The server's estimate of the table's rows (InnoDB's statistics: rough, and free)."""
+        rows = self.fetch(dialect.ESTIMATED_ROWS, (self.database, self.table))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def read_ordered_batches(self, size: int) -> Iterator[list[str]]:
+        """Every non-null value of the column in its collation's order, ``size`` at a time,
+        each page a query of its own (nothing held open between pages)."""
+        after: object = None
+        while True:
+            sql = dialect.select_page(self.table, self.column, after is not None)
+            args = (size,) if after is None else (after, size)
+            values = list(map(_first, self.fetch(sql, args, f"reading {self.table}")))
+            if not values:
+                return
+            after = values[-1]
+            yield [stored_text(v) for v in values] if type(after) is bytes else values
+            if len(values) < size:
+                return
+
     def insert_batch(self, ids: Sequence[str], checkpoint: Checkpoint | None = None) -> BatchResult:
         """Insert ``ids`` in one transaction, then prove each one is stored exactly; a
         ``checkpoint`` is saved in that same transaction: it lands with the batch or not at all."""

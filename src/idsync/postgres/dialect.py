@@ -74,6 +74,17 @@ def select_column(table: str, column: str) -> str:
     return f"SELECT {value(column)} FROM {relation(table)} WHERE {quote(column)} IS NOT NULL"
 
 
+# -1 (or 0) until the table was first vacuumed or analysed: then there is no estimate.
+ESTIMATED_ROWS = "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)"
+
+
+def select_page(table: str, column: str, after: bool) -> str:
+    """A page of the column's values in its order, after the last one of the previous page."""
+    col = quote(column)
+    where = f"{col} > %s" if after else f"{col} IS NOT NULL"
+    return f"SELECT {col} FROM {relation(table)} WHERE {where} ORDER BY {col} LIMIT %s"
+
+
 INCOMING = "pg_temp.idsync_incoming"
 """The session's temporary table a batch is copied into (emptied at each commit); named with
 its schema, so that no table of the user's, whatever its name or the search_path, is taken

@@ -105,6 +105,28 @@ class PostgresTarget(Connection):
             return None
         return dialect.lock_holder(rows)
 
+    def estimated_rows(self) -> int | None:
+        """The planner's estimate of the table's rows (free); None before any ANALYZE."""
+        rows = self.fetch(dialect.ESTIMATED_ROWS, (self._relation,))
+        self.commit()
+        return int(rows[0][0]) if rows and rows[0][0] is not None and rows[0][0] > 0 else None
+
+    def read_ordered_batches(self, size: int) -> Iterator[list[str]]:
+        """Every non-null value of the column in its collation's order, ``size`` at a time,
+        each page a query of its own."""
+        after: str | None = None
+        while True:
+            sql = dialect.select_page(self._relation, self.column, after is not None)
+            args = (size,) if after is None else (after, size)
+            values = [str(v) for (v,) in self.fetch(sql, args, f"reading {self.table}")]
+            self.commit()  # no snapshot held from page to page
+            if not values:
+                return
+            after = values[-1]
+            yield values
+            if len(values) < size:
+                return
+
     def read_id_batches(self) -> Iterator[list[str]]:
         sql = dialect.select_column(self._relation, self.column)
         for rows in self.stream_batches(sql, (), f"reading {self.table}"):

@@ -13,8 +13,10 @@ from idsync.diff import DiffCounts, Tag, diff_batches
 from idsync.envelope import MAX_SAMPLES
 from idsync.errors import GuardError, InterruptedRun
 from idsync.ids import DUPLICATE_TEXT, ColumnFit, collision, shown_text
+from idsync.merge import merge_batches
 from idsync.mongo.source import MongoSource, ScanOrder
 from idsync.mongo.values import encode_batch
+from idsync.run import plan
 from idsync.run.readahead import ReadAhead
 from idsync.run.report import SyncReport
 from idsync.target import Column, Target
@@ -99,25 +101,77 @@ class SyncPass:
             if not self.options.dry_run:
                 with report.timing("lock_wait_s"):
                     target.lock(self.settings.lock_timeout_s, self.stop)
-            # The source's first batches are read while the target's ids are.
-            with ReadAhead(source.value_batches()) as batches:
-                with report.timing("target_read_s"):
-                    existing = self._read_target(target)
-                self.progress.start("source", source.estimated_count() if self.shown else None)
-                texts = self._encode(_waited(batches, report), column.fit)
-                writer = BatchWriter(self, target, column, self._insert_limit())
-                self._timed_stream(texts, existing, writer)
+            estimate = source.estimated_count()
+            if estimate is None:
+                estimate = target.estimated_rows()
+            report.plan, report.plan_reason = plan.choose(
+                self.settings, job, target, column, estimate
+            )
+            if report.plan == "merge":
+                self._merge(source, target, column, estimate)
+            else:
+                self._set(source, target, column)
             self._guard_empty_source()
 
+    def _set(self, source: MongoSource, target: Target, column: Column) -> None:
+        """The target's ids read into a set, then the source streamed against it."""
+        report = self.report
+        # The source's first batches are read while the target's ids are.
+        with ReadAhead(source.value_batches()) as batches:
+            with report.timing("target_read_s"):
+                existing = self._read_target(target)
+            self.progress.start("source", source.estimated_count() if self.shown else None)
+            texts = self._encode(_waited(batches, report), column.fit)
+            writer = BatchWriter(self, target, column, self._insert_limit())
+            counts = DiffCounts()
+            unique = self.job.field == "_id"
+            tagged = diff_batches(texts, existing, counts, unique_source=unique)
+            self._timed_stream(tagged, counts, writer)
+
+    def _merge(
+        self, source: MongoSource, target: Target, column: Column, estimate: int | None
+    ) -> None:
+        """Both sides in `_id` order, a batch of each in memory: the unordered source ids (not
+        ObjectIds: few) first, then the ObjectIds merged with the target's pages."""
+        report = self.report
+        report.source["scan"] = str(ScanOrder.ID_INDEX)  # the ObjectIds', whatever was planned
+        self.progress.start("source", estimate if self.shown else None)
+        others = [t for texts in self._encode(source.other_id_batches(), column.fit) for t in texts]
+        if self.report.attempts == 1:
+            self.report.target_ids_before = target.estimated_rows() or 0  # for a share limit
+        writer = BatchWriter(self, target, column, self._insert_limit())
+        with ReadAhead(source.ordered_id_batches()) as batches:
+            ordered = self._encode(_waited(batches, report), column.fit)
+            rows = self._read_pages(target)
+            counts = DiffCounts()
+            self._timed_stream(merge_batches(ordered, others, rows, counts), counts, writer)
+
+    def _read_pages(self, target: Target) -> Iterator[list[str]]:
+        """The target's pages in order, counted and timed as they come."""
+        report, seen = self.report, 0
+        report.add_phase("target_read_s", 0.0)
+        pages = iter(target.read_ordered_batches(self.settings.read_batch_size))
+        while True:
+            with report.timing("target_read_s"):
+                page = next(pages, None)
+            if page is None:
+                break
+            seen += len(page)
+            self.progress.advance("target", len(page))
+            yield page
+        if report.attempts == 1:
+            report.target_ids_before = seen
+
     def _timed_stream(
-        self, batches: Iterable[list[str]], existing: set[str], writer: BatchWriter
+        self, tagged: Iterator[tuple[Tag, list[str]]], counts: DiffCounts, writer: BatchWriter
     ) -> None:
         """The stream, its time split: waiting for the source, inserting, and the rest (the
         diff, encoding) as ``diff_s``; then which side bounded the run."""
         phases, started = self.report.phases, time.perf_counter()
-        before = {name: phases.get(name, 0.0) for name in ("source_wait_s", "insert_s")}
+        spent_elsewhere = ("source_wait_s", "insert_s", "target_read_s")  # a merge reads as it goes
+        before = {name: phases.get(name, 0.0) for name in spent_elsewhere}
         try:
-            self._stream(batches, existing, writer)
+            self._stream(tagged, counts, writer)
         finally:
             spent = {name: phases.get(name, 0.0) - was for name, was in before.items()}
             self.report.add_phase("diff_s", time.perf_counter() - started - sum(spent.values()))
@@ -175,13 +229,12 @@ class SyncPass:
             yield encode_batch(oids, others, fit, report.reject)
 
     def _stream(
-        self, batches: Iterable[list[str]], existing: set[str], writer: BatchWriter
+        self, tagged: Iterator[tuple[Tag, list[str]]], counts: DiffCounts, writer: BatchWriter
     ) -> None:
-        counts, report = DiffCounts(), self.report
-        unique = self.job.field == "_id"
+        report = self.report
         if self.missing is not None:
             self.missing.begin()
-        for tag, texts in diff_batches(batches, existing, counts, unique_source=unique):
+        for tag, texts in tagged:
             if tag is Tag.MISSING:
                 if self.missing is not None:
                     self.missing.add(texts)

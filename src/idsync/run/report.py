@@ -34,12 +34,17 @@ class SyncReport(BaseReport):
     """Target ids with no source id: reported only, never deleted."""
     orphan_samples: list[str] = field(default_factory=list)
     batches: int = 0
+    plan: str | None = None
+    """How the sides were compared: "set" (the target's ids in memory) or "merge" (both in
+    `_id` order, a batch in memory); why, in ``plan_reason``."""
+    plan_reason: str | None = None
     bound_by: str | None = None
     """The side the run waited for most: "source" (reading MongoDB) or "target" (reading and
     inserting into the SQL table); None before the ids were streamed."""
 
     KEYS: ClassVar[tuple[str, ...]] = (
         "job", "dry_run", "status", "run_id", "started_at", "duration_s", "phases", "bound_by",
+        "plan", "plan_reason",
         "source_ids", "target_ids_before", "present", "missing", "missing_samples", "inserted",
         "concurrent", "rejected", "rejected_samples", "orphans", "orphan_samples", "batches",
         "attempts", "retried", "source", "target", "warnings", "error", "exit_code",
@@ -79,7 +84,8 @@ class SyncReport(BaseReport):
             f"{self.job}: {self.status}{' (dry run)' if self.dry_run else ''}",
             f"  source  {src.get('address', '?')}/{src.get('database', '?')}"
             f" {src.get('collection', '?')}.{src.get('field', '?')}"
-            f" ({src.get('flavour', '?')}, {src.get('scan', '?')} scan): {self.source_ids:,} ids",
+            f" ({src.get('flavour', '?')}, {src.get('scan', '?')} scan"
+            f"{f', {self.plan} plan' if self.plan else ''}): {self.source_ids:,} ids",
             f"  target  {tgt.get('address', '?')}/{tgt.get('database', '?')}"
             f" {tgt.get('table', '?')}.{tgt.get('column', '?')}: {self.target_ids_before:,} before",
             f"  missing {self.missing:,} · {'would insert' if self.dry_run else 'inserted'}"

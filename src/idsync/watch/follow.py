@@ -50,10 +50,11 @@ class StreamFollower:
         if stored is not None and stored.resume_token and not core.token_unusable:
             try:
                 feed.open(decode_token(stored.resume_token))
+                # A checkpoint this process saved has no server time of its own yet.
+                saved = f" of {when(stored.updated_at)}" if stored.updated_at else ""
                 log.info(
-                    "[%s] following %s at %s by change stream, from the checkpoint of %s",
-                    self.job.name, self.job.collection, feed.source.address,
-                    when(stored.updated_at),
+                    "[%s] following %s at %s by change stream, from the last checkpoint%s",
+                    self.job.name, self.job.collection, feed.source.address, saved,
                 )  # fmt: skip
                 if core.pass_due():
                     core.reconcile()

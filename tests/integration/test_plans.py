@@ -1,0 +1,78 @@
+"""The two plans of a run on real servers: a set of the target's ids, or both sides merged in
+`_id` order. Same answers, the merge in memory of one batch."""
+
+from __future__ import annotations
+
+import pytest
+from bson import ObjectId
+
+from idsync import Job, RunOptions, Status, sync
+from idsync.errors import ConfigError
+from tests.conftest import BOTH_TARGETS, Env
+
+pytestmark = pytest.mark.integration
+
+
+def _figures(env: Env, plan: str, dry_run: bool = True) -> tuple[object, ...]:
+    settings = env.settings(plan=plan, read_batch_size=7)
+    report = sync(Job(batch_size=5), settings, RunOptions(dry_run=dry_run, log_ids=False))
+    assert report.plan == plan
+    return (report.status, report.source_ids, report.present, report.missing, report.orphans,
+            report.rejected, sorted(report.orphan_samples))  # fmt: skip
+
+
+@BOTH_TARGETS
+def test_a_merge_finds_what_a_set_finds_and_ends_exact(env: Env) -> None:
+    oids = sorted(ObjectId() for _ in range(60))
+    # Not ObjectIds: a string, a number, a string spelt like an ObjectId. (A string with the
+    # text of one of the ObjectIds, the unit tests' case, FerretDB takes for a duplicate key.)
+    spelt = str(ObjectId())
+    env.add_source([*oids, "s-1", 5, spelt])
+    env.init_table()
+    stored = [str(oids[n]) for n in (0, 1, 2, 30, 59)] + ["zzz", "0" * 24, "f" * 24, "5"]
+    marks = ", ".join(["(%s)"] * len(stored))
+    env.sql(f"INSERT INTO cm_cluster_id (cluster_id) VALUES {marks}", stored)
+    assert _figures(env, "merge") == _figures(env, "set")
+    report = sync(Job(batch_size=5), env.settings(plan="merge", read_batch_size=7))
+    assert report.status is Status.OK
+    assert report.plan == "merge" and report.inserted == 57 and report.orphans == 3
+    want = {str(o) for o in oids} | {"s-1", "5", spelt, "zzz", "0" * 24, "f" * 24}
+    rows = env.target_ids()
+    assert sorted(rows) == sorted(want) and len(rows) == len(set(rows))
+    again = sync(Job(), env.settings(plan="merge"), RunOptions(log_ids=False))
+    assert (again.missing, again.inserted, again.present) == (0, 0, 63)
+
+
+@BOTH_TARGETS
+def test_a_first_sync_and_an_empty_source_by_merge(env: Env) -> None:
+    env.init_table()
+    empty = sync(Job(), env.settings(plan="merge"), RunOptions(log_ids=False))
+    assert empty.status is Status.OK and empty.source_ids == 0
+    oids = [ObjectId() for _ in range(3000)]
+    env.add_source(oids)
+    first = sync(Job(batch_size=500), env.settings(plan="merge"), RunOptions(log_ids=False))
+    assert (first.inserted, first.target_ids_before, first.batches) == (3000, 0, 6)
+    assert env.target_ids() == sorted(str(o) for o in oids)
+
+
+def test_no_merge_where_the_column_does_not_order_hex_as_bytes(env: Env) -> None:
+    """A case-insensitive collation: "ABC…" equals "abc…" and sorts among the hex ids. A merge
+    could miss a row, so it is refused when asked for, and auto reads a set instead."""
+    env.add_source([ObjectId() for _ in range(5)])
+    env.sql(
+        "CREATE TABLE cm_cluster_id (cluster_id VARCHAR(64) CHARACTER SET utf8mb4"
+        " COLLATE utf8mb4_general_ci NOT NULL, UNIQUE KEY (cluster_id))"
+    )
+    with pytest.raises(ConfigError, match="plan merge: collation utf8mb4_general_ci"):
+        sync(Job(), env.settings(plan="merge"))
+    report = sync(Job(), env.settings(plan="auto"), RunOptions(log_ids=False))
+    assert report.plan == "set" and report.inserted == 5
+
+
+@BOTH_TARGETS
+def test_no_merge_without_a_unique_index(env: Env) -> None:
+    env.add_source([ObjectId() for _ in range(5)])
+    env.sql("CREATE TABLE cm_cluster_id (cluster_id VARCHAR(64) NOT NULL)")
+    with pytest.raises(ConfigError, match="no UNIQUE index"):
+        sync(Job(), env.settings(plan="merge"))
+    assert env.target_ids() == []
