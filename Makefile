@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ENV := eval "$$(dev/services env)"
 
-.PHONY: setup services-up services-down demo test lint unit bench image clean
+.PHONY: setup services-up services-down demo test lint unit bench soak image clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,14 @@ bench: setup
 	$(PY) -c 'import matplotlib, psutil, pyinstrument' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'
 	dev/services up mariadb ferretdb mongo-java
 	$(ENV) && $(PY) -m bench.run --out bench/results $(BENCH_ARGS)
+
+# A thousand faults (SIGKILL, SIGTERM, killed sessions, link resets, cuts and silences, server
+# restarts), each followed by a run that must end exact, on private servers of its own; about 40
+# minutes on 2 cores. Writes bench/results/soak.md. SOAK_ARGS passes flags, e.g. "--faults 100".
+SOAK_ARGS ?=
+soak: setup
+	dev/services up all
+	$(PY) -m tests.soak $(SOAK_ARGS)
 
 # The container image localhost/idsync:<version>, built with buildah from a Debian base made
 # locally (dev/image; root, buildah and debootstrap needed).

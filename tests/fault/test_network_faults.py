@@ -3,11 +3,16 @@ making the link slow, cut mid-reply or silent. Each test makes its own proxy and
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,6 +24,7 @@ from tests.fault.toxiproxy import Proxy, reachable
 from tests.watch_support import Daemon, Writer, free_port, http_get, wait_until
 
 pytestmark = pytest.mark.fault
+STREAMS = ("downstream", "upstream")
 
 
 def _address(url: str) -> str:
@@ -50,25 +56,32 @@ def source_link() -> Iterator[Proxy]:
         proxy.delete()
 
 
+def spawn_env(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """The CLI in a process of its own with ``env`` over the test's environment."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "idsync", *args], env={**os.environ, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _stderr_until(proc: subprocess.Popen[str], marker: str) -> str:
+    """The process's stderr up to the first line holding ``marker`` (or all of it, if it ended
+    first): the moment a failure was logged, to heal the link right after."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    while line := proc.stderr.readline():
+        lines.append(line)
+        if marker in line:
+            break
+    return "".join(lines)
+
+
 def _run(env: Env, mongo_uri: str, target_url: str, *args: str) -> tuple[int, dict[str, object]]:
     done = env.idsync(
         "run", "--json", "--no-log-ids", *args,
         env={"IDSYNC_MONGO_URI": mongo_uri, "IDSYNC_MYSQL_URL": target_url}, timeout=300,
     )  # fmt: skip
     return done.returncode, json.loads(done.stdout)
-
-
-@BOTH_TARGETS
-def test_latency_with_jitter_both_ways_ends_exact(env: Env, target_link: Proxy) -> None:
-    ids = [ObjectId() for _ in range(3000)]
-    env.add_source(ids)
-    env.init_table()
-    target_link.add("latency", "downstream", latency=100, jitter=50)
-    target_link.add("latency", "upstream", latency=100, jitter=50)
-    code, report = _run(env, env.mongo_uri, target_link.url(env.mysql_url), "--batch-size", "500")
-    assert code == 0, report
-    assert env.target_ids() == sorted(str(i) for i in ids)
-    assert float(str(report["duration_s"])) > 0.2  # every round trip paid the delay
 
 
 @BOTH_TARGETS
@@ -96,33 +109,49 @@ def test_a_link_reset_mid_run_is_retried_and_ends_exact(env: Env, target_link: P
     assert env.target_ids() == sorted(str(i) for i in ids)
 
 
-def test_a_silent_source_fails_within_the_socket_timeout(env: Env, source_link: Proxy) -> None:
-    """The link to MongoDB goes silent (no reset): the run fails once --socket-timeout has
-    passed on each try, naming MongoDB, instead of hanging."""
-    env.add_source([ObjectId() for _ in range(10)])
-    env.init_table()
-    source_link.add("timeout", "downstream", timeout=0)  # data stops, the socket stays open
-    started = time.monotonic()
-    args = ("--socket-timeout", "2", "--connect-timeout", "2", "--retries", "0")
-    code, report = _run(env, source_link.url(env.mongo_uri), env.mysql_url, *args)
-    took = time.monotonic() - started
-    assert code == 1 and "MongoDB" in str(report["error"]), report
-    assert took < 2 + 2 + 10, took  # the timeouts the user set, plus start-up and a margin
-    assert env.target_ids() == []
+# How long each fault lasts while `watch` runs, and whether /healthz must say so meanwhile.
+WATCH_FAULTS: dict[str, tuple[float, bool]] = {
+    "partition": (30.0, True),  # the proxy refuses and closes every connection
+    "silent": (12.0, True),  # data stops both ways, sockets stay open
+    "reset": (2.0, False),  # every connection reset as soon as data flows
+    "slow": (5.0, False),  # 100 ± 50 ms each way
+}
 
 
-PARTITION_S = 30.0
+def _fault(link: Proxy, fault: str) -> Callable[[], None]:
+    """Start ``fault`` on ``link``; the function that ends it."""
+    if fault == "partition":
+        link.enable(False)
+        return lambda: link.enable(True)
+    if fault == "silent":
+        toxics = [link.add("timeout", stream, timeout=0) for stream in STREAMS]
+    elif fault == "reset":
+        toxics = [link.add("reset_peer", "downstream", timeout=0)]
+    else:
+        toxics = [link.add("latency", stream, latency=100, jitter=50) for stream in STREAMS]
+
+    def heal() -> None:
+        for toxic in toxics:
+            link.remove(toxic)
+
+    return heal
 
 
-@pytest.mark.parametrize("side", ["source", "target"])
-def test_a_partition_while_watching_loses_nothing(
-    watch_env: Env, tmp_path: Path, side: str
+@pytest.mark.parametrize(
+    ("watch_env", "side"), [("mysql", "source"), ("mysql", "target"), ("postgres", "target")],
+    indirect=["watch_env"],
+)  # fmt: skip
+@pytest.mark.parametrize("fault", sorted(WATCH_FAULTS))
+def test_a_bad_link_while_watching_loses_nothing(
+    watch_env: Env, tmp_path: Path, side: str, fault: str
 ) -> None:
-    """A 30-second partition of one server while `watch` follows a change stream: /healthz
-    says so, the watcher reconnects when the link returns and catches up; no id is missing and
-    the stored checkpoint never names an id that is not in the table."""
+    """A bad link to one server while `watch` follows a change stream: partitioned for 30 s,
+    silent, reset, or slow. /healthz says so when it lasts, the watcher reconnects when the link
+    returns and catches up; no id is missing or twice, and the stored checkpoint never names an
+    id that is not in the table."""
     env = watch_env
     env.init_table()
+    lasting, unhealthy = WATCH_FAULTS[fault]
     link = Proxy(_address(env.mongo_uri if side == "source" else env.mysql_url))
     mongo = link.url(env.mongo_uri) if side == "source" else env.mongo_uri
     target = link.url(env.mysql_url) if side == "target" else env.mysql_url
@@ -136,33 +165,24 @@ def test_a_partition_while_watching_loses_nothing(
         wait_until(lambda: "change-stream" in http_get(health)[1], "the stream to open")
         writer = Writer(env.mongo_db["cluster_trips"], total=1500).start()
         wait_until(lambda: len(env.target_ids()) >= 100, "a few batches")
-        link.enable(False)
-        wait_until(lambda: http_get(health)[0] == 503, "/healthz to say so", PARTITION_S)
-        time.sleep(max(0.0, PARTITION_S - 5))
-        link.enable(True)
+        heal, began = _fault(link, fault), time.monotonic()
+        if unhealthy:
+            wait_until(lambda: http_get(health)[0] == 503, "/healthz to say so", lasting)
+        time.sleep(max(0.0, lasting - (time.monotonic() - began)))
+        heal()
         expected = writer.join()
         wait_until(lambda: len(env.target_ids()) >= len(expected), "the catch-up", 120)
         wait_until(lambda: http_get(health)[0] == 200, "/healthz to recover")
         daemon.send(signal.SIGTERM)
         assert daemon.wait() == 0, daemon.stderr[-3000:]
+        if os.environ.get("SHOW_DAEMON"):
+            print(daemon.stderr)
     finally:
         daemon.kill()
         link.delete()
     assert env.target_ids() == expected  # nothing missing, nothing twice
     [(last_id,)] = env.sql("SELECT last_seen_id FROM idsync_state")
     assert last_id in expected
-
-
-@BOTH_TARGETS
-def test_a_64_kb_per_second_link_ends_exact(env: Env, target_link: Proxy) -> None:
-    ids = [ObjectId() for _ in range(3000)]
-    env.add_source(ids)
-    env.init_table()
-    target_link.add("bandwidth", "downstream", rate=64)  # KB/s
-    target_link.add("bandwidth", "upstream", rate=64)
-    code, report = _run(env, env.mongo_uri, target_link.url(env.mysql_url), "--batch-size", "500")
-    assert code == 0, report
-    assert env.target_ids() == sorted(str(i) for i in ids)
 
 
 @BOTH_TARGETS
@@ -192,15 +212,128 @@ def test_a_link_closed_mid_insert_is_retried_and_nothing_doubles(
     assert rows == sorted(str(i) for i in ids) and len(rows) == len(set(rows))
 
 
-@BOTH_TARGETS
-def test_check_over_a_slow_link_still_proves(env: Env, target_link: Proxy) -> None:
-    ids = [ObjectId() for _ in range(2000)]
-    env.add_source(ids)
+# --- every command over every kind of bad link -----------------------------------------------
+
+# The source's side is the same whatever the target: once, on MySQL; the target's on both.
+LINKS = pytest.mark.parametrize(
+    ("env", "side"), [("mysql", "source"), ("mysql", "target"), ("postgres", "target")],
+    indirect=["env"],
+)  # fmt: skip
+COMMANDS = pytest.mark.parametrize("command", ["run", "check"])
+Toxic = tuple[str, str, dict[str, float]]
+SLOW: dict[str, list[Toxic]] = {
+    "latency": [("latency", stream, {"latency": 100, "jitter": 50}) for stream in STREAMS],
+    "bandwidth": [("bandwidth", stream, {"rate": 64}) for stream in STREAMS],  # KB/s
+}
+CUTS: dict[str, Toxic] = {
+    "closed mid-reply": ("limit_data", "downstream", {"bytes": 2000}),
+    # Requests to MongoDB are small: a cut after 600 bytes falls in the first few.
+    "closed mid-request": ("limit_data", "upstream", {"bytes": 600}),
+    "reset": ("reset_peer", "downstream", {"timeout": 0}),
+}
+
+
+def _linked(env: Env, side: str, link: Proxy) -> dict[str, str]:
+    """The command's environment with one side reached through ``link``."""
+    if side == "source":
+        return {"IDSYNC_MONGO_URI": link.url(env.mongo_uri), "IDSYNC_MYSQL_URL": env.mysql_url}
+    return {"IDSYNC_MONGO_URI": env.mongo_uri, "IDSYNC_MYSQL_URL": link.url(env.mysql_url)}
+
+
+@contextlib.contextmanager
+def _link(env: Env, side: str) -> Iterator[Proxy]:
+    if (why := reachable()) is not None:
+        pytest.fail(f"Toxiproxy not reachable ({why}); run `dev/services up toxiproxy`")
+    proxy = Proxy(_address(env.mongo_uri if side == "source" else env.mysql_url))
+    try:
+        yield proxy
+    finally:
+        proxy.delete()
+
+
+def _ready(env: Env, command: str, count: int) -> list[str]:
+    """``count`` source ids: for a check, all in the table already (a check proves); for a run,
+    half of them (a run reads the table, then writes)."""
+    ids = [ObjectId() for _ in range(count)]
+    load_ids(env.mongo_uri, ids)
     env.init_table()
     assert env.idsync("run", "--no-log-ids").returncode == 0
-    target_link.add("latency", "downstream", latency=100, jitter=50)
-    done = env.idsync(
-        "check", "--json", env={"IDSYNC_MYSQL_URL": target_link.url(env.mysql_url)}, timeout=300
-    )
+    if command == "run":
+        half = [str(i) for i in ids[::2]]
+        env.sql(
+            f"DELETE FROM cm_cluster_id WHERE cluster_id IN ({', '.join(['%s'] * len(half))})", half
+        )
+    return sorted(str(i) for i in ids)
+
+
+def _quiet(command: str) -> tuple[str, ...]:
+    return ("--no-log-ids",) if command == "run" else ()
+
+
+def _exact(env: Env, command: str, report: dict[str, Any], ids: list[str]) -> None:
+    if command == "check":
+        assert report["status"] == "ok" and report["proof"], report
+    rows = env.target_ids()
+    assert rows == ids and len(rows) == len(set(rows))
+
+
+@LINKS
+@COMMANDS
+@pytest.mark.parametrize("slow", sorted(SLOW))
+def test_a_slow_link_ends_exact(env: Env, side: str, command: str, slow: str) -> None:
+    """100 ± 50 ms each way, or 64 KB/s each way: slower, never wrong, and the report says how
+    long it took."""
+    ids = _ready(env, command, 3000)
+    with _link(env, side) as link:
+        for kind, stream, attributes in SLOW[slow]:
+            link.add(kind, stream, **attributes)
+        done = env.idsync(command, "--json", *_quiet(command), env=_linked(env, side, link))
     report = json.loads(done.stdout)
-    assert done.returncode == 0 and report["status"] == "ok" and report["proof"], report
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(report["duration_s"]) > 0.2  # the link's delay was paid
+    _exact(env, command, report, ids)
+
+
+@LINKS
+@COMMANDS
+@pytest.mark.parametrize("cut", sorted(CUTS))
+def test_a_cut_link_is_retried_and_ends_exact(env: Env, side: str, command: str, cut: str) -> None:
+    """The link closes after 2 KB either way, or resets: a transient failure; once the first
+    attempt has failed the link heals, and the next attempt ends exact, nothing twice."""
+    ids = _ready(env, command, 3000)
+    kind, stream, attributes = CUTS[cut]
+    with _link(env, side) as link:
+        toxic = link.add(kind, stream, **attributes)
+        args = (command, "--json", *_quiet(command), "--retries", "5", "--connect-timeout", "3")
+        proc = spawn_env(_linked(env, side, link), *args)
+        try:
+            seen = _stderr_until(proc, "attempt 1 failed")  # the first attempt's failure, logged
+            link.remove(toxic)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    report = json.loads(out)
+    assert proc.returncode == 0, seen + err[-2000:]
+    assert report["retried"], report
+    _exact(env, command, report, ids)
+
+
+@LINKS
+@COMMANDS
+def test_a_silent_link_fails_within_the_socket_timeout(env: Env, side: str, command: str) -> None:
+    """The link goes silent, no reset: the command fails once the timeouts the user set have
+    passed, exit 1, naming the server; it never hangs."""
+    _ready(env, command, 100)
+    with _link(env, side) as link:
+        link.add("timeout", "downstream", timeout=0)  # data stops, the socket stays open
+        started = time.monotonic()
+        args = ("--socket-timeout", "2", "--connect-timeout", "2", "--retries", "0")
+        done = env.idsync(command, "--json", *args, env=_linked(env, side, link), timeout=120)
+        took = time.monotonic() - started
+    report = json.loads(done.stdout)
+    server = (
+        "MongoDB" if side == "source" else ("PostgreSQL" if env.kind == "postgres" else "MySQL")
+    )
+    assert done.returncode == 1 and server in str(report["error"]), report
+    assert took < 2 + 2 + 10, took  # the timeouts the user set, plus start-up and a margin
