@@ -14,9 +14,9 @@ read first, in full, so that a hex target row matching a string `_id` is never c
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
-from itertools import pairwise
 
 from idsync.diff import DiffCounts, Tag
 from idsync.ids import is_oid_text
@@ -88,7 +88,7 @@ def _ascending(batch: list[str], last: str, extra: set[str]) -> tuple[list[str],
     the repeats; :class:`OutOfOrder` if it goes backwards."""
     if not batch:
         return [], []
-    if batch[0] > last and all(a < b for a, b in pairwise(batch)) and extra.isdisjoint(batch):
+    if batch[0] > last and _rising(batch) and extra.isdisjoint(batch):
         return batch, []  # the usual batch: a few C-level passes
     kept: list[str] = []
     repeated: list[str] = []
@@ -101,6 +101,20 @@ def _ascending(batch: list[str], last: str, extra: set[str]) -> tuple[list[str],
         kept.append(text)
         last = text
     return kept, repeated
+
+
+def _rising(texts: list[str]) -> bool:
+    """Whether ``texts`` ascend strictly (sorted and distinct: two C-level passes)."""
+    return texts == sorted(texts) and len(set(texts)) == len(texts)
+
+
+_OID_LINES = re.compile(r"(?:[0-9a-f]{24}\n)*")
+
+
+def _all_oid_texts(texts: list[str]) -> bool:
+    """Whether every text is 24 lowercase hex digits (one regular expression over them all)."""
+    lines = "\n".join(texts) + "\n"  # one line per text only if none holds a line break:
+    return len(lines) == 25 * len(texts) and _OID_LINES.fullmatch(lines) is not None
 
 
 def _orphans(
@@ -169,6 +183,10 @@ class _Window:
         if batch is None:
             self._done = True
             return False
+        if batch and batch[0] > self._last and _all_oid_texts(batch) and _rising(batch):
+            self._pending.extend(batch)  # the usual page: C-level passes only
+            self._last = batch[-1]
+            return True
         for text in batch:
             if not is_oid_text(text):
                 self.unordered.add(text)

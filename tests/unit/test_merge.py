@@ -13,7 +13,16 @@ from idsync.merge import OutOfOrder, merge_batches
 
 # Few distinct hex ids, so that both sides share many; texts that are not ObjectId-shaped too.
 hex_ids = st.sampled_from([f"{n:024x}" for n in range(0, 40, 3)] + ["ff" * 12, "0a" * 12])
-odd = st.sampled_from(["5", "abc", "ABCDEF0123456789ABCDEF01", " " + "1" * 23, f"{9:024x}"])
+odd = st.sampled_from(
+    [
+        "5",
+        "abc",
+        "ABCDEF0123456789ABCDEF01",
+        " " + "1" * 23,
+        f"{9:024x}",
+        "0" * 24 + "\n" + "1" * 24,
+    ]
+)
 
 
 def _cut(texts: list[str], size: int) -> list[list[str]]:
