@@ -113,3 +113,9 @@ def load_ids(
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
             coll.insert_many([{"_id": i, "trips": pad} if big else {"_id": i} for i in chunk])
+
+
+def said_once(text: str, stderr: str) -> bool:
+    """Whether exactly one error line of ``stderr`` holds ``text``: a failure is logged once
+    (retries before it are warnings), not said again by the CLI."""
+    return sum("error: " in line and text in line for line in stderr.splitlines()) == 1

@@ -15,6 +15,7 @@ from idsync import Job, RunOptions, sync
 from idsync.ids import UnsupportedId
 from idsync.mongo.values import encode_id
 from tests.conftest import BOTH_TARGETS, MYSQL_URL, Env, mysql_connect
+from tests.fault.conftest import said_once
 
 pytestmark = pytest.mark.fault
 
@@ -104,7 +105,7 @@ def test_missing_column_says_so(env: Env) -> None:
     env.add_source([ObjectId()])
     done = env.idsync("run")
     assert done.returncode == 2
-    assert "column cluster_id not found" in done.stderr.splitlines()[-1]
+    assert said_once("column cluster_id not found", done.stderr), done.stderr
 
 
 @BOTH_TARGETS

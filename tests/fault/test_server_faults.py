@@ -8,7 +8,7 @@ import threading
 import pytest
 from bson import ObjectId
 
-from tests.fault.conftest import load_ids, run_cli, spawn_cli, wait_for
+from tests.fault.conftest import load_ids, run_cli, said_once, spawn_cli, wait_for
 from tests.fault.servers import PrivateFerretDB, PrivateMariaDB, PrivatePostgres
 
 pytestmark = pytest.mark.fault
@@ -27,7 +27,7 @@ def test_mongodb_stopped_at_start(ferretdb: PrivateFerretDB, mariadb: PrivateMar
     ferretdb.stop()
     done = run_cli(ferretdb.uri, mariadb.url(), "run", "--json", "--connect-timeout", "2")
     assert done.returncode == 1
-    assert f"MongoDB unreachable at 127.0.0.1:{ferretdb.port}" in done.stderr.splitlines()[-1]
+    assert said_once(f"MongoDB unreachable at 127.0.0.1:{ferretdb.port}", done.stderr), done.stderr
     assert json.loads(done.stdout)["status"] == "failed"
     assert stored(mariadb) == []
 
@@ -42,7 +42,7 @@ def test_mongodb_killed_mid_scan(ferretdb: PrivateFerretDB, mariadb: PrivateMari
     ferretdb.kill9()
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
-    assert f"MongoDB unreachable at 127.0.0.1:{ferretdb.port}" in err.splitlines()[-1]
+    assert said_once(f"MongoDB unreachable at 127.0.0.1:{ferretdb.port}", err), err
     report = json.loads(out)
     rows = stored(mariadb)
     assert len(rows) == report["inserted"] and len(rows) % 500 == 0  # committed batches only
@@ -62,7 +62,7 @@ def test_target_unreachable_at_start(ferretdb: PrivateFerretDB, sql_server: Targ
     done = run_cli(ferretdb.uri, url, "run", "--connect-timeout", "2", "--retries", "0")
     assert done.returncode == 1
     unreachable = f"{sql_server.label} unreachable at 127.0.0.1:{sql_server.port}"
-    assert unreachable in done.stderr.splitlines()[-1]
+    assert said_once(unreachable, done.stderr), done.stderr
 
 
 def test_target_killed_mid_insert(ferretdb: PrivateFerretDB, sql_server: Target) -> None:
@@ -78,7 +78,7 @@ def test_target_killed_mid_insert(ferretdb: PrivateFerretDB, sql_server: Target)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1
     unreachable = f"{sql_server.label} unreachable at 127.0.0.1:{sql_server.port}"
-    assert unreachable in err.splitlines()[-1]
+    assert said_once(unreachable, err), err
     sql_server.start()
     rows = sql_server.ids()
     assert len(rows) % 2000 == 0 and len(set(rows)) == len(rows)  # whole batches survived
@@ -140,7 +140,7 @@ def test_frozen_mongodb_times_out(ferretdb: PrivateFerretDB, mariadb: PrivateMar
         ferretdb.thaw()
     assert proc.returncode in (0, 1)
     if proc.returncode == 1:  # frozen before the scan ended: the timeout, not a hang
-        assert "MongoDB unreachable" in err.splitlines()[-1]
+        assert said_once("MongoDB unreachable", err), err
 
 
 def test_missing_privilege_is_terminal(ferretdb: PrivateFerretDB, mariadb: PrivateMariaDB) -> None:
