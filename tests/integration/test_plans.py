@@ -7,6 +7,7 @@ import pytest
 from bson import ObjectId
 
 from idsync import Job, RunOptions, Status, sync
+from idsync.check.checker import CheckOptions, check
 from idsync.errors import ConfigError
 from tests.conftest import BOTH_TARGETS, Env
 
@@ -76,3 +77,25 @@ def test_no_merge_without_a_unique_index(env: Env) -> None:
     with pytest.raises(ConfigError, match="no UNIQUE index"):
         sync(Job(), env.settings(plan="merge"))
     assert env.target_ids() == []
+
+
+@BOTH_TARGETS
+def test_an_exact_check_by_merge_finds_what_one_by_set_finds(env: Env) -> None:
+    oids = sorted(ObjectId() for _ in range(300))
+    env.add_source([*oids, "s-1", 7])
+    env.init_table()
+    assert sync(Job(), env.settings(), RunOptions(log_ids=False)).status is Status.OK
+    gone = [str(oids[n]) for n in (0, 150, 299)]
+    env.sql(f"DELETE FROM cm_cluster_id WHERE cluster_id IN ({', '.join(['%s'] * 3)})", gone)
+    env.sql("INSERT INTO cm_cluster_id (cluster_id) VALUES (%s), (%s)", ("0" * 24, "zz"))
+    reports = {}
+    for plan in ("set", "merge"):
+        settings = env.settings(plan=plan, read_batch_size=17)
+        reports[plan] = check(Job(), settings, CheckOptions(check_exact=True))
+        assert reports[plan].plan == plan and reports[plan].status is Status.DRIFT
+    merged, plain = reports["merge"], reports["set"]
+    assert (merged.missing, merged.orphans, merged.source_ids, merged.target_ids) == (
+        plain.missing, plain.orphans, plain.source_ids, plain.target_ids,
+    )  # fmt: skip
+    assert (merged.missing, merged.orphans) == (3, 2)
+    assert sorted(merged.missing_samples) == sorted(gone)

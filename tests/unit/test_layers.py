@@ -10,9 +10,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 SHARED = {
-    "config", "diff", "envelope", "errors", "export", "ids", "locks", "merge", "metrics", "retry",
-    "runs",
-    "session", "sqltext", "target", "urls", "version",
+    "config", "diff", "envelope", "errors", "export", "ids", "locks", "merge", "metrics", "plan",
+    "retry", "runs", "session", "sqltext", "target", "urls", "version",
 }  # fmt: skip
 FACTORY = {"targets"}
 """Names the server package that serves a URL: the one module above the server packages that

@@ -9,7 +9,7 @@ import pytest
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError
 from idsync.ids import ColumnFit
-from idsync.run.plan import choose
+from idsync.plan import choose
 from idsync.target import Column, Target
 
 EXACT = Column("varchar", ColumnFit(24, None, "utf8mb4"), "utf8mb4_nopad_bin", unique=True)

@@ -24,14 +24,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from idsync import plan
 from idsync.check.buckets import Difference, SortedIds, Walk, WalkFigures, draw_moduli
 from idsync.check.report import CheckReport, Method, SideMethod
-from idsync.check.sides import Reads, mongo_batches, mongo_values, target_batches
+from idsync.check.sides import Reads, mongo_batches, mongo_values, target_batches, target_pages
 from idsync.check.tally import Tally
 from idsync.config import Job, Settings
+from idsync.diff import DiffCounts
 from idsync.envelope import Command, enveloped
 from idsync.errors import ConfigError
 from idsync.ids import DUPLICATE_TEXT, PRIMES, ColumnFit, UnsupportedId, is_oid_text
+from idsync.merge import merge_batches
 from idsync.mongo.source import MongoSource
 from idsync.mongo.values import encode_batch, encode_fitting
 from idsync.target import Buckets, Column, Target
@@ -161,7 +164,7 @@ class CheckPass:
                     self._buckets(source, target, column, tally)
                 else:
                     self.report.proof = EXACT_PROOF
-                    self._exact(source, target, column.fit, tally)
+                    self._exact(source, target, column, tally)
             tally.flush()
             self._measure(target, sent_before)
 
@@ -192,9 +195,32 @@ class CheckPass:
             return "the column cannot hold an ObjectId's 24 characters"
         return None
 
-    def _exact(self, source: MongoSource, target: Target, fit: ColumnFit, tally: Tally) -> None:
-        """Every id of both sides: the target in a set, the source streamed through the diff,
-        a batch at a time."""
+    def _exact(self, source: MongoSource, target: Target, column: Column, tally: Tally) -> None:
+        """Every id of both sides: the target in a set and the source streamed through the
+        diff, or both merged in `_id` order (the plan that fits the memory budget)."""
+        estimate = source.estimated_count()
+        if estimate is None:
+            estimate = target.estimated_rows()
+        report, fit = self.report, column.fit
+        report.plan, report.plan_reason = plan.choose(
+            self.settings, self.job, target, column, estimate
+        )
+        if report.plan == "merge":
+            others = [
+                text
+                for oids, rest in self._counted(source.other_id_batches())
+                for text in encode_batch(oids, rest, fit, report.reject)
+            ]
+            ordered = (
+                encode_batch(oids, rest, fit, report.reject)
+                for oids, rest in self._counted(source.ordered_id_batches())
+            )
+            pages = target_pages(target, self.settings.read_batch_size, self.reads)
+            counts = DiffCounts()
+            tally.tagged(merge_batches(ordered, others, pages, counts), counts)
+            report.target_ids = self.reads.target_ids
+            report.source_ids = self.reads.source_ids
+            return
         existing = tally.target_set_of(target_batches(target, self.reads))
         self.report.target_ids = tally.rows_read
         if self.job.field == "_id":

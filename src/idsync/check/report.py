@@ -51,6 +51,10 @@ class CheckReport(BaseReport):
     duplicate_rows: int = 0
     """Target rows repeating a value of another row, where rows were read (no UNIQUE index)."""
     proof: str = ""
+    plan: str | None = None
+    """How an exact comparison ran: "set" (the target's ids in memory) or "merge" (both sides
+    in `_id` order, a batch in memory); None when ranges were compared by checksums."""
+    plan_reason: str | None = None
     """What an ``ok`` of this check establishes, by the way it compared."""
     method: dict[str, SideMethod] = field(
         default_factory=lambda: {"source": SideMethod(), "target": SideMethod()}
@@ -82,7 +86,8 @@ class CheckReport(BaseReport):
         "job", "exact", "status", "exit_code", "run_id", "started_at", "duration_s", "phases",
         "source_ids",
         "target_ids", "missing", "missing_samples", "orphans", "orphan_samples", "rejected",
-        "rejected_samples", "duplicate_rows", "proof", "method", "bucket_prefix",
+        "rejected_samples", "duplicate_rows", "proof", "plan", "plan_reason", "method",
+        "bucket_prefix",
         "buckets_compared", "buckets_differing", "buckets_split", "buckets_read",
         "ids_read_source", "ids_read_target", "bytes_read", "count_seconds", "attempts",
         "retried", "source", "target", "warnings", "error",
@@ -136,7 +141,8 @@ class CheckReport(BaseReport):
     def to_text(self) -> str:
         src, tgt = self.source, self.target
         lines = [
-            f"{self.job}: {self.status}{' (exact)' if self.exact else ''}",
+            f"{self.job}: {self.status}{' (exact)' if self.exact else ''}"
+            f"{f' ({self.plan} plan)' if self.plan else ''}",
             f"  source  {src.get('address', '?')}/{src.get('database', '?')}"
             f" {src.get('collection', '?')}.{src.get('field', '?')}"
             f" ({src.get('flavour', '?')}): {self.source_ids:,} ids, {self._how('source')}",

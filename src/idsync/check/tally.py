@@ -55,7 +55,11 @@ class Tally:
     ) -> None:
         """:meth:`diff` of source texts that come a batch at a time."""
         counts = DiffCounts()
-        for tag, texts in diff_batches(source, target, counts, unique_source=unique_source):
+        self.tagged(diff_batches(source, target, counts, unique_source=unique_source), counts)
+
+    def tagged(self, tagged: Iterable[tuple[Tag, list[str]]], counts: DiffCounts) -> None:
+        """Account for a diff's (or a merge's) tagged ids; ``counts`` final once it ends."""
+        for tag, texts in tagged:
             for text in texts:
                 if tag is Tag.MISSING:
                     self._missing(text)

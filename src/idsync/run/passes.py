@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
+from idsync import plan
 from idsync.config import Job, RunOptions, Settings
 from idsync.diff import DiffCounts, Tag, diff_batches
 from idsync.envelope import MAX_SAMPLES
@@ -16,7 +17,6 @@ from idsync.ids import DUPLICATE_TEXT, ColumnFit, collision, shown_text
 from idsync.merge import merge_batches
 from idsync.mongo.source import MongoSource, ScanOrder
 from idsync.mongo.values import encode_batch
-from idsync.run import plan
 from idsync.run.readahead import ReadAhead
 from idsync.run.report import SyncReport
 from idsync.target import Column, Target

@@ -1,4 +1,5 @@
-"""Which way a run compares the sides: the target's ids as a set, or both sides merged in order.
+"""How a run (or an exact check) compares the sides: the target's ids as a set, or both sides
+merged in order.
 
 A set is the fastest (one pass over each side, C-level set operations) and holds every target
 id in memory: about 170 bytes each, measured (`bench/results/`). A merge holds one batch of each
