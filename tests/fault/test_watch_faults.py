@@ -131,7 +131,7 @@ def test_kill9_mid_stream_then_restart_nothing_missing_nothing_twice(
     daemon.start()  # the same command: resumes from the stored checkpoint
     expected = writer.join()
     wait_until(lambda: _count(env) >= len(expected), "every id after the restart")
-    wait_until(lambda: "from the checkpoint" in daemon.stderr, "the resume to be logged", 10)
+    wait_until(lambda: "from the last checkpoint" in daemon.stderr, "the resume to be logged", 10)
     daemon.send(signal.SIGTERM)
     assert daemon.wait() == 0, daemon.stderr
     assert _rows(env) == expected  # nothing missing, nothing twice
