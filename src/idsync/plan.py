@@ -22,12 +22,18 @@ SET_BYTES_PER_ID = 200
 
 def why_not_merge(job: Job, target: Target, column: Column) -> str | None:
     """Why the sides cannot be merged in order; None when they can."""
-    if job.field != "_id":
-        return f"the field {job.field} is not _id (only _id is read in index order)"
-    if not column.unique:
-        return f"{job.table}.{job.column} has no UNIQUE index to read it in order by"
-    if not column.exact:
-        return f"collation {column.collation} does not compare texts byte for byte"
+    where = f"{job.table}.{job.column}"
+    refusals = (
+        (job.field != "_id", f"the field {job.field} is not _id (only _id is read in index order)"),
+        (not column.unique, f"{where} has no UNIQUE index to read it in order by"),
+        (not column.ordered, f"the UNIQUE index on {where} is not a B-tree in the column's own"
+            " order (a hash, another collation or operator class): it cannot be read in order"),
+        (bool(column.fit.trailing_spaces), f"{where}: {column.fit.trailing_spaces}"),
+        (not column.exact, f"collation {column.collation} does not compare texts byte for byte"),
+    )  # fmt: skip
+    for refused, why in refusals:
+        if refused:
+            return why
     if not target.sorts_hex_as_bytes(column):
         return f"collation {column.collation} does not order hex text as its bytes"
     return None

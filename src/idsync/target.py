@@ -43,6 +43,9 @@ class Column:
     deterministic: bool | None = None
     """Whether the collation compares the bytes alone, where the server says so (PostgreSQL);
     None where the collation's name says it (MySQL)."""
+    ordered: bool = False
+    """The UNIQUE index is a B-tree in the column's own order (not MariaDB's hash of a long
+    column, not another collation or operator class): a range of it reads in order, cheaply."""
 
     @property
     def exact(self) -> bool:
@@ -134,6 +137,7 @@ class Target(Protocol):
     def read_id_batches(self) -> Iterator[list[str]]: ...
     def read_ordered_batches(self, size: int) -> Iterator[list[str]]: ...
     def estimated_rows(self) -> int | None: ...
+    def count_values(self) -> int: ...
     def insert_batch(
         self, ids: Sequence[str], checkpoint: Checkpoint | None = None
     ) -> BatchResult: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, cast
 
 import pytest
@@ -12,7 +13,9 @@ from idsync.ids import ColumnFit
 from idsync.plan import choose
 from idsync.target import Column, Target
 
-EXACT = Column("varchar", ColumnFit(24, None, "utf8mb4"), "utf8mb4_nopad_bin", unique=True)
+EXACT = Column(
+    "varchar", ColumnFit(24, None, "utf8mb4"), "utf8mb4_nopad_bin", unique=True, ordered=True
+)
 
 
 class _Orders:
@@ -37,11 +40,13 @@ def test_auto_merges_only_what_would_not_fit_the_budget() -> None:
 
 
 def test_auto_never_merges_a_column_out_of_byte_order() -> None:
-    loose = Column("varchar", ColumnFit(24, None, "utf8mb4"), "utf8mb4_general_ci", unique=True)
+    loose = replace(EXACT, collation="utf8mb4_general_ci")
     assert _plan(10**9, column=loose) == "set"
     assert _plan(10**9, as_bytes=False) == "set"
-    no_index = Column("varchar", ColumnFit(24, None, "utf8mb4"), "utf8mb4_nopad_bin", unique=False)
-    assert _plan(10**9, column=no_index) == "set"
+    assert _plan(10**9, column=replace(EXACT, unique=False)) == "set"
+    assert _plan(10**9, column=replace(EXACT, ordered=False)) == "set"  # a hash, say
+    padded = replace(EXACT, fit=ColumnFit(24, None, "utf8mb4", "a CHAR column drops …"))
+    assert _plan(10**9, column=padded) == "set"
 
 
 def test_asked_for_plans() -> None:

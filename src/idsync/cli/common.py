@@ -100,8 +100,10 @@ def resolve(
     except ConfigError as exc:
         message = str(exc)
         if isinstance(exc, BadValue) and exc.key in given:
-            # A flag's name is its key's: connect_timeout_s is --connect-timeout.
-            message = f"--{exc.key.removesuffix('_s').replace('_', '-')}: {message}"
+            # A flag's name is its key's, without its unit: connect_timeout_s is
+            # --connect-timeout, memory_budget_mb --memory-budget.
+            flag = exc.key.removesuffix("_s").removesuffix("_mb").replace("_", "-")
+            message = f"--{flag}: {message}"
         die(message, exc.exit_code, raw, common.as_json, common.job_name or BUILTIN_JOB)
     secrets = tuple(dict.fromkeys(raw + settings.secrets))
     buffered = buffered_logs and not sys.stderr.isatty()

@@ -41,9 +41,10 @@ def describe_column(query: Query, database: str, table: str, column: str) -> Col
         fit = ColumnFit(max_chars=None, max_bytes=int(length), charset=None)
     else:
         raise ConfigError(f"column {where}.{column} is {data_type}: ids need a text type")
-    unique = _has_unique_index(query, database, table, column)
+    unique, ordered = _unique_index(query, database, table, column)
     triggers = _rewriting_triggers(query, database, table)
-    return Column(data_type, fit, collation, unique, (database, table, column), triggers)
+    names = (database, table, column)
+    return Column(data_type, fit, collation, unique, names, triggers, ordered=ordered)
 
 
 def _rewriting_triggers(query: Query, database: str, table: str) -> tuple[str, ...]:
@@ -72,13 +73,16 @@ def _trailing_spaces(query: Query, data_type: str, charset: str, collation: str)
     return None
 
 
-def _has_unique_index(query: Query, database: str, table: str, column: str) -> bool:
+def _unique_index(query: Query, database: str, table: str, column: str) -> tuple[bool, bool]:
+    """Whether a UNIQUE index is on exactly the column, and whether one such is a B-tree."""
     rows = query(
         dialect.UNIQUE_INDEXES,
         (column, database, table),
         "inspecting the indexes",
     )
-    return any(int(count) == 1 and int(exact or 0) == 1 for _name, count, exact in rows)
+    own = [int(btree or 0) == 1 for _name, count, exact, btree in rows
+           if int(count) == 1 and int(exact or 0) == 1]  # fmt: skip
+    return bool(own), any(own)
 
 
 _CHUNK = 1000

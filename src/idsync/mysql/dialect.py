@@ -79,11 +79,13 @@ COLUMN_FACTS = (
     "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s"
 )
 UNIQUE_INDEXES = (
-    "SELECT INDEX_NAME, COUNT(*), MAX(COLUMN_NAME = %s AND SUB_PART IS NULL) "
+    "SELECT INDEX_NAME, COUNT(*), MAX(COLUMN_NAME = %s AND SUB_PART IS NULL),"
+    " MAX(INDEX_TYPE = 'BTREE') "
     "FROM information_schema.STATISTICS "
     "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0 GROUP BY INDEX_NAME"
 )
-"""Per unique index of a table: its columns, and whether one of them is the whole column."""
+"""Per unique index of a table: its columns, whether one of them is the whole column, and
+whether it is a B-tree (MariaDB enforces UNIQUE on a long column by a hash, in no order)."""
 REWRITING_TRIGGERS = (
     "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s"
     " AND EVENT_OBJECT_TABLE = %s AND ACTION_TIMING = 'BEFORE'"
@@ -108,6 +110,11 @@ def select_column(table: str, column: str) -> str:
 ESTIMATED_ROWS = (
     "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
 )
+
+
+def count_values(table: str, column: str) -> str:
+    """The column's non-null values, counted (a full scan of its index)."""
+    return f"SELECT COUNT({quote(column)}) FROM {quote(table)}"
 
 
 def select_page(table: str, column: str, after: bool) -> str:

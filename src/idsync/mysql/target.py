@@ -88,6 +88,10 @@ class MySQLTarget(Connection):
             # A column's values are all text or all bytes (binary columns).
             yield [stored_text(v) for v in values] if type(values[0]) is bytes else values
 
+    def count_values(self) -> int:
+        sql = dialect.count_values(self.table, self.column)
+        return int(self.fetch(sql, (), f"counting {self.table}")[0][0])
+
     def estimated_rows(self) -> int | None:
         """The server's estimate of the table's rows (InnoDB's statistics: rough, and free)."""
         rows = self.fetch(dialect.ESTIMATED_ROWS, (self.database, self.table))

@@ -38,7 +38,8 @@ def describe_column(query: Query, table: str, column: str) -> tuple[Column, str]
         raise ConfigError(f"column {table}.{column} is {data_type}: ids need a text type")
     spaces = _CHAR_SPACES if data_type == "character" else None
     fit = ColumnFit(None if length is None else int(length), None, _CHARSET, spaces, nul=False)
-    unique = bool(query(dialect.UNIQUE_ON, (table, column), "inspecting the indexes"))
+    indexes = query(dialect.UNIQUE_ON, (table, column), "inspecting the indexes")
+    unique, ordered = bool(indexes), any(bool(in_order) for (in_order,) in indexes)
     rewriters = tuple(
         str(name) for (name,) in query(dialect.REWRITERS, (table,), "inspecting the triggers")
     )
@@ -46,5 +47,5 @@ def describe_column(query: Query, table: str, column: str) -> tuple[Column, str]
     # deterministic: whether the collation compares bytes alone (libc and C collations do; an
     # ICU one may not); None (no collation) cannot happen for a text type.
     exact = True if deterministic is None else bool(deterministic)
-    column_facts = Column(data_type, fit, str(collation), unique, names, rewriters, exact)
+    column_facts = Column(data_type, fit, str(collation), unique, names, rewriters, exact, ordered)
     return column_facts, str(qualified or '"C"')

@@ -78,6 +78,11 @@ def select_column(table: str, column: str) -> str:
 ESTIMATED_ROWS = "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)"
 
 
+def count_values(table: str, column: str) -> str:
+    """The column's non-null values, counted (a full scan of its index)."""
+    return f"SELECT COUNT({quote(column)}) FROM {relation(table)}"
+
+
 def select_page(table: str, column: str, after: bool) -> str:
     """A page of the column's values in its order, after the last one of the previous page."""
     col = quote(column)
@@ -149,13 +154,16 @@ COLUMN_FACTS = (
     " WHERE c.table_schema = current_schema() AND c.table_name = %s AND c.column_name = %s"
 )
 UNIQUE_ON = (
-    "SELECT 1 FROM pg_index i JOIN pg_attribute a"
-    " ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
-    f" WHERE i.indrelid = {_RELATION}"
-    " AND i.indisunique AND i.indnatts = 1 AND i.indexprs IS NULL AND i.indpred IS NULL"
-    " AND a.attname = %s LIMIT 1"
+    "SELECT am.amname = 'btree' AND opc.opcdefault AND i.indcollation[0] = a.attcollation"
+    " FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+    " JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam"
+    " JOIN pg_opclass opc ON opc.oid = i.indclass[0]"
+    f" WHERE i.indrelid = {_RELATION} AND i.indisunique AND i.indisvalid"
+    " AND i.indnatts = 1 AND i.indexprs IS NULL AND i.indpred IS NULL AND a.attname = %s"
 )
-"""A unique index on exactly the column: no expression, no predicate, no other column."""
+"""Each valid unique index on exactly the column (no expression, no predicate, no other
+column; one a failed CREATE INDEX CONCURRENTLY left invalid enforces nothing), and whether it is
+a B-tree in the column's own collation and operator class: one that reads it in order."""
 REWRITERS = (
     # Whatever may store other than what was sent, or hide what was stored, on the table or
     # any of its partitions: a trigger of any timing on insert or update (an AFTER trigger can

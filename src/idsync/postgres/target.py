@@ -105,6 +105,11 @@ class PostgresTarget(Connection):
             return None
         return dialect.lock_holder(rows)
 
+    def count_values(self) -> int:
+        [(count,)] = self.fetch(dialect.count_values(self._relation, self.column))
+        self.commit()
+        return int(count)
+
     def estimated_rows(self) -> int | None:
         """The planner's estimate of the table's rows (free); None before any ANALYZE."""
         rows = self.fetch(dialect.ESTIMATED_ROWS, (self._relation,))

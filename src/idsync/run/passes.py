@@ -137,8 +137,10 @@ class SyncPass:
         report.source["scan"] = str(ScanOrder.ID_INDEX)  # the ObjectIds', whatever was planned
         self.progress.start("source", estimate if self.shown else None)
         others = [t for texts in self._encode(source.other_id_batches(), column.fit) for t in texts]
-        if self.report.attempts == 1:
-            self.report.target_ids_before = target.estimated_rows() or 0  # for a share limit
+        if self.report.attempts == 1 and self.options.max_inserts_fraction is not None:
+            # A share of the table is a share of its real size, not of an estimate: counted.
+            with report.timing("target_read_s"):
+                self.report.target_ids_before = target.count_values()
         writer = BatchWriter(self, target, column, self._insert_limit())
         with ReadAhead(source.ordered_id_batches()) as batches:
             ordered = self._encode(_waited(batches, report), column.fit)
