@@ -114,7 +114,9 @@ WATCH_FAULTS: dict[str, tuple[float, bool]] = {
     "partition": (30.0, True),  # the proxy refuses and closes every connection
     "silent": (12.0, True),  # data stops both ways, sockets stay open
     "reset": (2.0, False),  # every connection reset as soon as data flows
+    "cut": (2.0, False),  # every connection closed after 2 KB from the server
     "slow": (5.0, False),  # 100 ± 50 ms each way
+    "narrow": (5.0, False),  # 64 KB/s each way
 }
 
 
@@ -127,6 +129,10 @@ def _fault(link: Proxy, fault: str) -> Callable[[], None]:
         toxics = [link.add("timeout", stream, timeout=0) for stream in STREAMS]
     elif fault == "reset":
         toxics = [link.add("reset_peer", "downstream", timeout=0)]
+    elif fault == "cut":
+        toxics = [link.add("limit_data", "downstream", bytes=2000)]
+    elif fault == "narrow":
+        toxics = [link.add("bandwidth", stream, rate=64) for stream in STREAMS]
     else:
         toxics = [link.add("latency", stream, latency=100, jitter=50) for stream in STREAMS]
 
@@ -146,9 +152,9 @@ def test_a_bad_link_while_watching_loses_nothing(
     watch_env: Env, tmp_path: Path, side: str, fault: str
 ) -> None:
     """A bad link to one server while `watch` follows a change stream: partitioned for 30 s,
-    silent, reset, or slow. /healthz says so when it lasts, the watcher reconnects when the link
-    returns and catches up; no id is missing or twice, and the stored checkpoint never names an
-    id that is not in the table."""
+    silent, reset, cut after 2 KB, slow or narrow. /healthz says so when it lasts, the watcher
+    reconnects when the link returns and catches up; no id is missing or twice, and the stored
+    checkpoint never names an id that is not in the table."""
     env = watch_env
     env.init_table()
     lasting, unhealthy = WATCH_FAULTS[fault]
