@@ -58,8 +58,8 @@ bench: setup
 	$(ENV) && $(PY) -m bench.run --out bench/results $(BENCH_ARGS)
 
 # A thousand faults (SIGKILL, SIGTERM, killed sessions, link resets, cuts and silences, server
-# restarts), each followed by a run that must end exact, on private servers of its own; about 40
-# minutes on 2 cores. Writes bench/results/soak.md. SOAK_ARGS passes flags, e.g. "--faults 100".
+# restarts), each followed by a run that must end exact, on private servers of its own; about an
+# hour on 2 cores. Writes bench/results/soak.md. SOAK_ARGS passes flags, e.g. "--faults 100".
 SOAK_ARGS ?=
 soak: setup
 	dev/services up all
