@@ -198,9 +198,9 @@ class CheckPass:
     def _exact(self, source: MongoSource, target: Target, column: Column, tally: Tally) -> None:
         """Every id of both sides: the target in a set and the source streamed through the
         diff, or both merged in `_id` order (the plan that fits the memory budget)."""
-        # The source's estimate alone: asking the target's catalog for its table's size can wait
-        # on the table's metadata lock (a LOCK TABLES by another session) before the read does.
         estimate = source.estimated_count()
+        if estimate is None:
+            estimate = target.estimated_rows()
         report, fit = self.report, column.fit
         report.plan, report.plan_reason = plan.choose(
             self.settings, self.job, target, column, estimate
