@@ -153,13 +153,21 @@ def _planted_bug(*_args: object) -> list[str]:
     raise ZeroDivisionError("planted")
 
 
+# `idsync` with Ctrl-C as from a terminal: a suite started in the background (`make test &`)
+# ignores SIGINT, a child inherits that, and Python then installs no KeyboardInterrupt.
+_AS_FROM_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+    " sys.argv[0] = 'idsync'; runpy.run_module('idsync', run_name='__main__')"
+)
+
+
 def test_ctrl_c_during_check_is_a_failed_check(env: Env) -> None:
     env.add_source([ObjectId() for _ in range(10)])
     env.init_table()
     env.sql(history.DDL)
     env.sql("LOCK TABLES cm_cluster_id WRITE")  # the check's read of the column waits for it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "idsync", "check", "--exact", "--json"],
+        [sys.executable, "-c", _AS_FROM_A_TERMINAL, "check", "--exact", "--json"],
         env={**os.environ, "IDSYNC_MONGO_URI": env.mongo_uri, "IDSYNC_MYSQL_URL": env.mysql_url},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

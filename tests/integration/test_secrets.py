@@ -159,3 +159,14 @@ def test_healthz_shows_the_watcher_s_errors_redacted() -> None:
     assert answer.value.code == 503 and "***" in json.loads(body)["error"]
     leaked = [p for p in pieces(NASTY) | pieces(quote(NASTY, safe="")) if p in body]
     assert not leaked, body
+
+
+def test_a_usage_error_never_shows_a_password(env: Env) -> None:
+    """click quotes the argument it refused: the password in it is scrubbed on stderr too."""
+    for password in ("S3cretPassw0rd", "S3cr%40tPassw0rd"):
+        url = f"mysql://idsync:{password}@127.0.0.1:33306/db"
+        for args in (("run", "--json", url), ("run", "--connect-timeout", url)):
+            done = env.idsync(*args)
+            assert done.returncode == 2, done.stderr
+            shown = done.stdout + done.stderr
+            assert "S3cr" not in shown and "Passw0rd" not in shown, shown

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import io
 import json
 import logging
 import os
@@ -77,7 +78,9 @@ def main() -> None:
         code = cli.main(prog_name="idsync", standalone_mode=False)
     except click.ClickException as exc:  # a flag click itself refused: a usage error
         _failed_json(redact(exc.format_message(), secrets), exc.exit_code)
-        exc.show()
+        shown = io.StringIO()
+        exc.show(file=shown)  # click quotes the refused argument: a URL's password, maybe
+        click.echo(redact(shown.getvalue(), secrets), err=True, nl=False)
         code = exc.exit_code
     except click.exceptions.Abort:
         click.echo("Aborted!", err=True)
