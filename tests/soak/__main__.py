@@ -90,7 +90,7 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
 
 
 def one_round(rig: Rig, tally: Tally, rng: random.Random) -> None:
-    side = rng.choice(rig.targets)
+    side = rig.side
     doomed = rng.sample(sorted(rig.known), rng.randrange(0, min(3000, len(rig.known))))
     if doomed:
         side.sql(f"DELETE FROM {side.table} WHERE cluster_id IN ("

@@ -1,8 +1,8 @@
-"""What a soak runs against: a private FerretDB as the source, a private MariaDB and a private
-PostgreSQL as targets, each behind a Toxiproxy link of its own, and idsync as a user runs it.
+"""One lane of the soak: a private FerretDB as the source and a private MariaDB or PostgreSQL
+as the target, each behind a Toxiproxy link of its own, and idsync as a user runs it.
 
-Every server is the soak's own (killed and restarted at will); the shared dev servers only lend
-their binaries. The targets' tables have no UNIQUE index, so an id written twice would show.
+Every server is the lane's own (killed and restarted at will); the shared dev servers only lend
+their binaries. The target's table has no UNIQUE index, so an id written twice would show.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class Rig:
     workdir: Path
     source: PrivateFerretDB
     source_link: Proxy
-    targets: list[Side]
+    side: Side
     known: set[str] = field(default_factory=set)
 
     @property
@@ -104,9 +104,8 @@ class Rig:
         )  # fmt: skip
 
     def close(self) -> None:
-        for side in self.targets:
-            side.link.delete()
-            side.server.stop()
+        self.side.link.delete()
+        self.side.server.stop()
         self.source_link.delete()
         self.source.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -125,14 +124,12 @@ def build(ids: int, kind: str) -> Rig:
     server.start()
     side = Side(kind, server, Proxy(f"127.0.0.1:{server.port}"))
     side.sql(TABLES[kind])
-    targets = [side]
-    rig = Rig(workdir, source, Proxy(f"127.0.0.1:{source.port}"), targets)
+    rig = Rig(workdir, source, Proxy(f"127.0.0.1:{source.port}"), side)
     rig.add_source(ids)
-    for side in targets:
-        done = rig.idsync(side, "init")
-        _, err = done.communicate(timeout=120)
-        if done.returncode != 0:
-            raise RuntimeError(f"idsync init on {side.kind}: {err}")
+    done = rig.idsync(side, "init")
+    _, err = done.communicate(timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"idsync init on {kind}: {err}")
     return rig
 
 

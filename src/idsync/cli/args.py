@@ -58,6 +58,17 @@ class ExportArgs:
         return bool(self.metrics_file or self.pushgateway)
 
 
+@dataclass(frozen=True)
+class PlanArgs:
+    """How `run` and `check --exact` compare the sides, and the memory they may use."""
+
+    plan: str | None
+    memory_budget: int | None
+
+    def settings(self) -> dict[str, Any]:
+        return {"plan": self.plan, "memory_budget_mb": self.memory_budget}
+
+
 def _gathered(kind: type[Any], name: str, options: list[Callable[[F], F]]) -> Callable[[F], F]:
     """A decorator: add ``options``, and pass their values to the command as ``name=kind(…)``."""
     names = [f.name for f in fields(kind)]
@@ -136,6 +147,18 @@ export_options = _gathered(ExportArgs, "export", [
     click.option(
         "--pushgateway", metavar="URL",
         help="Push the run's metrics to this Prometheus Pushgateway.",
+    ),
+])  # fmt: skip
+
+
+plan_options = _gathered(PlanArgs, "plans", [
+    click.option(
+        "--plan", type=click.Choice(["auto", "set", "merge"]), default=None,
+        help="set: the target's ids in memory; merge: both sides in _id order, a batch in memory"
+        " (any size); auto (default): merge when the set would not fit --memory-budget.",
+    ),
+    click.option(
+        "--memory-budget", type=int, metavar="MIB", help="The memory it may use (default 130)."
     ),
 ])  # fmt: skip
 

@@ -13,7 +13,15 @@ import click
 
 from idsync.check.checker import CheckOptions, check
 from idsync.check.report import CheckReport
-from idsync.cli.args import CommonArgs, ExportArgs, common_options, exact_check, export_options
+from idsync.cli.args import (
+    CommonArgs,
+    ExportArgs,
+    PlanArgs,
+    common_options,
+    exact_check,
+    export_options,
+    plan_options,
+)
 from idsync.cli.common import (
     Context,
     failed_with,
@@ -42,16 +50,7 @@ from idsync.run.report import SyncReport
 @click.option("--read-batch-size", type=int, metavar="N", help="Ids per read round trip.")
 @click.option("--socket-timeout", type=float, metavar="S", help="Longest one read may take (300).")
 @click.option("--retries", type=int, metavar="N", help="New attempts after a transient failure.")
-@click.option(
-    "--plan",
-    type=click.Choice(["auto", "set", "merge"]),
-    default=None,
-    help="For an exact comparison: the target's ids in memory (set), or both sides in _id order,"
-    " a batch in memory (merge); auto (default) by --memory-budget.",
-)
-@click.option(
-    "--memory-budget", type=int, metavar="MIB", help="The memory a check may use (default 130)."
-)  # fmt: skip
+@plan_options
 @export_options
 def check_command(
     *,
@@ -61,8 +60,7 @@ def check_command(
     read_batch_size: int | None,
     socket_timeout: float | None,
     retries: int | None,
-    plan: str | None,
-    memory_budget: int | None,
+    plans: PlanArgs,
 ) -> None:
     """Prove the target holds exactly the source's ids, or say where it does not.
 
@@ -74,7 +72,7 @@ def check_command(
     """
     ctx = resolve(common, {
         "read_batch_size": read_batch_size, "socket_timeout_s": socket_timeout, "retries": retries,
-        "plan": plan, "memory_budget_mb": memory_budget,
+        **plans.settings(),
     }, pushgateway=export.pushgateway)  # fmt: skip
     report = CheckReport(job=ctx.job.name)
     options = CheckOptions(check_exact=exact_check(exact, ctx.settings.check_exact))

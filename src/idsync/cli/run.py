@@ -14,10 +14,12 @@ from idsync.cli.args import (
     CommonArgs,
     ExportArgs,
     PassArgs,
+    PlanArgs,
     common_options,
     exact_check,
     export_options,
     pass_options,
+    plan_options,
 )
 from idsync.cli.common import (
     emit,
@@ -75,16 +77,7 @@ Examples:
     help="Write every missing id to FILE, one per line, as found (with --dry-run: all that would"
     " be inserted).",
 )  # fmt: skip
-@click.option(
-    "--plan",
-    type=click.Choice(["auto", "set", "merge"]),
-    default=None,
-    help="set: the target's ids in memory; merge: both sides in _id order, a batch in memory"
-    " (any size); auto (default): merge when the set would not fit --memory-budget.",
-)
-@click.option(
-    "--memory-budget", type=int, metavar="MIB", help="The memory a run may use (default 130)."
-)  # fmt: skip
+@plan_options
 @export_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run(
@@ -102,15 +95,14 @@ def run(
     check_after: bool,
     exact: bool | None,
     list_missing: str | None,
-    plan: str | None,
-    memory_budget: int | None,
+    plans: PlanArgs,
     quiet: bool,
 ) -> None:
     """Insert every id of the source that the target lacks, in committed batches."""
     ctx = resolve(common, {
         "read_batch_size": passes.read_batch_size, "lock_timeout_s": passes.lock_timeout,
-        "retries": retries, "socket_timeout_s": socket_timeout, "plan": plan,
-        "memory_budget_mb": memory_budget,
+        "retries": retries, "socket_timeout_s": socket_timeout,
+        **plans.settings(),
     }, batch_size=passes.batch_size, pushgateway=export.pushgateway)  # fmt: skip
     job = ctx.job
     count, share = _max_inserts(max_inserts)

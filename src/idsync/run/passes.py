@@ -101,26 +101,27 @@ class SyncPass:
             if not self.options.dry_run:
                 with report.timing("lock_wait_s"):
                     target.lock(self.settings.lock_timeout_s, self.stop)
-            estimate = source.estimated_count()
-            if estimate is None:
-                estimate = target.estimated_rows()
+            counted = source.estimated_count()  # also the progress bar's total
+            estimate = counted if counted is not None else target.estimated_rows()
             report.plan, report.plan_reason = plan.choose(
                 self.settings, job, target, column, estimate
             )
             if report.plan == "merge":
-                self._merge(source, target, column, estimate)
+                self._merge(source, target, column, counted)
             else:
-                self._set(source, target, column)
+                self._set(source, target, column, counted)
             self._guard_empty_source()
 
-    def _set(self, source: MongoSource, target: Target, column: Column) -> None:
+    def _set(
+        self, source: MongoSource, target: Target, column: Column, counted: int | None
+    ) -> None:
         """The target's ids read into a set, then the source streamed against it."""
         report = self.report
         # The source's first batches are read while the target's ids are.
         with ReadAhead(source.value_batches()) as batches:
             with report.timing("target_read_s"):
                 existing = self._read_target(target)
-            self.progress.start("source", source.estimated_count() if self.shown else None)
+            self.progress.start("source", counted if self.shown else None)
             texts = self._encode(_waited(batches, report), column.fit)
             writer = BatchWriter(self, target, column, self._insert_limit())
             counts = DiffCounts()
@@ -129,13 +130,13 @@ class SyncPass:
             self._timed_stream(tagged, counts, writer)
 
     def _merge(
-        self, source: MongoSource, target: Target, column: Column, estimate: int | None
+        self, source: MongoSource, target: Target, column: Column, counted: int | None
     ) -> None:
         """Both sides in `_id` order, a batch of each in memory: the unordered source ids (not
         ObjectIds: few) first, then the ObjectIds merged with the target's pages."""
         report = self.report
         report.source["scan"] = str(ScanOrder.ID_INDEX)  # the ObjectIds', whatever was planned
-        self.progress.start("source", estimate if self.shown else None)
+        self.progress.start("source", counted if self.shown else None)
         others = [t for texts in self._encode(source.other_id_batches(), column.fit) for t in texts]
         if self.report.attempts == 1 and self.options.max_inserts_fraction is not None:
             # A share of the table is a share of its real size, not of an estimate: counted.
