@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from idsync.config import Settings
-from idsync.errors import IdsyncError, as_idsync_error
+from idsync.errors import IdsyncError, InterruptedRun, as_idsync_error
 from idsync.retry import with_retries
 
 log = logging.getLogger("idsync")
@@ -43,9 +43,15 @@ class Status(StrEnum):
     """Stopped by an error; batches committed before it stay committed."""
     REFUSED = "refused"
     """Stopped by a safety guard before writing anything more."""
+    STOPPED = "stopped"
+    """A watcher's full pass ended by the watcher's own stop (SIGTERM): its normal end, not a
+    failure and not a success; batches committed before it stay committed."""
 
 
-EXIT_CODES = {Status.OK: 0, Status.FAILED: 1, Status.REFUSED: 3, Status.PARTIAL: 4, Status.DRIFT: 4}
+EXIT_CODES = {
+    Status.OK: 0, Status.FAILED: 1, Status.REFUSED: 3, Status.PARTIAL: 4, Status.DRIFT: 4,
+    Status.STOPPED: 0,
+}  # fmt: skip
 SUCCESS = frozenset({Status.OK, Status.PARTIAL})
 """Statuses that count as a success: the work finished (partial: some ids rejected)."""
 
@@ -111,6 +117,10 @@ class BaseReport:
         refused = exc.exit_code == EXIT_CODES[Status.REFUSED]
         self.status = Status.REFUSED if refused else Status.FAILED
 
+    def stopped(self, exc: IdsyncError) -> None:
+        """Ended as its daemon was asked to: see :attr:`Status.STOPPED`."""
+        self.error, self.status, self.exit_code = str(exc), Status.STOPPED, 0
+
     def outcome(self) -> Status:
         """The status of a report that finished without an error."""
         raise NotImplementedError
@@ -170,13 +180,15 @@ def enveloped(
     command: Command,
     record: Callable[[Mapping[str, Any]], object] | None,
     stop: threading.Event | None = None,
+    stop_is_the_end: bool = False,
 ) -> R:
     """Run ``work`` (one pass, filling ``report``) with retries, and return ``report``.
 
     Raises an :class:`~idsync.errors.IdsyncError` when it gives up, with ``report`` as its
     ``report``; any other exception as an :class:`~idsync.errors.UnexpectedError` naming its
     type, Ctrl-C as itself. Either way ``report`` is finished, failed, and ``record``-ed: a
-    caller that passed it in has it, whatever was raised.
+    caller that passed it in has it, whatever was raised. With ``stop_is_the_end`` (a daemon's
+    pass), an interruption by ``stop`` is recorded as stopped, and said without an error.
     """
     job = report.job
     context = {"job": job, "run_id": report.run_id}
@@ -187,8 +199,12 @@ def enveloped(
         with_retries(work, settings, report, stop, what=f"{command.label}attempt".strip())
     except BaseException as exc:
         error = as_idsync_error(exc)
-        report.fail(error)
         error.report = report
+        if stop_is_the_end and isinstance(exc, InterruptedRun) and stop and stop.is_set():
+            report.stopped(error)
+            log.info("[%s] %sstopped: %s", job, command.label, error, extra=context)
+            raise
+        report.fail(error)
         log.error(
             "[%s] %serror: %s", job, command.label, error, extra={**context, "event": "error"}
         )

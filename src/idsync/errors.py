@@ -69,6 +69,7 @@ def as_idsync_error(exc: BaseException) -> IdsyncError:
     if isinstance(exc, IdsyncError):
         return exc
     name = type(exc).__name__
-    if not isinstance(exc, Exception):
-        return InterruptedRun(f"interrupted ({name}) before the end; run again to finish")
+    if not isinstance(exc, Exception):  # Ctrl-C, or a signal the caller turned into one
+        why = str(exc) or name
+        return InterruptedRun(f"interrupted ({why}) before the end; run again to finish")
     return UnexpectedError(f"unexpected {name}: {exc}" if str(exc) else f"unexpected {name}")

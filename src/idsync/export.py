@@ -9,17 +9,20 @@ from __future__ import annotations
 import http.client
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client import Gauge, push_to_gateway, write_to_textfile
+from prometheus_client.exposition import basic_auth_handler, default_handler
 
 from idsync.envelope import SUCCESS, Status
 from idsync.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str]]
 
 STATUSES = tuple(str(status) for status in Status)
 
@@ -40,7 +43,9 @@ def run_metrics(
     if report["status"] in SUCCESS and not report.get("dry_run"):
         metrics.full_passes.inc()
         last_success = finished
-    if last_success is not None:
+    if report.get("dry_run"):
+        metrics.no_success_claim()
+    elif last_success is not None:
         metrics.last_success.set(last_success)
     _last_run(metrics, report, command == "check")
     return metrics
@@ -92,7 +97,8 @@ def publish(
         except OSError as exc:
             problems.append(f"metrics file {metrics_file} not written: {exc}")
     if pushgateway:
-        problem = _push(pushgateway, str(report["job"]), metrics)
+        group = "dry-run" if report.get("dry_run") else command
+        problem = _push(pushgateway, {"idsync_job": str(report["job"]), "command": group}, metrics)
         problems += [problem] if problem else []
     for problem in problems:
         log.warning("[%s] %s", report["job"], problem)
@@ -112,15 +118,30 @@ def _gateway_address(url: str) -> str | None:
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
-def _push(url: str, job: str, metrics: Metrics) -> str | None:
-    """Push; a problem is a warning returned, never an exception: the run has ended already."""
+def _push(url: str, group: dict[str, str], metrics: Metrics) -> str | None:
+    """Push to ``group`` (a PUT replaces the group's every series: one group per job and
+    command, so that a check does not wipe a run's figures); a problem is a warning returned,
+    never an exception: the run has ended already."""
     address = _gateway_address(url)
     if address is None:  # its text may hold a password: never repeat it
         return "metrics not pushed: --pushgateway is not a usable URL (http://HOST:PORT)"
+    parts = urlsplit(url)
+    user, password = parts.username, parts.password
+    # urllib takes no user in a URL's address: send it as basic authentication instead.
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+    def with_auth(url: str, method: str, timeout: float | None, headers: Headers,
+                  data: bytes) -> Callable[[], None]:  # fmt: skip
+        if user is None:
+            return default_handler(url, method, timeout, headers, data)
+        return basic_auth_handler(
+            url, method, timeout, headers, data, unquote(user), unquote(password or "")
+        )
+
     try:
         push_to_gateway(
-            url, job="idsync", registry=metrics.registry, grouping_key={"idsync_job": job},
-            timeout=10,
+            bare, job="idsync", registry=metrics.registry, grouping_key=group, timeout=10,
+            handler=with_auth,
         )  # fmt: skip
     except (OSError, ValueError, http.client.HTTPException) as exc:
         reason = str(exc) if isinstance(exc, OSError) else type(exc).__name__

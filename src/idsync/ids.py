@@ -107,8 +107,11 @@ def shown_text(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def collision(other: str) -> str:
-    """Why an id was (or would be) refused for equalling ``other`` under the collation."""
+def collision(other: str, *, by_this_run: bool = False) -> str:
+    """Why an id was (or would be) refused for equalling ``other`` under the collation;
+    ``by_this_run``: ``other`` is not stored yet, a dry run predicts that the run would."""
+    if by_this_run:
+        return f"collides with {other!r}, which the run would store, under the column's collation"
     return f"collides with stored value {other!r} under the column's collation"
 
 

@@ -28,6 +28,8 @@ def wait_for_lock(
     stop: threading.Event | None,
     what: str,
     holder: Callable[[], str | None] = lambda: None,
+    *,
+    job: str,
 ) -> bool | None:
     """Call ``get_lock(seconds)`` (the value of ``GET_LOCK(name, seconds)``) until it is 1, for
     up to ``timeout_s``: True once held, False when the time is up, None when the server answers
@@ -41,7 +43,10 @@ def wait_for_lock(
             return True
         if not said and got == 0 and timeout_s > 0:  # at once, not after a silent wait
             by = holder() or "another run or watcher"
-            log.info("waiting up to %g s for %s, held by %s", timeout_s, what, by)
+            log.info(
+                "[%s] waiting up to %g s for %s, held by %s", job, timeout_s, what, by,
+                extra={"job": job, "event": "lock_wait"},
+            )  # fmt: skip
             said = True
         if stop is not None and stop.is_set():
             raise InterruptedRun(f"interrupted while waiting for {what}: nothing written")

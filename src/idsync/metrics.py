@@ -47,16 +47,24 @@ class Metrics:
             "Age of the oldest change in the last committed batch (MongoDB's clocks count"
             " whole seconds: up to 1 s high); 0 once caught up.",
         )
-        self.last_success = gauge(
+        self._last_success = Gauge(
             "idsync_last_success_timestamp_seconds",
             "Unix time when the target was last known to hold every id seen so far.",
+            labels,
+            registry=reg,
         )
+        self.last_success = self._last_success.labels(job)
+        self._job = job
         self.healthy = gauge(
             "idsync_healthy", "1 while the watcher makes progress (what /healthz says), else 0."
         )
         self._mode = Enum(
             "idsync_mode", "How new ids are found.", labels, states=list(MODES), registry=reg
         ).labels(job)
+
+    def no_success_claim(self) -> None:
+        """Export no last-success time at all (a dry run knows none: 0 would say "never")."""
+        self._last_success.remove(self._job)
 
     def set_mode(self, mode: str) -> None:
         self._mode.state(mode)

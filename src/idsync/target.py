@@ -126,6 +126,10 @@ class Target(Protocol):
 
     @property
     def address(self) -> str: ...
+    @property
+    def shown_table(self) -> str:
+        """The table as its server names it in full: ``db.table``, ``db.schema.table``."""
+
     def __enter__(self) -> Target: ...
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

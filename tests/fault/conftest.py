@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -119,3 +120,34 @@ def said_once(text: str, stderr: str) -> bool:
     """Whether exactly one error line of ``stderr`` holds ``text``: a failure is logged once
     (retries before it are warnings), not said again by the CLI."""
     return sum("error: " in line and text in line for line in stderr.splitlines()) == 1
+
+
+# `idsync` with Ctrl-C as from a terminal: a suite started in the background (`make test &`)
+# ignores SIGINT, a child inherits that, and Python then installs no KeyboardInterrupt.
+AS_FROM_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+    " sys.argv[0] = 'idsync'; runpy.run_module('idsync', run_name='__main__')"
+)
+
+
+def stderr_until(proc: subprocess.Popen[str], marker: str) -> str:
+    """The process's stderr up to the first line holding ``marker`` (or all of it, if it ended
+    first): the moment something was logged, to act right after."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    while line := proc.stderr.readline():
+        lines.append(line)
+        if marker in line:
+            break
+    return "".join(lines)
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """``proc``, killed on the way out if a failed step left it running."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)

@@ -19,7 +19,7 @@ import pytest
 from bson import ObjectId
 
 from tests.conftest import BOTH_TARGETS, Env
-from tests.fault.conftest import load_ids, spawn_cli, wait_for
+from tests.fault.conftest import load_ids, spawn_cli, stderr_until, wait_for
 from tests.fault.toxiproxy import Proxy, reachable
 from tests.watch_support import Daemon, Writer, free_port, http_get, wait_until
 
@@ -47,27 +47,20 @@ def spawn_env(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def _stderr_until(proc: subprocess.Popen[str], marker: str) -> str:
-    """The process's stderr up to the first line holding ``marker`` (or all of it, if it ended
-    first): the moment a failure was logged, to heal the link right after."""
-    assert proc.stderr is not None
-    lines: list[str] = []
-    while line := proc.stderr.readline():
-        lines.append(line)
-        if marker in line:
-            break
-    return "".join(lines)
-
-
 @BOTH_TARGETS
-def test_a_link_reset_mid_run_is_retried_and_ends_exact(env: Env, target_link: Proxy) -> None:
+def test_a_link_reset_mid_run_is_retried_and_ends_exact(
+    env: Env, target_link: Proxy, tmp_path: Path
+) -> None:
     """Every connection reset for a moment while batches commit: a transient failure, a new
-    pass once the link is back, nothing twice."""
+    pass once the link is back, nothing twice; --list-missing keeps what the first pass
+    inserted (the next pass no longer finds those ids missing)."""
     ids = [ObjectId() for _ in range(40_000)]
     load_ids(env.mongo_uri, ids)
     env.init_table()
     target_link.add("latency", "downstream", latency=20)  # a run long enough to cut
-    args = ("run", "--json", "--no-log-ids", "--batch-size", "500", "--retries", "5")
+    listed = tmp_path / "inserted.txt"
+    args = ("run", "--json", "--no-log-ids", "--batch-size", "500", "--retries", "5",
+            "--list-missing", str(listed))  # fmt: skip
     proc = spawn_cli(env.mongo_uri, target_link.url(env.mysql_url), *args)
     try:
         wait_for(lambda: len(env.target_ids()) > 0 or proc.poll() is not None, "a first batch")
@@ -82,6 +75,7 @@ def test_a_link_reset_mid_run_is_retried_and_ends_exact(env: Env, target_link: P
     assert proc.returncode == 0, err[-2000:]
     assert report["retried"], report  # the reset was seen, and retried
     assert env.target_ids() == sorted(str(i) for i in ids)
+    assert sorted(listed.read_text().split()) == env.target_ids()
 
 
 # How long each fault lasts while `watch` runs, and whether /healthz must say so meanwhile.
@@ -288,7 +282,7 @@ def test_a_cut_link_is_retried_and_ends_exact(env: Env, side: str, command: str,
         args = (command, "--json", *_quiet(command), "--retries", "5", "--connect-timeout", "3")
         proc = spawn_env(_linked(env, side, link), *args)
         try:
-            seen = _stderr_until(proc, "attempt 1 failed")  # the first attempt's failure, logged
+            seen = stderr_until(proc, "attempt 1 failed")  # the first attempt's failure, logged
             link.remove(toxic)
             out, err = proc.communicate(timeout=120)
         finally:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
+import subprocess
+import sys
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from bson import ObjectId
@@ -13,7 +17,17 @@ from bson import ObjectId
 from idsync.mysql.dialect import watch_lock_name
 from idsync.postgres.dialect import lock_key
 from tests.conftest import BOTH_TARGETS, Env
-from tests.fault.conftest import SLOW, load_ids, spawn_cli, wait_for
+from tests.fault.conftest import (
+    AS_FROM_A_TERMINAL,
+    SLOW,
+    cli_env,
+    load_ids,
+    reaped,
+    spawn_cli,
+    stderr_until,
+    wait_for,
+)
+from tests.fault.toxiproxy import Proxy
 
 pytestmark = pytest.mark.fault
 
@@ -108,31 +122,96 @@ def _hold_lock(env: Env, name: str, held: bool) -> None:
 
 @pytest.mark.parametrize("env", ["mysql", "postgres"], indirect=True)
 @pytest.mark.parametrize(
-    ("command", "code", "status"), [("run", 1, "failed"), ("watch", 0, "stopped")]
+    ("command", "lock", "code", "status"),
+    [("run", "run", 1, "failed"), ("watch", "watch", 0, "stopped"), ("watch", "run", 0, "stopped")],
 )
 def test_sigterm_while_waiting_for_the_lock_ends_at_once(
-    env: Env, command: str, code: int, status: str
+    env: Env, command: str, lock: str, code: int, status: str
 ) -> None:
     """A run (or watcher) waiting for a lock held by another connection stops on SIGTERM, as it
-    does anywhere else, instead of waiting out --lock-timeout and calling itself refused."""
+    does anywhere else, instead of waiting out --lock-timeout and calling itself refused. A
+    watcher asked to stop (in its first full pass, waiting for the run lock) ends as asked: no
+    error said, its pass recorded as stopped, not failed."""
     env.add_source([ObjectId() for _ in range(5)])
-    env.init_table()
-    name = _lock_names(env)[command]
+    assert env.idsync("init").returncode == 0
+    name = _lock_names(env)[lock]
     _hold_lock(env, name, held=True)
-    proc = spawn_cli(env.mongo_uri, env.mysql_url, command, "--json", "--lock-timeout", "120")
+    args = (command, "--json", "--lock-timeout", "120")
     try:
-        wait_for(lambda: _waiting_for_lock(env, name) or proc.poll() is not None, "the lock wait")
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGTERM)
-        # The lock is waited for up to 120 s: ending well before that is ending on the signal.
-        out, err = proc.communicate(timeout=45)
+        with reaped(spawn_cli(env.mongo_uri, env.mysql_url, *args)) as proc:
+            wait_for(lambda: _waiting_for_lock(env, name) or proc.poll() is not None, "the wait")
+            assert proc.poll() is None, proc.communicate()
+            proc.send_signal(signal.SIGTERM)
+            # The lock is waited for up to 120 s: ending well before that is ending on the signal.
+            out, err = proc.communicate(timeout=45)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
         _hold_lock(env, name, held=False)
     assert proc.returncode == code, err
     assert json.loads(out)["status"] == status
+    assert "[update-cluster-id] waiting up to 120 s for the lock" in err, err
     if command == "run":
         assert sum("error: interrupted" in line for line in err.splitlines()) == 1, err
+    else:
+        assert " ERROR " not in err, err
+        recorded = env.sql("SELECT status FROM idsync_runs")
+        assert all(row[0] == "stopped" for row in recorded), recorded
     assert env.target_ids() == []
+
+
+def test_sigterm_during_the_check_after_a_run_is_a_failed_check(env: Env) -> None:
+    """The run has finished, its check reads the source over a slow link: SIGTERM there ends the
+    command with the run's report, the check failed as interrupted, said once, exit 1."""
+    ids = [ObjectId() for _ in range(2000)]
+    env.add_source(ids)
+    assert env.idsync("init").returncode == 0
+    args = ("run", "--json", "--no-log-ids", "--check-after", "--exact", "--read-batch-size", "100")
+    with contextlib.ExitStack() as cleanup:
+        link = Proxy(urlsplit(env.mongo_uri).netloc)
+        cleanup.callback(link.delete)
+        link.add("latency", "downstream", latency=250)
+        proc = cleanup.enter_context(reaped(spawn_cli(link.url(env.mongo_uri), env.mysql_url,
+                                                      *args)))  # fmt: skip
+        # The log is buffered: the run's last line shows once the check has begun.
+        before = stderr_until(proc, "job end")
+        time.sleep(1.0)  # into the check's reads, which take 5 s over this link
+        assert proc.poll() is None, before
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    report = json.loads(out)
+    assert proc.returncode == 1, err
+    assert (report["status"], report["inserted"]) == ("ok", 2000), report
+    assert report["check"]["status"] == "failed" and "SIGTERM" in report["check"]["error"]
+    assert sum("SIGTERM" in line and "interrupted" in line for line in err.splitlines()) == 1, err
+    assert env.target_ids() == sorted(str(i) for i in ids)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_status_waits_is_a_failure_said_once(
+    env: Env, signum: signal.Signals
+) -> None:
+    """`status` (like `init` and `doctor`) stopped by a signal: one JSON object, one line on
+    stderr, exit 1; never a bare "Aborted!" or nothing at all."""
+    assert env.idsync("init").returncode == 0
+    env.sql("LOCK TABLES idsync_runs WRITE")  # status's read of the history waits for it
+    proc = subprocess.Popen(
+        [sys.executable, "-c", AS_FROM_A_TERMINAL, "status", "--json"],
+        env=cli_env(env.mongo_uri, env.mysql_url), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        waiting = (
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE %s"
+            " AND INFO LIKE %s AND DB = DATABASE()"
+        )
+        wait_for(lambda: env.sql(waiting, ("%metadata lock%", "%idsync_runs%"))[0][0] > 0,
+                 "status's read")  # fmt: skip
+        proc.send_signal(signum)
+        time.sleep(0.5)
+    finally:
+        env.sql("UNLOCK TABLES")  # a read blocked in the server sees the signal when it returns
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, (out, err)
+    report = json.loads(out)
+    assert report["status"] == "failed" and signum.name in report["error"], report
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and signum.name in lines[0] and "Aborted" not in err, err

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from bson import ObjectId
 
-from tests.conftest import Env
+from tests.conftest import BOTH_TARGETS, Env
 
 pytestmark = pytest.mark.integration
 
@@ -156,6 +161,23 @@ def test_json_logs_of_a_failure_are_json_and_say_it_once(env: Env) -> None:
         assert len(errors) == 1 and "127.0.0.1:1" in errors[0]["message"], lines
 
 
+@pytest.mark.parametrize("command", ["status", "init", "watch", "doctor"])
+def test_every_commands_failure_is_said_once_in_the_logs_format(env: Env, command: str) -> None:
+    """A target that refuses the password: `status`, `init` and `watch` (which tries three times,
+    then gives up) fail with one error line on stderr, JSON like every other line, and one
+    JSON object on stdout; `doctor` says on stderr that it found failures."""
+    url = env.mysql_url.replace("idsync:idsync@", "idsync:wrong-s3cret@")
+    args = (command, "--json", "--log-format", "json")
+    done = env.idsync(*args, env={"IDSYNC_MYSQL_URL": url}, timeout=120)
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # nothing but JSON
+    errors = [line for line in lines if line["level"] == "error"]
+    assert len(errors) == 1 and "127.0.0.1:" in errors[0]["message"], lines
+    assert errors[0]["job"] == "update-cluster-id", errors
+    assert command == "doctor" or json.loads(done.stdout)["status"] == "failed"
+    assert "wrong-s3cret" not in done.stdout + done.stderr
+
+
 def test_dry_run_cli(env: Env) -> None:
     env.add_source([ObjectId(), ObjectId()])
     env.idsync("init")
@@ -259,3 +281,47 @@ def test_a_flag_click_refuses_still_gives_one_json_object(env: Env, args: list[s
     report = json.loads(done.stdout)
     assert (report["status"], report["exit_code"]) == ("failed", 2)
     assert args[1] in report["error"]
+
+
+@BOTH_TARGETS
+def test_init_names_the_table_as_the_server_does(env: Env) -> None:
+    """PostgreSQL's tables live in a schema: init says which."""
+    done = env.idsync("init")
+    assert done.returncode == 0, done.stderr
+    database = env.mysql_url.rsplit("/", 1)[1]
+    schema = ".public" if env.kind == "postgres" else ""
+    where = f"{database}{schema}.cm_cluster_id"
+    assert done.stdout.startswith(f"{where}: created"), done.stdout
+    assert json.loads(env.idsync("init", "--json").stdout)["table"] == where
+
+
+def test_every_phase_is_reported_even_when_it_took_no_time(env: Env) -> None:
+    env.add_source([ObjectId()])
+    env.idsync("init")
+    assert env.idsync("run", "--no-log-ids").returncode == 0
+    again = json.loads(env.idsync("run", "--json", "--no-log-ids").stdout)  # nothing to insert
+    dry = json.loads(env.idsync("run", "--json", "--dry-run").stdout)
+    phases = ["connect_s", "lock_wait_s", "target_read_s", "source_wait_s", "diff_s", "insert_s"]
+    assert list(again["phases"]) == phases and list(dry["phases"]) == phases
+
+
+def test_json_logs_on_a_terminal_get_no_progress_bar(env: Env) -> None:
+    """stderr a terminal and --log-format json: every line JSON, no bar drawn between them."""
+    env.add_source([ObjectId() for _ in range(50)])
+    env.idsync("init")
+    leader, follower = pty.openpty()
+    variables = {**os.environ, "IDSYNC_MONGO_URI": env.mongo_uri, "IDSYNC_MYSQL_URL": env.mysql_url}
+    variables.pop("IDSYNC_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "idsync", "run", "--log-format", "json", "--no-log-ids"],
+        env=variables, stdout=subprocess.PIPE, stderr=follower, text=True,
+    )  # fmt: skip
+    os.close(follower)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
+        while chunk := os.read(leader, 65536):
+            shown += chunk
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    lines = [line for line in shown.decode().splitlines() if line.strip()]
+    assert lines and all(json.loads(line)["level"] for line in lines), shown

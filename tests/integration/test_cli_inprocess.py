@@ -5,6 +5,7 @@ the real process's exit (``main()``) are tested as subprocesses in test_cli.py."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,75 @@ def test_a_dry_run_lists_every_missing_id(env: Env, tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["missing"] == 59
     assert sorted(listed.read_text().split()) == sorted(str(i) for i in ids[1:])
+
+
+def test_list_missing_in_a_directory_that_is_not_there_is_a_usage_error(
+    env: Env, tmp_path: Path
+) -> None:
+    env.add_source([ObjectId() for _ in range(5)])
+    env.init_table()
+    nowhere = tmp_path / "no" / "such" / "dir" / "missing.txt"
+    done = invoke(env, "run", "--json", "--no-log-ids", "--list-missing", str(nowhere))
+    assert done.exit_code == 2, done.output
+    report = json.loads(done.stdout)
+    assert report["status"] == "failed" and str(nowhere.parent) in report["error"]
+    assert env.target_ids() == []  # found before anything was read or written
+
+
+def test_list_missing_dash_is_refused_not_a_file_named_dash(env: Env, tmp_path: Path) -> None:
+    env.add_source([ObjectId() for _ in range(5)])
+    env.init_table()
+    done = CliRunner().invoke(
+        cli,
+        ["run", "--json", "--list-missing", "-"],
+        env={"IDSYNC_MONGO_URI": env.mongo_uri, "IDSYNC_MYSQL_URL": env.mysql_url,
+             "IDSYNC_CONFIG": ""},
+    )  # fmt: skip
+    assert done.exit_code == 2, done.output
+    assert "--list-missing" in json.loads(done.stdout)["error"]
+    assert env.target_ids() == []
+
+
+def test_list_missing_on_a_full_device_fails_and_says_so(env: Env) -> None:
+    ids = [ObjectId() for _ in range(3000)]
+    env.add_source(ids)
+    env.init_table()
+    done = invoke(env, "run", "--json", "--no-log-ids", "--list-missing", "/dev/full")
+    assert done.exit_code == 1, done.output
+    report = json.loads(done.stdout)
+    assert report["status"] == "failed" and "/dev/full" in report["error"], report
+    assert "internal error" not in report["error"]
+
+
+def test_list_missing_streams_into_a_pipe(env: Env, tmp_path: Path) -> None:
+    """A named pipe (or /dev/stdout into a pipe) cannot seek: the list still goes through."""
+    ids = [ObjectId() for _ in range(700)]
+    env.add_source(ids)
+    env.init_table()
+    fifo = tmp_path / "ids.fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    done = invoke(env, "run", "--json", "--no-log-ids", "--list-missing", str(fifo))
+    out, _ = reader.communicate(timeout=60)
+    assert done.exit_code == 0, done.output
+    assert sorted(out.split()) == sorted(str(i) for i in ids)
+
+
+def test_a_dry_run_lists_only_what_the_run_would_store(env: Env, tmp_path: Path) -> None:
+    """Ids the column's collation would take for equal to another are rejected, not missing:
+    neither listed nor sampled; one equal to another new id does not call that one stored."""
+    env.sql(
+        "CREATE TABLE cm_cluster_id (cluster_id VARCHAR(64) CHARACTER SET utf8mb4"
+        " COLLATE utf8mb4_general_ci NOT NULL UNIQUE)"
+    )
+    env.sql("INSERT INTO cm_cluster_id VALUES ('ABC')")
+    env.add_source(["abc", "Xy", "xY", "fine"])
+    listed = tmp_path / "missing.txt"
+    done = invoke(env, "run", "--dry-run", "--json", "--list-missing", str(listed))
+    report = json.loads(done.stdout)
+    assert done.exit_code == 4, done.output
+    assert report["missing"] == 2 and sorted(report["missing_samples"]) == ["Xy", "fine"]
+    assert sorted(listed.read_text().split()) == ["Xy", "fine"]
+    reasons = {r["id"]: r["reason"] for r in report["rejected_samples"]}
+    assert reasons["abc"] == "collides with stored value 'ABC' under the column's collation"
+    assert "stored value" not in reasons["xY"] and "'Xy'" in reasons["xY"], reasons

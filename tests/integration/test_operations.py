@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -183,12 +184,15 @@ def test_metrics_file_is_replaced_atomically(env: Env, tmp_path: Path) -> None:
 
 
 def test_metrics_are_pushed_to_a_pushgateway(env: Env) -> None:
-    received: list[tuple[str, str, bytes]] = []
+    """Each command to a group of its own (a PUT replaces its whole group: a check must not
+    wipe a run's figures); a dry run claims no success; a URL's user and password are sent as
+    basic authentication, never as part of the address."""
+    received: list[tuple[str, str, str | None, bytes]] = []
 
     class Gateway(BaseHTTPRequestHandler):
         def do_PUT(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.command, self.path, body))
+            received.append((self.command, self.path, self.headers["Authorization"], body))
             self.send_response(200)
             self.end_headers()
 
@@ -202,12 +206,25 @@ def test_metrics_are_pushed_to_a_pushgateway(env: Env) -> None:
         env.add_source([ObjectId()])
         env.idsync("init")
         url = f"http://127.0.0.1:{server.server_port}"
+        assert env.idsync("run", "--dry-run", "--pushgateway", url).returncode == 0
         assert env.idsync("run", "--pushgateway", url).returncode == 0
+        assert env.idsync("check", "--pushgateway", url).returncode == 0
+        secured = f"http://pusher:s3cret@127.0.0.1:{server.server_port}"
+        done = env.idsync("run", "--pushgateway", secured)
+        assert done.returncode == 0 and "not pushed" not in done.stderr, done.stderr
     finally:
         server.shutdown()
-    method, path, body = received[0]
-    assert (method, path) == ("PUT", "/metrics/job/idsync/idsync_job/update-cluster-id")
-    assert _samples(body.decode())["idsync_ids_inserted_total"] == 1
+    group = "/metrics/job/idsync/command/{}/idsync_job/update-cluster-id".format
+    assert [(method, path) for method, path, _, _ in received] == [
+        ("PUT", group("dry-run")), ("PUT", group("run")), ("PUT", group("check")),
+        ("PUT", group("run")),
+    ]  # fmt: skip
+    dry, run, check, _ = (_samples(body.decode()) for _, _, _, body in received)
+    assert "idsync_last_success_timestamp_seconds" not in dry
+    assert run["idsync_ids_inserted_total"] == 1 and run["idsync_last_success_timestamp_seconds"]
+    assert "idsync_drift_ids{kind=missing}" in check
+    basic = "Basic " + base64.b64encode(b"pusher:s3cret").decode()
+    assert [auth for _, _, auth, _ in received] == [None, None, None, basic]
 
 
 def test_an_unreachable_pushgateway_does_not_fail_the_run(env: Env) -> None:

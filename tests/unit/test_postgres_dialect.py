@@ -29,3 +29,14 @@ def test_history_statements_name_every_field_once() -> None:
     assert dialect.insert_run(FIELDS).count("%s") == len(FIELDS)
     assert dialect.recent_runs(FIELDS, one_job=True).count("%s") == 2
     assert dialect.last_success(FIELDS).count("%s") == 3
+
+
+def test_application_name_keeps_the_pid_when_the_host_is_long() -> None:
+    from idsync.postgres.connection import application_name
+
+    long_host = "node-" + "x" * 80 + ".cluster.example.com"
+    named = application_name(long_host, 4194304)
+    assert len(named.encode()) <= 63 and named.endswith(" pid=4194304"), named
+    assert named.startswith("idsync host=node-xx")
+    assert application_name("web-1", 77) == "idsync host=web-1 pid=77"
+    assert application_name("hôte", 5) == "idsync host=h?te pid=5"

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
 from typing import NoReturn
 
@@ -74,6 +75,7 @@ def main() -> None:
         os.environ.get("IDSYNC_TARGET_URL"),
         *sys.argv,
     )
+    interrupt_on_signals()
     try:
         code = cli.main(prog_name="idsync", standalone_mode=False)
     except click.ClickException as exc:  # a flag click itself refused: a usage error
@@ -82,8 +84,11 @@ def main() -> None:
         exc.show(file=shown)  # click quotes the refused argument: a URL's password, maybe
         click.echo(redact(shown.getvalue(), secrets), err=True, nl=False)
         code = exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted!", err=True)
+    except click.exceptions.Abort as exc:  # a signal where no command took it as a stop
+        cause = exc.__cause__ or exc.__context__
+        message = f"interrupted ({cause or 'SIGINT'}) before the end"
+        _failed_json(message, 1)
+        _say(message)
         code = 1
     except Exception as exc:  # a bug: say so in one line, never with a password in it
         message = f"internal error: {type(exc).__name__}: {redact(str(exc), secrets)}"
@@ -93,6 +98,35 @@ def main() -> None:
     _leave(code if isinstance(code, int) else 0)
 
 
+class Signalled(KeyboardInterrupt):
+    """SIGTERM (or SIGINT) where a command takes no stop: unwinds like Ctrl-C, its text the
+    signal's name, so that a report says which came."""
+
+
+def interrupt_on_signals() -> None:
+    """Make SIGTERM unwind the command like Ctrl-C: a report, a history row, exit 1; never a
+    silent death. Commands that stop cleanly (a run after its batch) take the signals over
+    meanwhile. A signal the parent made us ignore stays ignored."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise Signalled(signal.Signals(signum).name)
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, interrupt)
+
+
+def _say(message: str) -> None:
+    """A failure on stderr, once: through the log when a command configured it (its format,
+    JSON maybe), else as a plain line."""
+    logger = logging.getLogger("idsync")
+    if logger.handlers:
+        logger.error("error: %s", message, extra={"event": "error"})
+    else:
+        click.echo(f"idsync: {message}", err=True)
+
+
 def _leave(code: int) -> NoReturn:
     """Flush what was printed and logged, then end the process with ``code``.
 
@@ -100,6 +134,8 @@ def _leave(code: int) -> NoReturn:
     0.5 s steps, so every command would end half a second late. By the time a command
     returns, its clients are closed and its output flushed; nothing is left to wait for.
     """
+    for signum in (signal.SIGTERM, signal.SIGINT):  # the outcome is printed: nothing to stop
+        signal.signal(signum, signal.SIG_IGN)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):

@@ -8,7 +8,7 @@ import os
 import click
 
 from idsync.cli.args import CommonArgs, common_options
-from idsync.cli.common import die, resolve
+from idsync.cli.common import die, fail, resolve
 from idsync.config import BUILTIN_JOB, Job, find_file
 from idsync.errors import ConfigError, IdsyncError
 from idsync.target import RUNS_TABLE, STATE_TABLE
@@ -27,9 +27,9 @@ def init(common: CommonArgs) -> None:
             created = target.create_table()
             column = target.inspect()
             made = target.create_owned_tables()
+            where = target.shown_table
     except IdsyncError as exc:
-        die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
-    where = f"{ctx.settings.target.database}.{job.table}"
+        fail(ctx, exc)
     result = {
         "job": job.name,
         "status": "ok",

@@ -5,7 +5,6 @@ Also what `idsync run --check-after` prints: :func:`emit_with_check`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import NoReturn
 
@@ -118,8 +117,10 @@ def check_after(
     if synced.error is not None:
         return None
     report = CheckReport(job=job.name)
-    with contextlib.suppress(IdsyncError):
+    try:
         check(job, settings, options, report)
+    except (IdsyncError, KeyboardInterrupt) as exc:  # a signal fails the check, not the run
+        failed_with(report, exc)
     return report
 
 

@@ -34,6 +34,8 @@ from idsync.run.sync import Progress
 from idsync.targets import open_target
 from idsync.urls import raw_secrets, redact
 
+log = logging.getLogger("idsync")
+
 
 @dataclass(frozen=True)
 class Context:
@@ -57,6 +59,21 @@ def die(message: str, code: int, secrets: tuple[str, ...], as_json: bool, job: s
         click.echo(json.dumps({"job": job, "status": status, "error": message, "exit_code": code}))
     click.echo(f"idsync: {message}", err=True)
     finish(code)
+
+
+def fail(ctx: Context, exc: IdsyncError) -> NoReturn:
+    """End a command that failed after :func:`resolve`: the JSON object with ``--json``, and
+    the reason once on stderr, through the log (in its format) unless the log said it."""
+    message = redact(str(exc), ctx.secrets)
+    if ctx.as_json:
+        status = "refused" if exc.exit_code == GuardError.exit_code else "failed"
+        click.echo(json.dumps(
+            {"job": ctx.job.name, "status": status, "error": message, "exit_code": exc.exit_code}
+        ))  # fmt: skip
+    if not error_logged():
+        name = ctx.job.name
+        log.error("[%s] error: %s", name, message, extra={"job": name, "event": "error"})
+    finish(exc.exit_code)
 
 
 def resolve(
@@ -130,9 +147,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
     def handle(signum: int, _frame: object) -> None:
         stop.set()
         signal.signal(signum, signal.SIG_DFL)
-        logging.getLogger("idsync").warning(
-            "%s received: stopping after the current batch", signal.Signals(signum).name
-        )
+        log.warning("%s received: stopping after the current batch", signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import click
 
 from idsync.cli.args import CommonArgs, common_options
-from idsync.cli.common import die, finish, resolve
-from idsync.doctor import diagnose
+from idsync.cli.common import fail, finish, resolve
+from idsync.doctor import Level, diagnose
 from idsync.errors import IdsyncError
 from idsync.urls import redact
+
+log = logging.getLogger("idsync")
 
 
 @click.command()
@@ -26,7 +29,7 @@ def doctor(common: CommonArgs, strict: bool) -> None:
     try:
         report = diagnose(ctx.job, ctx.settings)
     except IdsyncError as exc:  # a URI only the driver can judge is refused before any check
-        die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, ctx.job.name)
+        fail(ctx, exc)
     report.strict = strict
     if ctx.as_json:
         click.echo(redact(json.dumps(report.to_dict()), ctx.secrets))
@@ -36,4 +39,11 @@ def doctor(common: CommonArgs, strict: bool) -> None:
             click.echo(redact(line, ctx.secrets))
             if finding.fix and finding.level != "ok":
                 click.echo(f"{'':<21} → {finding.fix}")
+    failures = [f for f in report.findings if f.level is Level.FAIL]
+    if failures:  # stdout may go to a file: say on stderr that it failed, and the first why
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        log.error(
+            "[%s] doctor: %s: %s%s", ctx.job.name, failures[0].check, redact(failures[0].detail,
+            ctx.secrets), more, extra={"job": ctx.job.name, "event": "error"},
+        )  # fmt: skip
     finish(report.exit_code)

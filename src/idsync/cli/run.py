@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 import click
@@ -30,7 +30,7 @@ from idsync.cli.common import (
     stop_on_signals,
 )
 from idsync.config import RunOptions
-from idsync.errors import IdsyncError
+from idsync.errors import ConfigError, IdsyncError, TerminalError
 from idsync.mongo.source import ScanOrder
 from idsync.run.report import SyncReport
 from idsync.run.sync import sync
@@ -74,8 +74,8 @@ Examples:
 )
 @click.option(
     "--list-missing", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-    help="Write every missing id to FILE, one per line, as found (with --dry-run: all that would"
-    " be inserted).",
+    help="Write every id the run inserts to FILE, one per line, as each batch commits (with"
+    " --dry-run: every id it would insert).",
 )  # fmt: skip
 @plan_options
 @export_options
@@ -111,7 +111,8 @@ def run(
         max_inserts=count, max_inserts_fraction=share, force=force, record_history=not no_history,
     )  # fmt: skip
     order = None if scan_order == "auto" else ScanOrder(scan_order)
-    show_bar = sys.stderr.isatty() and not quiet and not ctx.as_json
+    # A bar's redraws would break JSON log lines apart: JSON logs are for machines anyway.
+    show_bar = sys.stderr.isatty() and not (quiet or ctx.as_json or common.log_format == "json")
     report = SyncReport(job=job.name, dry_run=options.dry_run)
     try:
         with (
@@ -132,17 +133,26 @@ def run(
 
 
 class _MissingFile:
-    """`--list-missing`: the ids in a file, one per line, started over by each pass."""
+    """`--list-missing`: the ids in a file, one per line, flushed batch by batch so that a
+    full disk or a closed pipe stops the run at once, with the file named."""
 
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
+    def __init__(self, out: TextIO, path: str) -> None:
+        self.out, self.path = out, path
 
     def begin(self) -> None:
-        self.out.seek(0)
-        self.out.truncate()
+        # A dry run's retried pass lists again what the failed one listed. A pipe cannot be
+        # taken back: there an id may come twice after a retry.
+        if self.out.seekable():
+            self._do(lambda: (self.out.seek(0), self.out.truncate()))
 
     def add(self, texts: list[str]) -> None:
-        self.out.writelines(f"{text}\n" for text in texts)
+        self._do(lambda: (self.out.writelines(f"{text}\n" for text in texts), self.out.flush()))
+
+    def _do(self, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except OSError as exc:
+            raise TerminalError(f"--list-missing {self.path}: {exc.strerror or exc}") from None
 
 
 @contextlib.contextmanager
@@ -150,8 +160,17 @@ def _listing(path: str | None) -> Iterator[_MissingFile | None]:
     if path is None:
         yield None
         return
-    with open(path, "w", encoding="utf-8", newline="\n") as out:
-        yield _MissingFile(out)
+    if path == "-":  # stdout carries the report
+        raise ConfigError("--list-missing -: give a file (a named pipe works too)")
+    try:
+        out = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise ConfigError(f"--list-missing {path}: {exc.strerror or exc}") from None
+    try:
+        yield _MissingFile(out, path)
+    finally:
+        with contextlib.suppress(OSError):  # each batch was flushed: nothing is left to lose
+            out.close()
 
 
 def _max_inserts(text: str | None) -> tuple[int | None, float | None]:

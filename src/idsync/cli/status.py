@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from idsync.cli.args import CommonArgs, common_options
-from idsync.cli.common import Context, die, finish, resolve
+from idsync.cli.common import Context, fail, finish, resolve
 from idsync.config import parse_duration
 from idsync.errors import ConfigError, IdsyncError
 from idsync.runs import RunRecord
@@ -57,7 +57,7 @@ def status(*, common: CommonArgs, limit: int, all_jobs: bool, max_age: str | Non
             jobs = sorted({r.job for r in runs} | ({name} if name else set()))
             last = {job: target.last_success(job, ("run", "watch")) for job in jobs}
     except IdsyncError as exc:
-        die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, ctx.job.name)
+        fail(ctx, exc)
     now = datetime.now(UTC)
     stale = [job for job, run in last.items() if _is_stale(run, now, max_age_s)]
     _show(ctx, runs, last, now, stale)

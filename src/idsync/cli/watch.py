@@ -9,7 +9,7 @@ import logging
 import click
 
 from idsync.cli.args import CommonArgs, PassArgs, common_options, pass_options
-from idsync.cli.common import Context, die, finish, resolve, stop_on_signals
+from idsync.cli.common import Context, fail, finish, resolve, stop_on_signals
 from idsync.config import RunOptions, parse_duration
 from idsync.errors import ConfigError, IdsyncError
 from idsync.metrics import Metrics
@@ -84,7 +84,7 @@ def watch(
     try:
         options = _options(WatchMode(mode), flags, reconcile_every, skip_initial_pass, http)
     except ConfigError as exc:
-        die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
+        fail(ctx, exc)
     run_options = RunOptions(allow_empty_source=passes.allow_empty_source, log_ids=passes.log_ids)
     metrics, health = Metrics(job.name), Health(options.stuck_after_s, secrets=ctx.secrets)
     try:
@@ -104,8 +104,7 @@ def watch(
                 health=health,
             )
     except IdsyncError as exc:
-        logging.shutdown()
-        die(str(exc), exc.exit_code, ctx.secrets, ctx.as_json, job.name)
+        fail(ctx, exc)
     _emit(summary, ctx)
 
 

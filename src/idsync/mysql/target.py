@@ -63,6 +63,10 @@ class MySQLTarget(Connection):
         self._verify_all = bool(column.triggers)
         return column
 
+    @property
+    def shown_table(self) -> str:
+        return f"{self.database}.{self.table}"
+
     def lock_name(self) -> str:
         """The target's lock: from the names :meth:`inspect` read from the server's catalog."""
         return dialect.run_lock_name(self.database, self.table, self.column)
@@ -76,7 +80,7 @@ class MySQLTarget(Connection):
             return self.fetch(dialect.GET_LOCK, (name, seconds), "taking the lock")[0][0]
 
         what, holder = f"the lock {name} on {self.address}", lambda: self._holder(name)
-        got = wait_for_lock(get_lock, timeout_s, stop, what, holder)
+        got = wait_for_lock(get_lock, timeout_s, stop, what, holder, job=self.job)
         self._held(got, name, f"another run holds {what} ({held_by(self._holder(name))}waited "
                    f"{timeout_s:g}s; --lock-timeout sets the wait)")  # fmt: skip
 
@@ -154,6 +158,7 @@ class MySQLTarget(Connection):
                 stop,
                 f"the lock {lock} on {self.address}",
                 lambda: self._holder(lock),
+                job=self.job,
             )
             if not got:
                 return got, None

@@ -21,11 +21,13 @@ from idsync.session import Session
 from idsync.urls import PostgresURL
 
 
-def application_name() -> str:
+def application_name(host: str | None = None, pid: int | None = None) -> str:
     """``idsync host=<name> pid=<pid>``: ASCII (the server turns the rest into ``?``) and at
-    most 63 bytes (the server cuts longer names)."""
-    host = socket.gethostname().encode("ascii", "replace").decode()
-    return f"idsync host={host} pid={os.getpid()}"[:63]
+    most 63 bytes (the server cuts longer names): a long host name is shortened, never the pid
+    that a lock's waiter names."""
+    host = (host or socket.gethostname()).encode("ascii", "replace").decode()
+    tail = f" pid={pid if pid is not None else os.getpid()}"
+    return f"idsync host={host}"[: 63 - len(tail)] + tail
 
 
 class Connection(Session[PostgresURL]):

@@ -57,15 +57,20 @@ class PostgresTarget(Connection):
         """Read the column's type, size, collation and indexes; refuse what cannot hold ids."""
         if not self.fetch(dialect.TABLE_EXISTS, (self.table,)):
             self.fetch(dialect.nothing_from(self._relation), (), f"reading {self.table}")
-            where = f"{self.database}.{self.schema}.{self.table}"
-            raise ConfigError(f"table {where} does not exist: run `idsync init` to create it")
+            raise ConfigError(
+                f"table {self.shown_table} does not exist: run `idsync init` to create it"
+            )
         column, self._collation = catalog.describe_column(self.fetch, self.table, self.column)
         self._verify_all = bool(column.triggers)
         self._state_key = f"{column.catalog_names[1]}.{column.catalog_names[2]}"
         return column
 
+    @property
+    def shown_table(self) -> str:
+        return f"{self.database}.{self.schema}.{self.table}"
+
     def lock_name(self) -> str:
-        return f"idsync:{self.database}.{self.schema}.{self.table}.{self.column}"
+        return f"idsync:{self.shown_table}.{self.column}"
 
     def lock(self, timeout_s: float, stop: threading.Event | None = None) -> None:
         """Take the target's advisory lock (held by the session), or refuse after
@@ -93,7 +98,7 @@ class PostgresTarget(Connection):
                 time.sleep(_TRY_EVERY_S)
 
         what, holder = f"the lock {name} on {self.address}", lambda: self._holder(name)
-        return bool(wait_for_lock(get_lock, timeout_s, stop, what, holder))
+        return bool(wait_for_lock(get_lock, timeout_s, stop, what, holder, job=self.job))
 
     def _holder(self, name: str) -> str | None:
         """Who holds the advisory lock ``name``, as far as the server says: never an error."""

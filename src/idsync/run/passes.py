@@ -34,10 +34,12 @@ class Progress(Protocol):
 
 
 class MissingSink(Protocol):
-    """Told every missing id, as a run finds them (`run --list-missing`)."""
+    """Told the missing ids a run stored (a dry run: would store), batch by batch as each
+    commits (`run --list-missing`). A retried pass lists only what the failed one did not
+    commit: the ids it did are no longer missing."""
 
     def begin(self) -> None:
-        """A pass begins: what an earlier, failed pass listed is listed again."""
+        """A dry run's pass begins: what an earlier, failed pass listed is listed again."""
 
     def add(self, texts: list[str]) -> None: ...
 
@@ -235,14 +237,10 @@ class SyncPass:
         self, tagged: Iterator[tuple[Tag, list[str]]], counts: DiffCounts, writer: BatchWriter
     ) -> None:
         report = self.report
-        if self.missing is not None:
+        if self.missing is not None and self.options.dry_run:
             self.missing.begin()
         for tag, texts in tagged:
             if tag is Tag.MISSING:
-                if self.missing is not None:
-                    self.missing.add(texts)
-                room = MAX_SAMPLES - len(report.missing_samples)
-                report.missing_samples.extend(shown_text(text) for text in texts[:room])
                 writer.extend(texts)
             elif tag is Tag.DUPLICATE:
                 for text in texts:
@@ -260,6 +258,13 @@ class SyncPass:
             )
         writer.flush()
         report.missing -= writer.rejected  # missing counts what can be stored
+
+    def stored(self, texts: list[str]) -> None:
+        """``texts`` were missing and are stored now (a dry run: would be)."""
+        if self.missing is not None and texts:
+            self.missing.add(texts)
+        samples = self.report.missing_samples
+        samples.extend(shown_text(text) for text in texts[: MAX_SAMPLES - len(samples)])
 
     def _guard_empty_source(self) -> None:
         job, report = self.job, self.report
@@ -338,17 +343,22 @@ class BatchWriter:
     def _predict(self, batch: list[str]) -> None:
         """A dry run's rejections: the ids the insert would find equal to a stored value."""
         if not self.collisions:
+            self.run.stored(batch)
             return
         stored = self.target.stored_equal(batch)
         for text, other in stored.items():
             self.run.report.reject(text, collision(other))
             self.rejected += 1
         new = [text for text in batch if text not in stored]
+        kept = []
         for text, key in zip(new, self.target.collation_keys(new, self.column), strict=True):
             first = self.first_of_key.setdefault(key, text)
-            if first != text:  # the run would insert `first`, then find this one equal to it
-                self.run.report.reject(text, collision(first))
+            if first == text:
+                kept.append(text)
+            else:  # the run would insert `first`, then find this one equal to it
+                self.run.report.reject(text, collision(first, by_this_run=True))
                 self.rejected += 1
+        self.run.stored(kept)
 
     def _insert(self, batch: list[str]) -> None:
         report = self.run.report
@@ -360,6 +370,7 @@ class BatchWriter:
         self.rejected += len(result.rejected)
         for text, reason in result.rejected:
             report.reject(text, reason)
+        self.run.stored(result.landed)
         self.run.progress.advance("insert", result.inserted)
         if self.log_ids and result.landed:  # a batch wholly rejected logs no empty line
             self._log_inserted(result.landed, result.inserted)

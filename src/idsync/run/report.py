@@ -11,9 +11,15 @@ from idsync.ids import shown_text
 __all__ = ["EXIT_CODES", "Rejected", "Status", "SyncReport"]
 
 
+PHASES = ("connect_s", "lock_wait_s", "target_read_s", "source_wait_s", "diff_s", "insert_s")
+"""A run's phases, each in every report (0 when it took no time), in this order."""
+
+
 @dataclass
 class SyncReport(BaseReport):
     """Figures of one run of one job. Counts are of distinct ids unless said otherwise."""
+
+    phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
 
     dry_run: bool = False
     source_ids: int = 0
@@ -25,7 +31,7 @@ class SyncReport(BaseReport):
     missing: int = 0
     """Source ids not in the target that can be stored: what a run inserts."""
     missing_samples: list[str] = field(default_factory=list)
-    """The first of them (a dry run's answer to "what would be inserted")."""
+    """The first of them stored (a dry run's answer to "what would be inserted")."""
     inserted: int = 0
     """Rows this run added."""
     concurrent: int = 0
@@ -55,7 +61,8 @@ class SyncReport(BaseReport):
         super().start_attempt()
         self.source_ids = self.present = self.missing = self.rejected = self.orphans = 0
         self.rejected_samples.clear()
-        self.missing_samples.clear()
+        if self.dry_run:  # a run's samples were stored: the next pass will not find them
+            self.missing_samples.clear()
         self.orphan_samples.clear()
         self.warnings.clear()
 

@@ -43,8 +43,8 @@ def sync(
     the run recorded as failed, never as ok. Setting ``stop`` ends the run after its last
     committed batch (:class:`~idsync.errors.InterruptedRun`). A run that finishes with rejected
     ids returns normally with ``status == "partial"``. A ``report`` passed in is the one filled
-    in, so that a caller has it whatever is raised. ``missing`` is told every missing id as it
-    is found (before a dry run's predicted rejections).
+    in, so that a caller has it whatever is raised. ``missing`` is told the missing ids that
+    each committed batch stored (a dry run: would store).
     """
     options = options or RunOptions()
     stop = stop or threading.Event()
@@ -60,4 +60,7 @@ def sync(
         record_run(settings, job, options.history_command, figures)
 
     recorder = record if options.record_history else None
-    return enveloped(report, attempt, settings=settings, command=RUN, record=recorder, stop=stop)
+    return enveloped(
+        report, attempt, settings=settings, command=RUN, record=recorder, stop=stop,
+        stop_is_the_end=options.history_command == "watch",  # a watcher's pass
+    )  # fmt: skip

@@ -161,7 +161,10 @@ class Watcher:
         core.health.trouble(str(exc), terminal=terminal)
         core.terminal_failures = core.terminal_failures + 1 if terminal else 0
         if core.terminal_failures >= TERMINAL_ATTEMPTS:
-            log.error("[%s] %s; giving up: trying again cannot fix it", self.job.name, exc)
+            log.error(
+                "[%s] %s; giving up: trying again cannot fix it", self.job.name, exc,
+                extra={"job": self.job.name, "event": "error"},
+            )  # fmt: skip
             raise exc
         core.summary.reconnects += 1
         core.metrics.reconnects.inc()
