@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Protocol
 
 from idsync.ids import ColumnFit, Summary
+from idsync.ledger import Ledger
 from idsync.runs import RunRecord
 
 RUNS_TABLE = "idsync_runs"
@@ -151,6 +152,12 @@ class Target(Protocol):
     def bytes_sent(self) -> int | None: ...
     def buckets(self, column: Column, moduli: tuple[int, int]) -> Buckets: ...
     def claim_watch(self, timeout_s: float, stop: threading.Event) -> Checkpoint | None: ...
+    def ledger(self) -> Ledger:
+        """The ranges of `idsync work` rounds, in a table of the target's database."""
+
+    def read_between(self, low: str, high: str) -> set[str]:
+        """The column's values from ``low`` to ``high``, both included."""
+
     def save_checkpoint(self, checkpoint: Checkpoint) -> None: ...
     @property
     def probes(self) -> Probes: ...

@@ -75,7 +75,9 @@ def test_a_link_reset_mid_run_is_retried_and_ends_exact(
     assert proc.returncode == 0, err[-2000:]
     assert report["retried"], report  # the reset was seen, and retried
     assert env.target_ids() == sorted(str(i) for i in ids)
+    # A batch whose commit's reply the reset lost is still this run's, listed and counted.
     assert sorted(listed.read_text().split()) == env.target_ids()
+    assert report["inserted"] == len(ids), report
 
 
 # How long each fault lasts while `watch` runs, and whether /healthz must say so meanwhile.
@@ -162,7 +164,7 @@ def test_a_bad_link_while_watching_loses_nothing(
 
 @BOTH_TARGETS
 def test_a_link_closed_mid_insert_is_retried_and_nothing_doubles(
-    env: Env, target_link: Proxy
+    env: Env, target_link: Proxy, tmp_path: Path
 ) -> None:
     """The link closes after a few kilobytes sent (mid-insert): the batch in flight is lost
     with its transaction, a new pass sends what is missing once the link is back."""
@@ -170,7 +172,9 @@ def test_a_link_closed_mid_insert_is_retried_and_nothing_doubles(
     load_ids(env.mongo_uri, ids)
     env.init_table()
     target_link.add("latency", "downstream", latency=20)
-    args = ("run", "--json", "--no-log-ids", "--batch-size", "2000", "--retries", "5")
+    listed = tmp_path / "inserted.txt"
+    args = ("run", "--json", "--no-log-ids", "--batch-size", "2000", "--retries", "5",
+            "--list-missing", str(listed))  # fmt: skip
     proc = spawn_cli(env.mongo_uri, target_link.url(env.mysql_url), *args)
     try:
         wait_for(lambda: len(env.target_ids()) > 0 or proc.poll() is not None, "a first batch")
@@ -182,9 +186,11 @@ def test_a_link_closed_mid_insert_is_retried_and_nothing_doubles(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err[-2000:]
-    assert json.loads(out)["retried"]
+    report = json.loads(out)
+    assert report["retried"] and report["inserted"] == len(ids), report
     rows = env.target_ids()
     assert rows == sorted(str(i) for i in ids) and len(rows) == len(set(rows))
+    assert sorted(listed.read_text().split()) == rows
 
 
 # --- every command over every kind of bad link -----------------------------------------------

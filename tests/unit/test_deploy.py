@@ -5,9 +5,12 @@ from __future__ import annotations
 import configparser
 import json
 import re
+import runpy
 import shlex
+import sys
+import types
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 import pytest
@@ -138,3 +141,70 @@ def test_manifests_name_the_image_make_image_tags() -> None:
         assert f"image: localhost/idsync:{__version__}" in text, name
     image_script = (DEPLOY.parent / "dev" / "image").read_text()
     assert 'IMAGE="localhost/idsync:$VERSION"' in image_script
+
+
+def test_indexed_job_runs_work_in_every_pod() -> None:
+    job = _yaml("kubernetes/indexed-job.yaml")
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] >= spec["parallelism"] > 1 and spec["backoffLimitPerIndex"] >= 1
+    container = spec["template"]["spec"]["containers"][0]
+    assert container["args"][0] == "work"
+    _accepted(container["args"])
+    assert container["envFrom"][0]["secretRef"]["name"]
+
+
+class _Task:
+    """Enough of an Airflow operator to read a DAG file without Airflow."""
+
+    made: ClassVar[list[_Task]] = []
+
+    def __init__(self, **kw: Any) -> None:
+        self.kw = kw
+        self.mapped: list[Any] = []
+        self.after: list[_Task] = []
+        _Task.made.append(self)
+
+    @classmethod
+    def partial(cls, **kw: Any) -> _Task:
+        return cls(**kw)
+
+    def expand(self, **kw: list[Any]) -> _Task:
+        self.mapped = next(iter(kw.values()))
+        return self
+
+    def __rshift__(self, other: _Task) -> _Task:
+        other.after.append(self)
+        return other
+
+
+class _Dag:
+    def __init__(self, **kw: Any) -> None:
+        self.kw = kw
+
+    def __enter__(self) -> _Dag:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def test_airflow_dag_plans_then_maps_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    airflow = types.ModuleType("airflow")
+    airflow.DAG = _Dag  # type: ignore[attr-defined]
+    bash = types.ModuleType("airflow.operators.bash")
+    bash.BashOperator = _Task  # type: ignore[attr-defined]
+    for name, module in {"airflow": airflow, "airflow.operators": types.ModuleType("x"),
+                         "airflow.operators.bash": bash}.items():  # fmt: skip
+        monkeypatch.setitem(sys.modules, name, module)
+    _Task.made.clear()
+    runpy.run_path(str(DEPLOY / "airflow/idsync_work_dag.py"))
+    tasks = {task.kw["task_id"]: task for task in _Task.made}
+    assert list(tasks) == ["plan", "work", "check"]
+    assert len(tasks["work"].mapped) > 1 and tasks["work"].kw["append_env"] is True
+    assert tasks["work"].after == [tasks["plan"]] and tasks["check"].after == [tasks["work"]]
+    for task in tasks.values():
+        words = shlex.split(task.kw["bash_command"])
+        assert words[0] == "idsync"
+        _accepted(words[1:])

@@ -10,14 +10,15 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 SHARED = {
-    "config", "diff", "envelope", "errors", "export", "ids", "locks", "merge", "metrics", "plan",
+    "config", "diff", "envelope", "errors", "export", "ids", "ledger", "locks", "merge", "metrics",
+    "plan",
     "retry", "runs", "session", "sqltext", "target", "urls", "version",
 }  # fmt: skip
 FACTORY = {"targets"}
 """Names the server package that serves a URL: the one module above the server packages that
 imports them besides the features, which get their target from it."""
 ADAPTERS = {"mongo", "mysql", "postgres"}
-FEATURES = {"run", "check", "watch", "doctor"}
+FEATURES = {"run", "check", "watch", "doctor", "work"}
 DRIVERS = {"pymongo": "mongo", "bson": "mongo", "MySQLdb": "mysql", "psycopg": "postgres"}
 ALLOWED = {("watch", "run")}
 """The one arrow between features: a watcher's full pass is a run (`idsync run`, exactly)."""

@@ -33,6 +33,8 @@ COMMANDS = {
     "jobs": ("idsync.cli.admin", "jobs"),
     "status": ("idsync.cli.status", "status"),
     "doctor": ("idsync.cli.doctor", "doctor"),
+    "work": ("idsync.cli.work", "work_command"),
+    "plan": ("idsync.cli.work", "plan_command"),
     "completion": ("idsync.cli.admin", "completion"),
 }
 

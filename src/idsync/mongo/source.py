@@ -246,6 +246,34 @@ class MongoSource:
         query = {"_id": {"$type": "objectId"}}
         return map(split_batch, self._raw_batches(query, {"_id": 1}, ScanOrder.ID_INDEX))
 
+    def range_id_batches(
+        self, low: str | None, high: str | None
+    ) -> Iterator[tuple[list[str], list[object]]]:
+        """The ObjectId `_id`s from ``low`` (included; None: the first) to ``high`` (excluded;
+        None: the last), ascending by the `_id` index: one range of it on MongoDB. A bound that
+        is an ObjectId matches only ObjectIds (MongoDB compares within a type)."""
+        bounds = {"$gte": ObjectId(low or "0" * 24)}
+        if high is not None:
+            bounds["$lt"] = ObjectId(high)
+        query = {"_id": bounds}
+        return map(split_batch, self._raw_batches(query, {"_id": 1}, ScanOrder.ID_INDEX))
+
+    def object_id_span(self) -> tuple[str, str] | None:
+        """The smallest and the largest ObjectId `_id` (two reads of the `_id` index), or None
+        when no `_id` is an ObjectId."""
+        ends = []
+        for direction in (pymongo.ASCENDING, pymongo.DESCENDING):
+            try:
+                found = self._coll.find_one(
+                    {"_id": {"$type": "objectId"}}, {"_id": 1}, sort=[("_id", direction)]
+                )
+            except PyMongoError as exc:
+                raise mongo_error(exc, self.address, f"reading {self.job.collection}") from None
+            if found is None:
+                return None
+            ends.append(str(found["_id"]))
+        return ends[0], ends[1]
+
     def other_id_batches(self) -> Iterator[tuple[list[str], list[object]]]:
         """Every `_id` that is not an ObjectId, in no order (on MongoDB the `_id` index's other
         ranges; few in practice)."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from idsync import sqltext
 from idsync.ids import OID_TEXT_SQL
+from idsync.ledger import RANGES_TABLE, ledger_sql
 from idsync.target import RUNS_TABLE, STATE_TABLE
 
 LOCK_NAME_MAX = 64
@@ -328,3 +330,35 @@ def state_probes(columns: Sequence[str]) -> list[str]:
 def history_probes(columns: Sequence[str]) -> list[str]:
     """What every run does to `idsync_runs`, on no row: append to it; `status` reads it."""
     return [insert_nothing(RUNS_TABLE, columns), f"SELECT `run_id` FROM `{RUNS_TABLE}` LIMIT 0"]
+
+
+# --- the ledger of `idsync work` (see idsync.work.ledger) ------------------------------------
+
+LEDGER = ledger_sql(
+    f"""CREATE TABLE IF NOT EXISTS `{RANGES_TABLE}` (
+  `job` VARCHAR(64) NOT NULL,
+  `round_id` BIGINT NOT NULL,
+  `idx` INT NOT NULL,
+  `kind` VARCHAR(8) NOT NULL,
+  `lo` CHAR(24) NULL,
+  `hi` CHAR(24) NULL,
+  `state` VARCHAR(8) NOT NULL,
+  `owner` VARCHAR(200) NULL,
+  `lease_until` DATETIME(3) NULL,
+  `attempts` INT NOT NULL,
+  `beats` BIGINT NOT NULL DEFAULT 0,
+  `source_ids` BIGINT NULL,
+  `inserted` BIGINT NULL,
+  `rejected` BIGINT NULL,
+  `finished_at` DATETIME(3) NULL,
+  PRIMARY KEY (`job`, `round_id`, `idx`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin""",
+    now="UTC_TIMESTAMP(3)",
+    later="UTC_TIMESTAMP(3) + INTERVAL %s SECOND",
+)
+
+
+def select_between(table: str, column: str) -> str:
+    """The column's values from one text to another, both included."""
+    col = quote(column)
+    return sqltext.select_where(quote(table), col, f"{col} >= %s AND {col} <= %s")

@@ -15,6 +15,7 @@ from typing import Any
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, IdsyncError, LockHeldError
 from idsync.ids import stored_text
+from idsync.ledger import Ledger
 from idsync.locks import held_by, wait_for_lock
 from idsync.mysql import buckets, catalog, dialect, history, schema, state
 from idsync.mysql.connection import Connection
@@ -66,6 +67,15 @@ class MySQLTarget(Connection):
     @property
     def shown_table(self) -> str:
         return f"{self.database}.{self.table}"
+
+    def ledger(self) -> Ledger:
+        return Ledger(self, dialect.LEDGER, self.job)
+
+    def read_between(self, low: str, high: str) -> set[str]:
+        sql = dialect.select_between(self.table, self.column)
+        rows = self.fetch(sql, (low, high), f"reading {self.table}")
+        self.commit()  # no transaction held between ranges
+        return {stored_text(v) for (v,) in rows}
 
     def lock_name(self) -> str:
         """The target's lock: from the names :meth:`inspect` read from the server's catalog."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from idsync import sqltext
+from idsync.ledger import RANGES_TABLE, ledger_sql
 from idsync.target import RUNS_TABLE, STATE_TABLE
 
 
@@ -330,3 +332,35 @@ def checksum(column: str, prime: int) -> str:
     # mod(), not %: a % in the text would be read as a parameter mark.
     number = f"mod(mod({high}, {prime}) * {pow(2, 48, prime)} + mod({low}, {prime}), {prime})"
     return f"mod({number} * {number}, {prime})"
+
+
+# --- the ledger of `idsync work` (see idsync.work.ledger) ------------------------------------
+
+LEDGER = ledger_sql(
+    f"""CREATE TABLE IF NOT EXISTS {quote(RANGES_TABLE)} (
+  job varchar(64) COLLATE "C" NOT NULL,
+  round_id bigint NOT NULL,
+  idx integer NOT NULL,
+  kind varchar(8) NOT NULL,
+  lo char(24) COLLATE "C" NULL,
+  hi char(24) COLLATE "C" NULL,
+  state varchar(8) NOT NULL,
+  owner varchar(200) NULL,
+  lease_until timestamptz NULL,
+  attempts integer NOT NULL,
+  beats bigint NOT NULL DEFAULT 0,
+  source_ids bigint NULL,
+  inserted bigint NULL,
+  rejected bigint NULL,
+  finished_at timestamptz NULL,
+  PRIMARY KEY (job, round_id, idx)
+)""",
+    now="clock_timestamp()",
+    later="clock_timestamp() + %s * interval '1 second'",
+)
+
+
+def select_between(table: str, column: str) -> str:
+    """The column's values from one text to another, both included."""
+    col = quote(column)
+    return sqltext.select_where(relation(table), col, f"{col} >= %s AND {col} <= %s")

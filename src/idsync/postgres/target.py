@@ -15,6 +15,7 @@ from typing import Any
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, IdsyncError, LockHeldError
 from idsync.ids import HEX
+from idsync.ledger import Ledger
 from idsync.locks import held_by, wait_for_lock
 from idsync.postgres import catalog, dialect
 from idsync.postgres.connection import Connection
@@ -68,6 +69,15 @@ class PostgresTarget(Connection):
     @property
     def shown_table(self) -> str:
         return f"{self.database}.{self.schema}.{self.table}"
+
+    def ledger(self) -> Ledger:
+        return Ledger(self, dialect.LEDGER, self.job)
+
+    def read_between(self, low: str, high: str) -> set[str]:
+        sql = dialect.select_between(self._relation, self.column)
+        rows = self.fetch(sql, (low, high), f"reading {self.table}")
+        self.commit()  # no snapshot held between ranges
+        return {str(v) for (v,) in rows}
 
     def lock_name(self) -> str:
         return f"idsync:{self.shown_table}.{self.column}"

@@ -13,10 +13,11 @@ from idsync.config import Job, RunOptions, Settings
 from idsync.diff import DiffCounts, Tag, diff_batches
 from idsync.envelope import MAX_SAMPLES
 from idsync.errors import GuardError, InterruptedRun
-from idsync.ids import DUPLICATE_TEXT, ColumnFit, collision, shown_text
+from idsync.ids import DUPLICATE_TEXT, ColumnFit, shown_text
 from idsync.merge import merge_batches
 from idsync.mongo.source import MongoSource, ScanOrder
 from idsync.mongo.values import encode_batch
+from idsync.run.batches import BatchWriter
 from idsync.run.readahead import ReadAhead
 from idsync.run.report import SyncReport
 from idsync.target import Column, Target
@@ -67,9 +68,12 @@ class SyncPass:
         *,
         stop: threading.Event,
         missing: MissingSink | None = None,
+        doubt: list[str] | None = None,
     ) -> None:
         self.job, self.settings, self.options = job, settings, options
         self.missing = missing
+        self.doubt = doubt if doubt is not None else []
+        """The batch in flight when the previous pass failed: committed or not, unknown."""
         self.report, self.progress, self.stop = report, progress, stop
         self.shown = not isinstance(progress, Silent)
         self.earlier_inserts = report.inserted  # committed by failed attempts of this run
@@ -103,6 +107,7 @@ class SyncPass:
             if not self.options.dry_run:
                 with report.timing("lock_wait_s"):
                     target.lock(self.settings.lock_timeout_s, self.stop)
+                self._settle(target)
             counted = source.estimated_count()  # also the progress bar's total
             estimate = counted if counted is not None else target.estimated_rows()
             report.plan, report.plan_reason = plan.choose(
@@ -259,6 +264,19 @@ class SyncPass:
         writer.flush()
         report.missing -= writer.rejected  # missing counts what can be stored
 
+    def _settle(self, target: Target) -> None:
+        """The batch in flight when the previous pass failed may have committed with its reply
+        lost: inserted again (a no-op for what is there), all of it stored now is this run's."""
+        if not self.doubt:
+            return
+        with self.report.timing("insert_s"):
+            result = target.insert_batch(self.doubt)
+        self.doubt.clear()
+        self.report.batches += 1
+        self.report.inserted += len(result.landed)
+        self.earlier_inserts += len(result.landed)
+        self.stored(result.landed)  # its rejections: the pass finds and reports them again
+
     def stored(self, texts: list[str]) -> None:
         """``texts`` were missing and are stored now (a dry run: would be)."""
         if self.missing is not None and texts:
@@ -293,115 +311,3 @@ def _waited(
         if batch is None:
             return
         yield batch
-
-
-class BatchWriter:
-    """Collects missing ids into batches; inserts and commits each (or, in a dry run, counts).
-
-    With a ``limit``, nothing is inserted until the source has ended: ids are held (at most
-    ``limit`` of them), and one more than the limit marks the run as refused.
-    """
-
-    def __init__(self, run: SyncPass, target: Target, column: Column, limit: int | None) -> None:
-        self.run, self.target, self.limit = run, target, limit
-        self.size = run.job.batch_size
-        self.batch: list[str] = []
-        self.refused = False
-        self.rejected = 0
-        """Ids of the batches written (or, in a dry run, predicted) that the column refused."""
-        # What makes a missing id collide with a stored one in a real run: a collation that
-        # takes two texts for equal, and a UNIQUE index that turns the insert into a no-op.
-        self.collisions = column.unique and not column.exact
-        self.column = column
-        self.first_of_key: dict[bytes, str] = {}
-        """In a dry run: the first new id of each collation key (what the run would store)."""
-        self.log_ids = run.options.log_ids and log.isEnabledFor(logging.INFO)
-
-    def extend(self, texts: list[str]) -> None:
-        if self.refused:
-            return
-        self.batch.extend(texts)
-        if self.limit is not None:
-            if len(self.batch) > self.limit:
-                self.refused, self.batch = True, []
-            return
-        while len(self.batch) >= self.size:
-            full, self.batch = self.batch[: self.size], self.batch[self.size :]
-            self._write(full)
-
-    def flush(self) -> None:
-        batch, self.batch = self.batch, []
-        for start in range(0, len(batch), self.size):
-            self._write(batch[start : start + self.size])
-
-    def _write(self, batch: list[str]) -> None:
-        if self.run.options.dry_run:
-            self._predict(batch)
-        else:
-            self._insert(batch)
-
-    def _predict(self, batch: list[str]) -> None:
-        """A dry run's rejections: the ids the insert would find equal to a stored value."""
-        if not self.collisions:
-            self.run.stored(batch)
-            return
-        stored = self.target.stored_equal(batch)
-        for text, other in stored.items():
-            self.run.report.reject(text, collision(other))
-            self.rejected += 1
-        new = [text for text in batch if text not in stored]
-        kept = []
-        for text, key in zip(new, self.target.collation_keys(new, self.column), strict=True):
-            first = self.first_of_key.setdefault(key, text)
-            if first == text:
-                kept.append(text)
-            else:  # the run would insert `first`, then find this one equal to it
-                self.run.report.reject(text, collision(first, by_this_run=True))
-                self.rejected += 1
-        self.run.stored(kept)
-
-    def _insert(self, batch: list[str]) -> None:
-        report = self.run.report
-        with report.timing("insert_s"):
-            result = self.target.insert_batch(batch)
-        report.batches += 1
-        report.inserted += result.inserted
-        report.concurrent += max(0, len(result.landed) - result.inserted)
-        self.rejected += len(result.rejected)
-        for text, reason in result.rejected:
-            report.reject(text, reason)
-        self.run.stored(result.landed)
-        self.run.progress.advance("insert", result.inserted)
-        if self.log_ids and result.landed:  # a batch wholly rejected logs no empty line
-            self._log_inserted(result.landed, result.inserted)
-
-    def _log_inserted(self, landed: list[str], inserted: int) -> None:
-        name, column = self.run.job.name, self.run.job.column
-        if inserted != len(landed):
-            log.warning(
-                "[%s] %d of %d ids in this batch were stored by another writer meanwhile",
-                name,
-                len(landed) - inserted,
-                len(landed),
-            )
-            return
-        # One record per batch, one line per id: 200,000 records cost more than the inserts
-        # themselves; the CLI's text formatter prefixes every line, its JSON one lists the ids.
-        extra = {
-            "job": name,
-            "run_id": self.run.report.run_id,
-            "event": "inserted",
-            "ids": landed,
-            "summary": f"[{name}] Inserted {len(landed)} {column} values",
-        }
-        log.info("%s", _InsertedLines(f"[{name}] Inserted {column}: ", landed), extra=extra)
-
-
-class _InsertedLines:
-    """The original job's per-id lines, joined only if a handler formats the record."""
-
-    def __init__(self, prefix: str, ids: list[str]) -> None:
-        self.prefix, self.ids = prefix, ids
-
-    def __str__(self) -> str:
-        return "\n".join(self.prefix + text for text in self.ids)

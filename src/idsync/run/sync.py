@@ -51,10 +51,12 @@ def sync(
     report = report or SyncReport(job=job.name, dry_run=options.dry_run)
     bar = progress or Silent()
 
+    doubt: list[str] = []  # a batch whose commit a failed pass did not see confirmed
+
     def attempt() -> None:
-        SyncPass(job, settings, options, report, bar, stop=stop, missing=missing).execute(
-            scan_order
-        )
+        SyncPass(
+            job, settings, options, report, bar, stop=stop, missing=missing, doubt=doubt
+        ).execute(scan_order)
 
     def record(figures: Mapping[str, Any]) -> None:
         record_run(settings, job, options.history_command, figures)

@@ -1,0 +1,113 @@
+"""`idsync work`: many processes on one round of ranges; killed, interrupted and resumed, they
+end with every id once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from tests.conftest import BOTH_TARGETS, Env
+from tests.fault.conftest import load_ids, reaped, spawn_cli, wait_for
+
+pytestmark = pytest.mark.fault
+
+
+def _source(env: Env, count: int) -> list[str]:
+    """``count`` ObjectIds spread over a day, a few `_id`s of other types, the table made with
+    a third of them in it already; every id's text, sorted."""
+    base = int(time.time()) - 86_400
+    ids: list[Any] = [
+        ObjectId((base + 86_400 * n // count).to_bytes(4, "big") + n.to_bytes(8, "big"))
+        for n in range(count)
+    ]
+    ids += ["a-string-id", 42]
+    load_ids(env.mongo_uri, ids)
+    env.init_table()
+    present = [str(i) for i in ids[::3]]
+    for start in range(0, len(present), 1000):
+        chunk = present[start : start + 1000]
+        marks = ", ".join(["(%s)"] * len(chunk))
+        env.sql(f"INSERT INTO cm_cluster_id (cluster_id) VALUES {marks}", chunk)
+    return sorted(str(i) for i in ids)
+
+
+def _ranges(env: Env) -> list[tuple[Any, ...]]:
+    return env.sql("SELECT idx, state, attempts FROM idsync_ranges ORDER BY round_id, idx")
+
+
+@BOTH_TARGETS
+def test_four_workers_at_once_end_exact(env: Env) -> None:
+    expected = _source(env, 6000)
+    missing = len(expected) - len(env.target_ids())
+    args = ("work", "--json", "--ranges", "6", "--read-batch-size", "500")
+    workers = [spawn_cli(env.mongo_uri, env.mysql_url, *args) for _ in range(4)]
+    reports = []
+    for proc in workers:
+        with reaped(proc):
+            out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        reports.append(json.loads(out))
+    rows = env.target_ids()
+    assert rows == expected and len(rows) == len(set(rows))
+    assert sum(report["inserted"] for report in reports) == missing  # nothing inserted twice
+    assert all(state == "done" for _, state, _ in _ranges(env))
+
+
+def test_a_killed_worker_leaves_its_range_to_the_others_after_its_lease(env: Env) -> None:
+    """kill -9 mid-range: its claim stays until the lease ends, then another worker redoes the
+    range; nothing missing, nothing twice."""
+    expected = _source(env, 20_000)
+    args = ("work", "--ranges", "1", "--lease", "3", "--read-batch-size", "200", "--no-log-ids")
+    doomed = spawn_cli(env.mongo_uri, env.mysql_url, *args[:-1])
+    with reaped(doomed):
+        before = len(env.target_ids())
+        wait_for(lambda: len(env.target_ids()) > before or doomed.poll() is not None, "a batch")
+        doomed.kill()
+        doomed.wait(timeout=30)
+    claimed = [row for row in _ranges(env) if row[1] == "claimed"]
+    if not claimed:
+        pytest.skip("the worker finished before it was killed")
+    began = time.monotonic()
+    done = env.idsync("work", "--json", "--lease", "3", timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert time.monotonic() - began >= 1.0 or claimed[0][2] > 1  # it waited for the lease
+    rows = env.target_ids()
+    assert rows == expected and len(rows) == len(set(rows))
+    retried = {idx: attempts for idx, state, attempts in _ranges(env)}
+    assert retried[claimed[0][0]] == 2 and all(s == "done" for _, s, _ in _ranges(env))
+
+
+def test_an_interrupted_round_resumes_with_only_the_unfinished_ranges(env: Env) -> None:
+    expected = _source(env, 12_000)
+    args = ("work", "--json", "--ranges", "8", "--read-batch-size", "100")
+    first = spawn_cli(env.mongo_uri, env.mysql_url, *args)
+    with reaped(first):
+        wait_for(lambda: _done(env) >= 2 or first.poll() is not None, "two ranges done")
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=120)
+    stopped = json.loads(out)
+    if stopped["status"] == "ok":
+        pytest.skip("the round ended before the signal")
+    assert first.returncode == 1 and "interrupted" in stopped["error"], err
+    assert not [row for row in _ranges(env) if row[1] == "claimed"]  # given back at once
+    finished = {idx for idx, state, _ in _ranges(env) if state == "done"}
+    done_before = len(finished)
+    again = env.idsync("work", "--json", timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = json.loads(again.stdout)
+    assert resumed["round_id"] == stopped["round_id"]
+    assert resumed["ranges"] == resumed["ranges_in_round"] - done_before
+    assert all(attempts == 1 for idx, _, attempts in _ranges(env) if idx in finished)
+    assert env.target_ids() == expected
+
+
+def _done(env: Env) -> int:
+    try:
+        return sum(state == "done" for _, state, _ in _ranges(env))
+    except Exception:  # the ledger is not there yet
+        return 0
