@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from idsync.config import Settings
-from idsync.errors import TransientError
+from idsync.errors import InterruptedRun, TransientError
 
 log = logging.getLogger("idsync")
 
@@ -45,7 +45,9 @@ def with_retries(
             attempt()
             return
         except TransientError as exc:
-            if report.attempts > settings.retries or stop.is_set():
+            if stop.is_set():  # asked to stop: what ends the run is the asking
+                raise _interrupted(exc) from exc
+            if report.attempts > settings.retries:
                 raise
             pause = min(settings.retry_backoff_s * 2 ** (report.attempts - 1), MAX_PAUSE_S)
             report.retried.append(str(exc))
@@ -58,4 +60,8 @@ def with_retries(
             stopped = stop.wait(pause)
             report.add_phase("retry_wait_s", time.perf_counter() - waited)
             if stopped:
-                raise
+                raise _interrupted(exc) from exc
+
+
+def _interrupted(exc: TransientError) -> InterruptedRun:
+    return InterruptedRun(f"interrupted while waiting to try again after: {exc}")

@@ -200,7 +200,7 @@ LINKS = pytest.mark.parametrize(
     ("env", "side"), [("mysql", "source"), ("mysql", "target"), ("postgres", "target")],
     indirect=["env"],
 )  # fmt: skip
-COMMANDS = pytest.mark.parametrize("command", ["run", "check"])
+COMMANDS = pytest.mark.parametrize("command", ["run", "check", "work"])
 Toxic = tuple[str, str, dict[str, float]]
 SLOW: dict[str, list[Toxic]] = {
     "latency": [("latency", stream, {"latency": 100, "jitter": 50}) for stream in STREAMS],
@@ -233,13 +233,13 @@ def _link(env: Env, side: str) -> Iterator[Proxy]:
 
 
 def _ready(env: Env, command: str, count: int) -> list[str]:
-    """``count`` source ids: for a check, all in the table already (a check proves); for a run,
-    half of them (a run reads the table, then writes)."""
+    """``count`` source ids: for a check, all in the table already (a check proves); for a run
+    or a worker, half of them (it reads the table, then writes)."""
     ids = [ObjectId() for _ in range(count)]
     load_ids(env.mongo_uri, ids)
     env.init_table()
     assert env.idsync("run", "--no-log-ids").returncode == 0
-    if command == "run":
+    if command != "check":
         half = [str(i) for i in ids[::2]]
         env.sql(
             f"DELETE FROM cm_cluster_id WHERE cluster_id IN ({', '.join(['%s'] * len(half))})", half

@@ -184,6 +184,6 @@ def test_ctrl_c_during_check_is_a_failed_check(env: Env) -> None:
     out, err = proc.communicate(timeout=60)
     report = json.loads(out)
     assert (proc.returncode, report["status"]) == (1, "failed"), err
-    assert "interrupted (SIGINT)" in report["error"]
+    assert "interrupted" in report["error"]
     [(command, status, code, error)] = _history(env)
-    assert (command, status, code) == ("check", "failed", 1) and "SIGINT" in error
+    assert (command, status, code) == ("check", "failed", 1) and "interrupted" in error

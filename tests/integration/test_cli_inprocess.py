@@ -187,3 +187,27 @@ def test_a_dry_run_lists_only_what_the_run_would_store(env: Env, tmp_path: Path)
     reasons = {r["id"]: r["reason"] for r in report["rejected_samples"]}
     assert reasons["abc"] == "collides with stored value 'ABC' under the column's collation"
     assert "stored value" not in reasons["xY"] and "'Xy'" in reasons["xY"], reasons
+
+
+def test_list_missing_to_a_pipe_no_one_reads_is_refused_at_once(env: Env, tmp_path: Path) -> None:
+    env.add_source([ObjectId() for _ in range(5)])
+    env.init_table()
+    fifo = tmp_path / "nobody.fifo"
+    os.mkfifo(fifo)
+    done = invoke(env, "run", "--json", "--no-log-ids", "--list-missing", str(fifo))
+    assert done.exit_code == 2 and "no one reads" in json.loads(done.stdout)["error"]
+    assert env.target_ids() == []
+
+
+def test_list_missing_into_a_device_and_a_file_in_place(env: Env, tmp_path: Path) -> None:
+    """A dry run into /dev/null; a file keeps its old list until the run ends, then the new."""
+    ids = [ObjectId() for _ in range(30)]
+    env.add_source(ids)
+    env.init_table()
+    assert invoke(env, "run", "--dry-run", "--list-missing", "/dev/null").exit_code == 0
+    listed = tmp_path / "ids.txt"
+    listed.write_text("an older list\n")
+    done = invoke(env, "run", "--no-log-ids", "--list-missing", str(listed))
+    assert done.exit_code == 0, done.output
+    assert sorted(listed.read_text().split()) == sorted(str(i) for i in ids)
+    assert [p.name for p in tmp_path.iterdir()] == ["ids.txt"]  # no temporary left behind

@@ -20,6 +20,7 @@ streamed through the sync's diff, like a dry run that also lists orphans.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,7 @@ def check(
     settings: Settings,
     options: CheckOptions | None = None,
     report: CheckReport | None = None,
+    stop: threading.Event | None = None,
 ) -> CheckReport:
     """Compare the job's source and target without writing; return the report.
 
@@ -100,9 +102,11 @@ def check(
     as ``exc.report``: any other exception as an :class:`~idsync.errors.UnexpectedError` naming
     its type, Ctrl-C as itself; either way the check is recorded as failed, never as ok. Never
     prints, prompts or exits; logs to the ``idsync`` logger. A ``report`` passed in is the one
-    filled in, so that a caller has it whatever is raised.
+    filled in, so that a caller has it whatever is raised. Setting ``stop`` ends the check at
+    its next batch read (:class:`~idsync.errors.InterruptedRun`).
     """
     options = options or CheckOptions()
+    stop = stop or threading.Event()
     report = report or CheckReport(job=job.name)
     report.exact = options.check_exact
 
@@ -110,9 +114,9 @@ def check(
         record_run(settings, job, "check", figures)
 
     def attempt() -> None:
-        CheckPass(job, settings, options, report).execute()
+        CheckPass(job, settings, options, report, stop).execute()
 
-    return enveloped(report, attempt, settings=settings, command=CHECK, record=record)
+    return enveloped(report, attempt, settings=settings, command=CHECK, record=record, stop=stop)
 
 
 @dataclass
@@ -129,10 +133,15 @@ class CheckPass:
     """One attempt at a check, wired together once."""
 
     def __init__(
-        self, job: Job, settings: Settings, options: CheckOptions, report: CheckReport
+        self,
+        job: Job,
+        settings: Settings,
+        options: CheckOptions,
+        report: CheckReport,
+        stop: threading.Event,
     ) -> None:
         self.job, self.settings, self.options, self.report = job, settings, options, report
-        self.reads = Reads()
+        self.reads = Reads(stop=stop)
         self.target_buckets: Buckets | None = None
 
     def execute(self) -> None:
@@ -235,6 +244,7 @@ class CheckPass:
         self, batches: Iterable[tuple[list[str], list[object]]]
     ) -> Iterator[tuple[list[str], list[object]]]:
         for oids, others in batches:
+            self.reads.tick()
             self.reads.source_ids += len(oids) + len(others)
             yield oids, others
 

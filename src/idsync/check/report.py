@@ -136,6 +136,8 @@ class CheckReport(BaseReport):
         data["method"] = {
             side: {"method": str(m.method), "reason": m.reason} for side, m in self.method.items()
         }
+        if self.status not in {Status.OK, Status.DRIFT}:
+            data["proof"] = ""  # it did not finish: it proves nothing
         return data
 
     def to_text(self) -> str:

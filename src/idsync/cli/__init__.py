@@ -39,7 +39,18 @@ COMMANDS = {
 }
 
 
+class Interrupted(Exception):
+    """A signal ended a command that takes no stop: said by ``main()``, not by click (which
+    would print a bare newline and "Aborted!")."""
+
+
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except Signalled as exc:
+            raise Interrupted(str(exc)) from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 
@@ -86,8 +97,8 @@ def main() -> None:
         exc.show(file=shown)  # click quotes the refused argument: a URL's password, maybe
         click.echo(redact(shown.getvalue(), secrets), err=True, nl=False)
         code = exc.exit_code
-    except click.exceptions.Abort as exc:  # a signal where no command took it as a stop
-        cause = exc.__cause__ or exc.__context__
+    except (Interrupted, click.exceptions.Abort) as exc:  # a signal no command took as a stop
+        cause = exc if isinstance(exc, Interrupted) else exc.__cause__ or exc.__context__
         message = f"interrupted ({cause or 'SIGINT'}) before the end"
         _failed_json(message, 1)
         _say(message)
@@ -122,9 +133,9 @@ def interrupt_on_signals() -> None:
 def _say(message: str) -> None:
     """A failure on stderr, once: through the log when a command configured it (its format,
     JSON maybe), else as a plain line."""
-    logger = logging.getLogger("idsync")
+    logger, job = logging.getLogger("idsync"), _job_name(sys.argv)
     if logger.handlers:
-        logger.error("error: %s", message, extra={"event": "error"})
+        logger.error("[%s] error: %s", job, message, extra={"job": job, "event": "error"})
     else:
         click.echo(f"idsync: {message}", err=True)
 

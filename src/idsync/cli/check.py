@@ -6,6 +6,7 @@ Also what `idsync run --check-after` prints: :func:`emit_with_check`.
 from __future__ import annotations
 
 import json
+import threading
 from typing import NoReturn
 
 import click
@@ -28,6 +29,7 @@ from idsync.cli.common import (
     publish_metrics,
     resolve,
     say_error,
+    stop_on_signals,
 )
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError
@@ -75,42 +77,52 @@ def check_command(
     }, pushgateway=export.pushgateway)  # fmt: skip
     report = CheckReport(job=ctx.job.name)
     options = CheckOptions(check_exact=exact_check(exact, ctx.settings.check_exact))
-    try:
-        check(ctx.job, ctx.settings, options, report)
-    except (IdsyncError, KeyboardInterrupt) as exc:
-        # Ctrl-C is reported like any failure: the check did not prove anything.
-        failed_with(report, exc)
-    publish_metrics(ctx, report.to_dict(), "check", export)
-    say_error(report.to_json() if ctx.as_json else report.to_text(), report.error, ctx)
+    # A signal stops the check at its next read; once it has ended, the report is still
+    # recorded, exported and printed whole (a second signal kills).
+    with stop_on_signals() as stop:
+        try:
+            check(ctx.job, ctx.settings, options, report, stop)
+        except (IdsyncError, KeyboardInterrupt) as exc:
+            failed_with(report, exc)  # the check did not prove anything
+        publish_metrics(ctx, report.to_dict(), "check", export)
+        say_error(report.to_json() if ctx.as_json else report.to_text(), report.error, ctx)
     finish(report.exit_code)
 
 
-def emit_with_check(synced: SyncReport, job: Job, ctx: Context, *, exact: bool) -> NoReturn:
+def emit_with_check(
+    synced: SyncReport, job: Job, ctx: Context, *, exact: bool, stop: threading.Event
+) -> NoReturn:
     """Print a sync's report with the check made after it, and exit with one code.
 
     JSON: the sync's object with the check's under ``"check"`` (null when the sync did not
     finish). Exit: the sync's failure first, then 4 if drift remains, else the sync's code.
     """
-    checked = check_after(job, ctx.settings, synced, CheckOptions(check_exact=exact))
+    checked = check_after(job, ctx.settings, synced, CheckOptions(check_exact=exact), stop)
     if checked is not None and checked.orphans:
         synced.warnings.append(
             f"{checked.orphans:,} orphan{'s' if checked.orphans != 1 else ''} (rows no source id"
             " has): not a run's to fix, only a mirror would delete them; `idsync check` exits 4"
             " for them"
         )
+    code = exit_code_after(synced, checked)
     if ctx.as_json:
         data = synced.to_dict()
         data["check"] = checked.to_dict() if checked else None
+        data["exit_code"] = code  # the process's, with the check's outcome in it
         text = json.dumps(data, ensure_ascii=False)
     else:
         text = synced.to_text() + (f"\ncheck: {checked.to_text()}" if checked else "")
     error = synced.error or (checked.error if checked else None)
     say_error(text, error, ctx)
-    finish(exit_code_after(synced, checked))
+    finish(code)
 
 
 def check_after(
-    job: Job, settings: Settings, synced: SyncReport, options: CheckOptions | None = None
+    job: Job,
+    settings: Settings,
+    synced: SyncReport,
+    options: CheckOptions | None = None,
+    stop: threading.Event | None = None,
 ) -> CheckReport | None:
     """The check of ``idsync run --check-after``: None when the sync did not finish (its own
     report says why); else the check's report, whose failure is reported, not raised."""
@@ -118,7 +130,7 @@ def check_after(
         return None
     report = CheckReport(job=job.name)
     try:
-        check(job, settings, options, report)
+        check(job, settings, options, report, stop)
     except (IdsyncError, KeyboardInterrupt) as exc:  # a signal fails the check, not the run
         failed_with(report, exc)
     return report

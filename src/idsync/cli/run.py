@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from collections.abc import Callable, Iterator
-from typing import TextIO
 
 import click
 
@@ -23,14 +21,16 @@ from idsync.cli.args import (
 )
 from idsync.cli.common import (
     emit,
+    fail,
     failed_with,
     progress_display,
     publish_metrics,
     resolve,
     stop_on_signals,
 )
+from idsync.cli.listing import MissingFile
 from idsync.config import RunOptions
-from idsync.errors import ConfigError, IdsyncError, TerminalError
+from idsync.errors import ConfigError, IdsyncError
 from idsync.mongo.source import ScanOrder
 from idsync.run.report import SyncReport
 from idsync.run.sync import sync
@@ -74,8 +74,8 @@ Examples:
 )
 @click.option(
     "--list-missing", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-    help="Write every id the run inserts to FILE, one per line, as each batch commits (with"
-    " --dry-run: every id it would insert).",
+    help="Write every id the run stores to FILE, one per line (a pipe: as each batch commits;"
+    " a file: in place when the run ends); with --dry-run, every id it would insert.",
 )  # fmt: skip
 @plan_options
 @export_options
@@ -114,63 +114,31 @@ def run(
     # A bar's redraws would break JSON log lines apart: JSON logs are for machines anyway.
     show_bar = sys.stderr.isatty() and not (quiet or ctx.as_json or common.log_format == "json")
     report = SyncReport(job=job.name, dry_run=options.dry_run)
-    try:
-        with (
-            progress_display(show_bar) as bar,
-            stop_on_signals() as stop,
-            _listing(list_missing) as missing,
-        ):
-            sync(job, ctx.settings, options, progress=bar, scan_order=order, stop=stop,
-                 report=report, missing=missing)  # fmt: skip
-    except (IdsyncError, KeyboardInterrupt) as exc:
-        failed_with(report, exc)
-    publish_metrics(ctx, report.to_dict(), "run", export)
-    if check_after:
-        from idsync.cli.check import emit_with_check  # noqa: PLC0415 (loads only when asked)
-
-        emit_with_check(report, job, ctx, exact=exact_check(exact, ctx.settings.check_exact))
-    emit(report, ctx)
-
-
-class _MissingFile:
-    """`--list-missing`: the ids in a file, one per line, flushed batch by batch so that a
-    full disk or a closed pipe stops the run at once, with the file named."""
-
-    def __init__(self, out: TextIO, path: str) -> None:
-        self.out, self.path = out, path
-
-    def begin(self) -> None:
-        # A dry run's retried pass lists again what the failed one listed. A pipe cannot be
-        # taken back: there an id may come twice after a retry.
-        if self.out.seekable():
-            self._do(lambda: (self.out.seek(0), self.out.truncate()))
-
-    def add(self, texts: list[str]) -> None:
-        self._do(lambda: (self.out.writelines(f"{text}\n" for text in texts), self.out.flush()))
-
-    def _do(self, step: Callable[[], object]) -> None:
+    try:  # before anything is read or written
+        missing = MissingFile(list_missing) if list_missing else None
+    except ConfigError as exc:
+        fail(ctx, exc)
+    # A signal stops the run after its batch (and a check after it at its next read); the
+    # report is then still exported and printed whole (a second signal kills).
+    with stop_on_signals() as stop:
         try:
-            step()
-        except OSError as exc:
-            raise TerminalError(f"--list-missing {self.path}: {exc.strerror or exc}") from None
+            with progress_display(show_bar) as bar:
+                sync(job, ctx.settings, options, progress=bar, scan_order=order, stop=stop,
+                     report=report, missing=missing)  # fmt: skip
+            if missing is not None:
+                missing.close()
+        except (IdsyncError, KeyboardInterrupt) as exc:
+            if missing is not None:
+                with contextlib.suppress(IdsyncError):  # the run's own failure comes first
+                    missing.close()
+            failed_with(report, exc)
+        publish_metrics(ctx, report.to_dict(), "run", export)
+        if check_after:
+            from idsync.cli.check import emit_with_check  # noqa: PLC0415 (loads when asked)
 
-
-@contextlib.contextmanager
-def _listing(path: str | None) -> Iterator[_MissingFile | None]:
-    if path is None:
-        yield None
-        return
-    if path == "-":  # stdout carries the report
-        raise ConfigError("--list-missing -: give a file (a named pipe works too)")
-    try:
-        out = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 (closed below)
-    except OSError as exc:
-        raise ConfigError(f"--list-missing {path}: {exc.strerror or exc}") from None
-    try:
-        yield _MissingFile(out, path)
-    finally:
-        with contextlib.suppress(OSError):  # each batch was flushed: nothing is left to lose
-            out.close()
+            exactly = exact_check(exact, ctx.settings.check_exact)
+            emit_with_check(report, job, ctx, exact=exactly, stop=stop)
+        emit(report, ctx)
 
 
 def _max_inserts(text: str | None) -> tuple[int | None, float | None]:

@@ -33,6 +33,7 @@ def _ranges(function: click.decorators.FC) -> click.decorators.FC:
 @click.option("--lock-timeout", type=float, metavar="S", help="Longest wait to plan a round (30).")
 @click.option("--retries", type=int, metavar="N", help="New attempts after a transient failure.")
 @click.option("--read-batch-size", type=int, metavar="N", help="Ids per read (and insert) (10000).")
+@click.option("--socket-timeout", type=float, metavar="S", help="Longest one read may take (300).")
 def work_command(
     *,
     common: CommonArgs,
@@ -41,6 +42,7 @@ def work_command(
     lock_timeout: float | None,
     retries: int | None,
     read_batch_size: int | None,
+    socket_timeout: float | None,
 ) -> None:
     """Work the job's round of _id ranges with any other workers, until every range is done.
 
@@ -52,6 +54,7 @@ def work_command(
     """
     ctx = resolve(common, {
         "lock_timeout_s": lock_timeout, "retries": retries, "read_batch_size": read_batch_size,
+        "socket_timeout_s": socket_timeout,
     })  # fmt: skip
     _finish(ctx, WorkOptions(ranges=ranges, lease_s=lease))
 

@@ -14,6 +14,7 @@ from idsync.errors import LockHeldError, TransientError
 from idsync.metrics import Metrics
 from idsync.mongo.feeds import Poller, now_utc
 from idsync.mongo.source import MongoSource
+from idsync.run.report import SyncReport
 from idsync.run.sync import sync
 from idsync.target import Checkpoint
 from idsync.watch.health import Health
@@ -132,16 +133,22 @@ class Core:
         """One pass as `idsync run` makes it; raises what it raises."""
         log.info("[%s] full pass", self.job.name, extra={"job": self.job.name})
         options = replace(self.run_options, history_command="watch")
-        report = sync(self.job, self.settings, options, progress=_Beat(self.health), stop=self.stop)
+        report = SyncReport(job=self.job.name)
+        try:
+            sync(self.job, self.settings, options, progress=_Beat(self.health), stop=self.stop,
+                 report=report)  # fmt: skip
+        finally:  # what a stopped or failed pass committed is the watcher's work too
+            self.summary.seen += report.source_ids
+            self.summary.inserted += report.inserted
+            self.summary.rejected += report.rejected
+            self.summary.batches += report.batches
+            self.metrics.seen.inc(report.source_ids)
+            self.metrics.inserted.inc(report.inserted)
+            self.metrics.rejected.inc(report.rejected)
+            self.metrics.batches.inc(report.batches)
         self.next_pass = time.monotonic() + self.options.reconcile_every_s
         self.summary.full_passes += 1
-        self.summary.seen += report.source_ids
-        self.summary.inserted += report.inserted
-        self.summary.rejected += report.rejected
         self.metrics.full_passes.inc()
-        self.metrics.seen.inc(report.source_ids)
-        self.metrics.inserted.inc(report.inserted)
-        self.metrics.rejected.inc(report.rejected)
         self.metrics.caught_up()
         self.progress()
 
