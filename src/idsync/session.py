@@ -53,6 +53,11 @@ class Session(Generic[U]):
     DRIVER_ERROR: type[Exception] = Exception
     """The driver's root error class: what closing may raise, and is ignored."""
 
+    def _guard(self) -> contextlib.AbstractContextManager[object]:
+        """Around each call that waits for the server: a driver without a read timeout of its
+        own gets one here (PostgreSQL's)."""
+        return contextlib.nullcontext()
+
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(self.DRIVER_ERROR):
@@ -76,9 +81,10 @@ class Session(Generic[U]):
         """Every row of one statement (none for one that returns none); names in ``sql`` must
         be validated ones."""
         try:
-            cur = self._conn.cursor()
-            cur.execute(sql, args)
-            return list(cur.fetchall()) if cur.description else []
+            with self._guard():
+                cur = self._conn.cursor()
+                cur.execute(sql, args)
+                return list(cur.fetchall()) if cur.description else []
         except self.DRIVER_ERROR as exc:
             self._after_error()
             raise self._error(exc, doing) from None
@@ -89,15 +95,17 @@ class Session(Generic[U]):
 
     def commit(self) -> None:
         try:
-            self._conn.commit()
+            with self._guard():
+                self._conn.commit()
         except self.DRIVER_ERROR as exc:
             raise self._error(exc, "committing") from None
 
     def transaction(self, work: Callable[[Any], _T], doing: str) -> _T:
         """Run ``work(cursor)`` in one transaction on this connection and commit it."""
         try:
-            result = work(self._conn.cursor())
-            self._conn.commit()
+            with self._guard():
+                result = work(self._conn.cursor())
+                self._conn.commit()
         except self.DRIVER_ERROR as exc:
             self._rollback()
             raise self._error(exc, doing) from None

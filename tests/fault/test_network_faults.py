@@ -19,7 +19,7 @@ import pytest
 from bson import ObjectId
 
 from tests.conftest import BOTH_TARGETS, Env
-from tests.fault.conftest import load_ids, spawn_cli, stderr_until, wait_for
+from tests.fault.conftest import load_ids, reaped, spawn_cli, stderr_until, wait_for
 from tests.fault.toxiproxy import Proxy, reachable
 from tests.watch_support import Daemon, Writer, free_port, http_get, wait_until
 
@@ -316,3 +316,25 @@ def test_a_silent_link_fails_within_the_socket_timeout(env: Env, side: str, comm
         "MongoDB" if side == "source" else ("PostgreSQL" if env.kind == "postgres" else "MySQL")
     )
     assert done.returncode == 1 and server in str(report["error"]), report
+
+
+@pytest.mark.parametrize("env", ["mysql", "postgres"], indirect=True)
+def test_a_link_gone_silent_mid_run_fails_within_the_socket_timeout(
+    env: Env, target_link: Proxy
+) -> None:
+    """Silence after the run has begun, not before it connects: the server's own statement
+    timeout cannot be heard over such a link; the client's must end the wait."""
+    load_ids(env.mongo_uri, [ObjectId() for _ in range(3000)])  # read at once: writes are slow
+    env.init_table()
+    target_link.add("latency", "downstream", latency=100)
+    args = ("run", "--json", "--no-log-ids", "--batch-size", "100", "--retries", "0",
+            "--socket-timeout", "5", "--connect-timeout", "2")  # fmt: skip
+    with reaped(spawn_cli(env.mongo_uri, target_link.url(env.mysql_url), *args)) as proc:
+        wait_for(lambda: len(env.target_ids()) > 0 or proc.poll() is not None, "a first batch")
+        for stream in STREAMS:
+            target_link.add("timeout", stream, timeout=0)
+        # A hang is a TimeoutExpired: 5 s set, a margin, and a wide one for a busy machine.
+        out, err = proc.communicate(timeout=60)
+    report = json.loads(out)
+    server = "PostgreSQL" if env.kind == "postgres" else "MySQL"
+    assert proc.returncode == 1 and server in str(report["error"]), (report, err[-2000:])

@@ -161,6 +161,7 @@ def test_missing_id_and_duplicate_row_are_drift(source_env: Env) -> None:
     for report in fast_and_exact(source_env):
         assert (report.status, report.exit_code) == (CheckStatus.DRIFT, 4)
         assert report.missing_samples == [missing] and report.duplicate_rows == 1
+        assert report.to_dict()["proof"] == ""  # a drift proves no agreement
 
 
 def test_the_report_says_what_was_proven(source_env: Env) -> None:

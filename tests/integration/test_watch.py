@@ -20,10 +20,10 @@ from idsync.errors import LockHeldError, TerminalError
 from idsync.metrics import Metrics
 from idsync.target import Checkpoint
 from idsync.watch.health import Health
-from idsync.watch.options import WatchOptions
+from idsync.watch.options import WatchMode, WatchOptions
 from idsync.watch.sink import Sink
 from idsync.watch.watcher import WatchSummary, watch
-from tests.conftest import WATCH_BOTH_TARGETS, Env, limited_user
+from tests.conftest import BOTH_TARGETS, WATCH_BOTH_TARGETS, Env, limited_user
 from tests.watch_support import (
     Daemon,
     free_port,
@@ -384,3 +384,24 @@ def test_int_and_string_with_the_same_text_are_told_apart_as_a_full_pass_does(
         wait_until(lambda: "marker" in env.target_ids(), "the batch")
     assert env.target_ids() == ["5", "marker"]
     assert running.summary is not None and running.summary.rejected == 1
+
+
+@BOTH_TARGETS
+def test_polling_into_a_table_without_unique_index_stores_each_id_once(env: Env) -> None:
+    """Each poll looks back a window; its ids, the first full pass's and a restarted watcher's
+    are the same ids again: with no UNIQUE index to refuse them, they must be skipped."""
+    env.sql("CREATE TABLE cm_cluster_id (cluster_id varchar(64) NOT NULL)")
+    ids = [ObjectId() for _ in range(10)]
+    env.add_source(ids)
+    options = fast(mode=WatchMode.POLL)
+    for _ in range(2):  # and once more, started again from its checkpoint
+        with Running(env, options):
+            wait_until(lambda: _count(env) >= 10, "the ids")
+            later = [ObjectId()]
+            env.add_source(later)
+            ids += later
+            wanted = len(ids)
+            wait_until(lambda: _count(env) >= wanted, "the new id")  # noqa: B023 (waited here)
+            threading.Event().wait(1.0)  # a few polls over the same window
+    rows = env.target_ids()
+    assert rows == sorted(str(i) for i in ids), rows

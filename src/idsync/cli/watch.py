@@ -57,6 +57,10 @@ log = logging.getLogger("idsync")
 @click.option(
     "--backoff-max", type=float, metavar="S", help="Longest pause between reconnections (30)."
 )
+@click.option(
+    "--socket-timeout", type=float, metavar="S",
+    help="Longest one read may take (300): how soon a link gone silent is given up and reopened.",
+)  # fmt: skip
 @pass_options
 def watch(
     *,
@@ -71,9 +75,13 @@ def watch(
     http: str | None,
     stuck_after: float | None,
     backoff_max: float | None,
+    socket_timeout: float | None,
 ) -> None:
     """Keep the target complete continuously: a full pass, then every new id within a second."""
-    extra = {"read_batch_size": passes.read_batch_size, "lock_timeout_s": passes.lock_timeout}
+    extra = {
+        "read_batch_size": passes.read_batch_size, "lock_timeout_s": passes.lock_timeout,
+        "socket_timeout_s": socket_timeout,
+    }  # fmt: skip
     ctx = resolve(common, extra, batch_size=passes.batch_size, buffered_logs=False)
     job = ctx.job
     flags = {

@@ -23,7 +23,7 @@ from idsync.mysql.errors import lock_failed
 from idsync.mysql.probes import MySQLProbes
 from idsync.mysql.writer import Writer
 from idsync.runs import RunRecord
-from idsync.session import SqlBuckets
+from idsync.session import SqlBuckets, stored_among
 from idsync.target import RUNS_TABLE, BatchResult, Checkpoint, Column
 
 _first = itemgetter(0)
@@ -133,6 +133,13 @@ class MySQLTarget(Connection):
         if checkpoint is None:
             return writer.insert(ids)
         return writer.insert(ids, lambda cursor: self._save(cursor, checkpoint))
+
+    def present(self, texts: Sequence[str]) -> set[str]:
+        def stored_of(chunk: list[str]) -> list[str]:
+            sql = dialect.values_of(self.table, self.column, len(chunk))
+            return [stored_text(v) for (v,) in self.fetch(sql, chunk, f"reading {self.table}")]
+
+        return stored_among(list(texts), stored_of)
 
     def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
         return catalog.stored_equal(self, self.table, self.column, texts)

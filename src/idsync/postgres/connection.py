@@ -7,8 +7,10 @@ the caller).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -72,6 +74,9 @@ class Connection(Session[PostgresURL]):
         except psycopg.Error as exc:
             raise pg_error(exc, self.address, "connecting") from None
 
+    def _guard(self) -> contextlib.AbstractContextManager[object]:
+        return _deadline(self._conn, self._settings.socket_timeout_s + _MARGIN_S)
+
     def stream_batches(
         self, sql: str, args: Sequence[object] = (), doing: str = "querying"
     ) -> Iterator[list[tuple[Any, ...]]]:
@@ -79,10 +84,16 @@ class Connection(Session[PostgresURL]):
         ``read_batch_size`` at a time."""
         try:
             with self._conn.cursor(name="idsync_read") as cur:
-                cur.execute(sql, args)
-                while rows := cur.fetchmany(self._read_batch):
+                with self._guard():
+                    cur.execute(sql, args)
+                while True:
+                    with self._guard():
+                        rows = cur.fetchmany(self._read_batch)
+                    if not rows:
+                        break
                     yield rows
-            self._conn.commit()
+            with self._guard():
+                self._conn.commit()
         except psycopg.Error as exc:
             self._rollback()
             raise pg_error(exc, self.address, doing) from None
@@ -107,3 +118,29 @@ class Connection(Session[PostgresURL]):
     def raw(self) -> Any:
         """The driver's connection, for :mod:`idsync.postgres.writer` only (savepoints)."""
         return self._conn
+
+
+# After the server's own statement_timeout (the socket timeout): its error comes first whenever
+# the link carries it.
+_MARGIN_S = 2.0
+
+
+@contextlib.contextmanager
+def _deadline(conn: Any, seconds: float) -> Iterator[None]:
+    """Shut the connection's socket down if the block outlasts ``seconds``: libpq has no read
+    timeout, and over a link gone silent (no reply, no reset) the server's statement_timeout
+    is never heard, so a wait would last as long as the silence. Its wait then ends with the
+    driver's error for a lost connection."""
+    fd = conn.pgconn.socket if conn is not None else -1
+    timer = threading.Timer(seconds, _shut, (fd,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _shut(fd: int) -> None:
+    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)

@@ -22,7 +22,7 @@ from idsync.postgres.connection import Connection
 from idsync.postgres.probes import PostgresProbes
 from idsync.postgres.writer import Writer
 from idsync.runs import FIELDS, SUCCESS, RunRecord
-from idsync.session import SqlBuckets
+from idsync.session import SqlBuckets, stored_among
 from idsync.target import RUNS_TABLE, STATE_TABLE, BatchResult, Checkpoint, Column
 from idsync.urls import PostgresURL
 
@@ -155,11 +155,19 @@ class PostgresTarget(Connection):
     def insert_batch(self, ids: Sequence[str], checkpoint: Checkpoint | None = None) -> BatchResult:
         """Insert ``ids`` in one transaction, then prove each one is stored exactly; a
         ``checkpoint`` is saved in that same transaction: it lands with the batch or not at all."""
-        result = Writer(self, self._relation, self.column, self._verify_all).insert(ids)
+        with self._guard():
+            result = Writer(self, self._relation, self.column, self._verify_all).insert(ids)
         if checkpoint is not None:
             self.execute(dialect.SAVE_STATE, self._state_row(checkpoint), "saving the checkpoint")
         self.commit()
         return result
+
+    def present(self, texts: Sequence[str]) -> set[str]:
+        def stored_of(chunk: list[str]) -> list[str]:
+            sql = dialect.values_of(self._relation, self.column)
+            return [str(v) for (v,) in self.fetch(sql, (chunk,), f"reading {self.table}")]
+
+        return stored_among(list(texts), stored_of)
 
     def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
         """For texts with no exact copy in the column: the stored value each equals under the

@@ -115,8 +115,9 @@ class Sink:
         self.checkpoint = checkpoint
         if not column.unique:
             log.warning(
-                "[%s] %s.%s has no UNIQUE index: a full pass and the stream may both insert an"
-                " id created while the pass runs; add one: ALTER TABLE %s ADD UNIQUE (%s)",
+                "[%s] %s.%s has no UNIQUE index: each batch is checked against the table first,"
+                " but a concurrent `idsync run` could store an id twice; add one:"
+                " ALTER TABLE %s ADD UNIQUE (%s)",
                 self.job.name, self.job.table, self.job.column, self.job.table, self.job.column,
             )  # fmt: skip
 
@@ -128,7 +129,17 @@ class Sink:
         """Insert ``texts`` and, in the same transaction, save ``checkpoint`` (if any)."""
         target = self._live()
         try:
-            result = target.insert_batch(texts, checkpoint)
+            # No UNIQUE index refuses an id stored already (a poll's window, the full pass, a
+            # restart from the checkpoint): skip what is there. Only a concurrent `idsync run`
+            # could store one in between; this watcher alone never does.
+            stored = set() if self.unique else target.present(texts)
+            fresh = [text for text in texts if text not in stored]
+            if fresh or checkpoint is None:
+                result = target.insert_batch(fresh, checkpoint)
+            else:
+                target.save_checkpoint(checkpoint)
+                result = BatchResult()
+            result.landed += [text for text in texts if text in stored]
         except IdsyncError:
             self.close()  # the transaction is gone with the connection; reconnect next time
             raise
