@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from idsync.errors import IdsyncError
+
 RANGES_TABLE = "idsync_ranges"
 OBJECT_IDS, OTHERS = "ids", "rest"
 """A range's kind: ObjectIds from ``lo`` (included) to ``hi`` (excluded), or every `_id` that
@@ -153,7 +155,18 @@ class Ledger:
         self.session, self.sql, self.job = session, sql, job
 
     def create(self) -> None:
-        self.session.transaction(lambda c: c.execute(self.sql.create), f"creating {RANGES_TABLE}")
+        """Create the table if missing. Workers started together race to it, and PostgreSQL's
+        CREATE TABLE IF NOT EXISTS is not safe against that (a duplicate type): the loser
+        tries again and finds the table there."""
+        for attempt in range(3):
+            try:
+                self.session.transaction(
+                    lambda c: c.execute(self.sql.create), f"creating {RANGES_TABLE}"
+                )
+                return
+            except IdsyncError:
+                if attempt == 2:
+                    raise
 
     def latest_round(self) -> int | None:
         [(latest,)] = self.session.fetch(self.sql.latest_round, (self.job,), "reading the ledger")
@@ -166,9 +179,10 @@ class Ledger:
         round_id = max(round_id, (latest or 0) + 1)
         rows = [(OBJECT_IDS, lo, hi) for lo, hi in bounds] + [(OTHERS, None, None)]
 
-        def insert(cursor: Any) -> None:
-            for idx, (kind, lo, hi) in enumerate(rows):
-                cursor.execute(self.sql.new_range, (self.job, round_id, idx, kind, lo, hi))
+        def insert(cursor: Any) -> None:  # one statement for them all: the lock is held
+            cursor.executemany(self.sql.new_range, [
+                (self.job, round_id, idx, kind, lo, hi) for idx, (kind, lo, hi) in enumerate(rows)
+            ])  # fmt: skip
 
         self.session.transaction(insert, f"planning a round in {RANGES_TABLE}")
         return round_id

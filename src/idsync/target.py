@@ -155,8 +155,9 @@ class Target(Protocol):
     def bytes_sent(self) -> int | None: ...
     def buckets(self, column: Column, moduli: tuple[int, int]) -> Buckets: ...
     def claim_watch(self, timeout_s: float, stop: threading.Event) -> Checkpoint | None: ...
-    def ledger(self) -> Ledger:
-        """The ranges of `idsync work` rounds, in a table of the target's database."""
+    def ledger(self, key: str) -> Ledger:
+        """The ranges of `idsync work` rounds under ``key``, in a table of the target's
+        database."""
 
     def read_between(self, low: str, high: str) -> set[str]:
         """The column's values from ``low`` to ``high``, both included."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,3 +112,26 @@ def _done(env: Env) -> int:
         return sum(state == "done" for _, state, _ in _ranges(env))
     except Exception:  # the ledger is not there yet
         return 0
+
+
+def test_jobs_of_one_name_on_other_tables_never_share_a_round(env: Env, tmp_path: Path) -> None:
+    """A round belongs to what it syncs: a job of the same name on another collection and
+    table (another config file, another --mongo-db) plans its own."""
+    load_ids(env.mongo_uri, [ObjectId() for _ in range(500)], collection="coll_a")
+    load_ids(env.mongo_uri, [ObjectId() for _ in range(500)], collection="coll_b")
+    configs = {}
+    for side in ("a", "b"):
+        configs[side] = tmp_path / f"{side}.toml"
+        configs[side].write_text(
+            f'[jobs.ids]\ncollection = "coll_{side}"\ntable = "t_{side}"\ncolumn = "ref"\n'
+        )
+        assert env.idsync("init", "--config", str(configs[side]), "--job", "ids").returncode == 0
+    planned = env.idsync("plan", "--json", "--config", str(configs["a"]), "--job", "ids")
+    assert planned.returncode == 0, planned.stderr
+    done = env.idsync("work", "--json", "--config", str(configs["b"]), "--job", "ids")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["round_id"] != json.loads(planned.stdout)["round_id"]
+    assert int(env.sql("SELECT COUNT(*) FROM t_b")[0][0]) == 500
+    finished = env.idsync("work", "--json", "--config", str(configs["a"]), "--job", "ids")
+    assert json.loads(finished.stdout)["round_id"] == json.loads(planned.stdout)["round_id"]
+    assert int(env.sql("SELECT COUNT(*) FROM t_a")[0][0]) == 500

@@ -9,6 +9,10 @@ from idsync.cli.common import Context, failed_with, finish, resolve, say_error, 
 from idsync.errors import IdsyncError
 from idsync.work import WorkOptions, WorkReport, work
 
+# A claim reads the round's rows in order: beyond some thousands of ranges it costs more than a
+# range's work; a range per some thousands of ids is plenty.
+MAX_RANGES = 10_000
+
 _EXAMPLES = """\b
 Examples:
   idsync work                      # in every process: the first plans, all claim until done
@@ -18,7 +22,7 @@ Examples:
 
 def _ranges(function: click.decorators.FC) -> click.decorators.FC:
     return click.option(
-        "--ranges", type=click.IntRange(1, 100_000), default=16, show_default=True,
+        "--ranges", type=click.IntRange(1, MAX_RANGES), default=16, show_default=True,
         help="Ranges a new round is cut into, by ObjectId creation time (plus one for other _ids).",
     )(function)  # fmt: skip
 

@@ -336,7 +336,7 @@ def history_probes(columns: Sequence[str]) -> list[str]:
 
 LEDGER = ledger_sql(
     f"""CREATE TABLE IF NOT EXISTS `{RANGES_TABLE}` (
-  `job` VARCHAR(64) NOT NULL,
+  `job` VARCHAR(191) NOT NULL,
   `round_id` BIGINT NOT NULL,
   `idx` INT NOT NULL,
   `kind` VARCHAR(8) NOT NULL,

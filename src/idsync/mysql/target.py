@@ -68,8 +68,8 @@ class MySQLTarget(Connection):
     def shown_table(self) -> str:
         return f"{self.database}.{self.table}"
 
-    def ledger(self) -> Ledger:
-        return Ledger(self, dialect.LEDGER, self.job)
+    def ledger(self, key: str) -> Ledger:
+        return Ledger(self, dialect.LEDGER, key)
 
     def read_between(self, low: str, high: str) -> set[str]:
         sql = dialect.select_between(self.table, self.column)

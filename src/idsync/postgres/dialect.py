@@ -338,7 +338,7 @@ def checksum(column: str, prime: int) -> str:
 
 LEDGER = ledger_sql(
     f"""CREATE TABLE IF NOT EXISTS {quote(RANGES_TABLE)} (
-  job varchar(64) COLLATE "C" NOT NULL,
+  job varchar(191) COLLATE "C" NOT NULL,
   round_id bigint NOT NULL,
   idx integer NOT NULL,
   kind varchar(8) NOT NULL,

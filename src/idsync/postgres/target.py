@@ -70,8 +70,8 @@ class PostgresTarget(Connection):
     def shown_table(self) -> str:
         return f"{self.database}.{self.schema}.{self.table}"
 
-    def ledger(self) -> Ledger:
-        return Ledger(self, dialect.LEDGER, self.job)
+    def ledger(self, key: str) -> Ledger:
+        return Ledger(self, dialect.LEDGER, key)
 
     def read_between(self, low: str, high: str) -> set[str]:
         sql = dialect.select_between(self._relation, self.column)

@@ -265,17 +265,21 @@ class SyncPass:
         report.missing -= writer.rejected  # missing counts what can be stored
 
     def _settle(self, target: Target) -> None:
-        """The batch in flight when the previous pass failed may have committed with its reply
-        lost: inserted again (a no-op for what is there), all of it stored now is this run's."""
+        """The batch in flight when the previous pass failed may have committed, its reply
+        lost: what of it is stored now is taken for this run's (the run lock keeps other runs
+        out; a watcher's batch could land one meanwhile, counted here too). The rest is missing
+        still: this pass's diff finds it, never a blind insert (a column without a UNIQUE index
+        would store it twice)."""
         if not self.doubt:
             return
-        with self.report.timing("insert_s"):
-            result = target.insert_batch(self.doubt)
+        stored = target.present(self.doubt)
+        landed = [text for text in self.doubt if text in stored]
         self.doubt.clear()
-        self.report.batches += 1
-        self.report.inserted += len(result.landed)
-        self.earlier_inserts += len(result.landed)
-        self.stored(result.landed)  # its rejections: the pass finds and reports them again
+        if landed:
+            self.report.batches += 1
+            self.report.inserted += len(landed)
+            self.earlier_inserts += len(landed)
+            self.stored(landed)
 
     def stored(self, texts: list[str]) -> None:
         """``texts`` were missing and are stored now (a dry run: would be)."""

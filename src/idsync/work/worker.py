@@ -10,6 +10,7 @@ first and the last of each batch, the missing inserted in a batch that commits.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Iterator, Mapping
@@ -95,13 +96,22 @@ class Worker:
             target.connect()
             column = target.inspect()
             self._require(target, column)
-            ledger = target.ledger()
+            ledger = target.ledger(self._key(source, target))
             ledger.create()
             round_id = self._round(ledger, source)
             self.report.round_id = round_id
             if self.options.new_round:
                 return
             self._claim_all(ledger, round_id, source, target, column.fit)
+
+    def _key(self, source: MongoSource, target: Target) -> str:
+        """A round's key in the ledger: the job's name, and a digest of what it syncs (two jobs
+        of one name, or one job edited or given another --mongo-db, never share a round)."""
+        where = (
+            f"{source.database}.{self.job.collection}.{self.job.field}"
+            f" > {target.shown_table}.{self.job.column}"
+        )
+        return f"{self.job.name[:160]}@{hashlib.sha256(where.encode()).hexdigest()[:16]}"
 
     def _require(self, target: Target, column: Column) -> None:
         job = self.job
