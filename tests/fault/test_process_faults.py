@@ -257,3 +257,26 @@ def test_a_watcher_stopped_in_its_full_pass_counts_what_it_committed(env: Env) -
     assert (summary["inserted"], summary["batches"]) == (stored, stored // 250), summary
     [(status, inserted)] = env.sql("SELECT status, inserted FROM idsync_runs")
     assert (status, inserted) == ("stopped", stored)
+
+
+def test_a_signal_while_the_report_is_printed_appends_nothing(env: Env) -> None:
+    """`status --json` printing into a pipe no one reads yet: SIGTERM ends it at once; what
+    reached the pipe is part of the one report, never followed by a second object."""
+    assert env.idsync("init").returncode == 0
+    started = "2026-01-01 00:00:00"
+    rows = [(f"r{n:05d}", "update-cluster-id", "run", started, started, "ok", 0, 0, 0.5, "h", "v")
+            for n in range(3000)]  # fmt: skip
+    env.mysql.cursor().executemany(
+        "INSERT INTO idsync_runs (run_id, job, command, started_at, finished_at, status,"
+        " exit_code, dry_run, duration_s, host, version)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        rows,
+    )
+    env.mysql.commit()
+    args = ("status", "--json", "--limit", "3000")
+    with reaped(spawn_cli(env.mongo_uri, env.mysql_url, *args)) as proc:
+        time.sleep(3.0)  # its report fills the pipe, and it waits for a reader
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert out.count('"status": "failed"') == 0 and out.startswith('{"runs"'), out[-300:]

@@ -157,6 +157,22 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def printing() -> Iterator[None]:
+    """While a report is printed: a signal ends the process at once (128 + its number), so
+    that nothing is appended to a report half written into a pipe no one reads."""
+
+    def leave(signum: int, _frame: object) -> None:
+        os._exit(128 + signum)
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def publish_metrics(ctx: Context, report: dict[str, Any], command: str, export: ExportArgs) -> None:
     """Export the report's metrics as asked; a failed run keeps the previous success time."""
     if not export.wanted:

@@ -8,8 +8,8 @@ import logging
 import click
 
 from idsync.cli.args import CommonArgs, common_options
-from idsync.cli.common import fail, finish, resolve
-from idsync.doctor import Level, diagnose
+from idsync.cli.common import Context, fail, finish, printing, resolve
+from idsync.doctor import DoctorReport, Level, diagnose
 from idsync.errors import IdsyncError
 from idsync.urls import redact
 
@@ -31,14 +31,8 @@ def doctor(common: CommonArgs, strict: bool) -> None:
     except IdsyncError as exc:  # a URI only the driver can judge is refused before any check
         fail(ctx, exc)
     report.strict = strict
-    if ctx.as_json:
-        click.echo(redact(json.dumps(report.to_dict()), ctx.secrets))
-    else:
-        for finding in report.findings:
-            line = f"{finding.level:<5} {finding.check:<15} {finding.detail}"
-            click.echo(redact(line, ctx.secrets))
-            if finding.fix and finding.level != "ok":
-                click.echo(f"{'':<21} → {finding.fix}")
+    with printing():
+        _show(report, ctx)
     failures = [f for f in report.findings if f.level is Level.FAIL]
     if failures:  # stdout may go to a file: say on stderr that it failed, and the first why
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
@@ -47,3 +41,14 @@ def doctor(common: CommonArgs, strict: bool) -> None:
             ctx.secrets), more, extra={"job": ctx.job.name, "event": "error"},
         )  # fmt: skip
     finish(report.exit_code)
+
+
+def _show(report: DoctorReport, ctx: Context) -> None:
+    if ctx.as_json:
+        click.echo(redact(json.dumps(report.to_dict()), ctx.secrets))
+        return
+    for finding in report.findings:
+        line = f"{finding.level:<5} {finding.check:<15} {finding.detail}"
+        click.echo(redact(line, ctx.secrets))
+        if finding.fix and finding.level != "ok":
+            click.echo(f"{'':<21} → {finding.fix}")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from idsync.cli.args import CommonArgs, common_options
-from idsync.cli.common import Context, fail, finish, resolve
+from idsync.cli.common import Context, fail, finish, printing, resolve
 from idsync.config import parse_duration
 from idsync.errors import ConfigError, IdsyncError
 from idsync.runs import RunRecord
@@ -60,7 +60,8 @@ def status(*, common: CommonArgs, limit: int, all_jobs: bool, max_age: str | Non
         fail(ctx, exc)
     now = datetime.now(UTC)
     stale = [job for job, run in last.items() if _is_stale(run, now, max_age_s)]
-    _show(ctx, runs, last, now, stale)
+    with printing():
+        _show(ctx, runs, last, now, stale)
     finish(STALE if stale else 0)
 
 
