@@ -3,17 +3,20 @@ end with every id once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from bson import ObjectId
 
 from tests.conftest import BOTH_TARGETS, Env
 from tests.fault.conftest import load_ids, reaped, spawn_cli, wait_for
+from tests.fault.toxiproxy import Proxy
 
 pytestmark = pytest.mark.fault
 
@@ -135,3 +138,22 @@ def test_jobs_of_one_name_on_other_tables_never_share_a_round(env: Env, tmp_path
     finished = env.idsync("work", "--json", "--config", str(configs["a"]), "--job", "ids")
     assert json.loads(finished.stdout)["round_id"] == json.loads(planned.stdout)["round_id"]
     assert int(env.sql("SELECT COUNT(*) FROM t_a")[0][0]) == 500
+
+
+def test_batches_slower_than_the_lease_still_end_the_round(env: Env) -> None:
+    """The lease beats on its own while a batch takes longer than it: live workers never take
+    each other's ranges, and the round ends."""
+    expected = _source(env, 2000)
+    with contextlib.ExitStack() as cleanup:
+        link = Proxy(urlsplit(env.mongo_uri).netloc)
+        cleanup.callback(link.delete)
+        link.add("latency", "downstream", latency=1300)
+        args = ("work", "--json", "--ranges", "2", "--lease", "1", "--read-batch-size", "400")
+        workers = [
+            cleanup.enter_context(reaped(spawn_cli(link.url(env.mongo_uri), env.mysql_url, *args)))
+            for _ in range(3)
+        ]
+        for proc in workers:
+            _, err = proc.communicate(timeout=180)  # a livelock is a TimeoutExpired
+            assert proc.returncode == 0, err[-2000:]
+    assert env.target_ids() == expected

@@ -26,6 +26,7 @@ from idsync.mongo.source import MongoSource, ScanOrder
 from idsync.mongo.values import encode_batch
 from idsync.target import Column, Target
 from idsync.targets import open_target, record_run
+from idsync.work.lease import Heartbeat
 from idsync.work.report import WorkReport
 
 log = logging.getLogger("idsync")
@@ -91,12 +92,14 @@ class Worker:
         with (
             MongoSource(self.settings, self.job, ScanOrder.ID_INDEX) as source,
             open_target(self.settings, self.job) as target,
+            open_target(self.settings, self.job) as books,  # the ledger's: leases beat on it
         ):
             source.ping()
             target.connect()
             column = target.inspect()
             self._require(target, column)
-            ledger = target.ledger(self._key(source, target))
+            books.connect()
+            ledger = books.ledger(self._key(source, target))
             ledger.create()
             round_id = self._round(ledger, source)
             self.report.round_id = round_id
@@ -180,14 +183,15 @@ class Worker:
         report, inserted, rejected = self.report, self.report.inserted, self.report.rejected
         seen = 0
         try:
-            for texts in self._texts(part, source, fit):
-                seen += len(texts)
-                self._insert(part, texts, target)
-                if not ledger.renew(part, self.owner, self.options.lease_s):
-                    log.warning("[%s] work: %s was taken over (its lease ended)", self.job.name,
-                                part)  # fmt: skip
-                    return
-                self._stopped()
+            with Heartbeat(ledger, part, self.owner, self.options.lease_s) as beat:
+                for texts in self._texts(part, source, fit):
+                    seen += len(texts)
+                    self._insert(part, texts, target)
+                    if beat.lost:
+                        log.warning("[%s] work: %s was taken over (this worker was silent past"
+                                    " its lease)", self.job.name, part)  # fmt: skip
+                        return
+                    self._stopped()
         except InterruptedRun:
             ledger.give_back(part, self.owner)  # to any worker, at once: not after its lease
             raise
