@@ -42,6 +42,7 @@ class LedgerSession(Protocol):
 @dataclass(frozen=True)
 class LedgerSQL:
     create: str
+    exists: str
     latest_round: str
     new_range: str
     claim: str
@@ -58,6 +59,7 @@ def ledger_sql(ddl: str, now: str, later: str) -> LedgerSQL:
     mine = "job = %s AND round_id = %s AND idx = %s AND owner = %s"
     return LedgerSQL(
         create=ddl,
+        exists=f"SELECT 1 FROM {RANGES_TABLE} WHERE 1 = 0",
         latest_round=f"SELECT MAX(round_id) FROM {RANGES_TABLE} WHERE job = %s",
         new_range=(
             f"INSERT INTO {RANGES_TABLE} (job, round_id, idx, kind, lo, hi, state, attempts)"
@@ -154,19 +156,30 @@ class Ledger:
     def __init__(self, session: LedgerSession, sql: LedgerSQL, job: str) -> None:
         self.session, self.sql, self.job = session, sql, job
 
-    def create(self) -> None:
-        """Create the table if missing. Workers started together race to it, and PostgreSQL's
-        CREATE TABLE IF NOT EXISTS is not safe against that (a duplicate type): the loser
-        tries again and finds the table there."""
+    def create(self) -> bool:
+        """Create the table if missing (whether it did): a worker whose user may not create
+        tables works on one made by `idsync init`. Workers started together race to make it,
+        and PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against that (a duplicate
+        type): the loser tries again and finds the table there."""
         for attempt in range(3):
+            if self._exists():
+                return False
             try:
                 self.session.transaction(
                     lambda c: c.execute(self.sql.create), f"creating {RANGES_TABLE}"
                 )
-                return
+                return True
             except IdsyncError:
                 if attempt == 2:
                     raise
+        return False
+
+    def _exists(self) -> bool:
+        try:
+            self.session.fetch(self.sql.exists, (), f"reading {RANGES_TABLE}")
+        except IdsyncError:
+            return False
+        return True
 
     def latest_round(self) -> int | None:
         [(latest,)] = self.session.fetch(self.sql.latest_round, (self.job,), "reading the ledger")

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from bson import ObjectId
 
-from tests.conftest import BOTH_TARGETS, Env
+from tests.conftest import BOTH_TARGETS, Env, limited_user
 from tests.fault.conftest import load_ids, reaped, spawn_cli, wait_for
 from tests.fault.toxiproxy import Proxy
 
@@ -156,4 +156,16 @@ def test_batches_slower_than_the_lease_still_end_the_round(env: Env) -> None:
         for proc in workers:
             _, err = proc.communicate(timeout=180)  # a livelock is a TimeoutExpired
             assert proc.returncode == 0, err[-2000:]
+    assert env.target_ids() == expected
+
+
+@BOTH_TARGETS
+def test_a_worker_needs_no_create_once_init_made_the_ledger(env: Env) -> None:
+    expected = _source(env, 300)
+    assert env.idsync("init").returncode == 0  # also makes idsync_ranges
+    grants = ["SELECT, INSERT, UPDATE ON cm_cluster_id", "SELECT, INSERT, UPDATE ON idsync_ranges",
+              "SELECT, INSERT ON idsync_runs"]  # fmt: skip
+    with limited_user(env, grants) as url:
+        done = env.idsync("work", "--json", env={"IDSYNC_MYSQL_URL": url})
+    assert done.returncode == 0, done.stderr[-2000:]
     assert env.target_ids() == expected

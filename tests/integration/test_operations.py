@@ -21,8 +21,10 @@ def test_runs_are_recorded_and_status_reports_them(env: Env) -> None:
     env.add_source([ObjectId() for _ in range(5)] + [1.5])
     init = json.loads(env.idsync("init", "--json").stdout)
     assert init["history_created"] is True and init["state_created"] is True
+    assert init["ranges_created"] is True
     again = env.idsync("init").stdout
     assert "idsync_runs: exists" in again and "idsync_state: exists" in again
+    assert "idsync_ranges: exists" in again
     never = env.idsync("status", "--json", "--max-age", "1h")
     assert never.returncode == 4  # no success yet: stale
     assert env.idsync("run").returncode == 4  # one id rejected: partial

@@ -11,6 +11,7 @@ from idsync.cli.args import CommonArgs, common_options
 from idsync.cli.common import die, fail, resolve
 from idsync.config import BUILTIN_JOB, Job, find_file
 from idsync.errors import ConfigError, IdsyncError
+from idsync.ledger import RANGES_TABLE
 from idsync.target import RUNS_TABLE, STATE_TABLE
 from idsync.targets import open_target
 
@@ -27,6 +28,8 @@ def init(common: CommonArgs) -> None:
             created = target.create_table()
             column = target.inspect()
             made = target.create_owned_tables()
+            if target.ledger("").create():  # the rounds of `idsync work`
+                made = (*made, RANGES_TABLE)
             where = target.shown_table
     except IdsyncError as exc:
         fail(ctx, exc)
@@ -41,6 +44,7 @@ def init(common: CommonArgs) -> None:
         "history_table": RUNS_TABLE,
         "history_created": RUNS_TABLE in made,
         "state_created": STATE_TABLE in made,
+        "ranges_created": RANGES_TABLE in made,
     }
     if ctx.as_json:
         click.echo(json.dumps(result))
@@ -50,7 +54,7 @@ def init(common: CommonArgs) -> None:
             f"({job.column}, collation {column.collation}, "
             f"{'unique' if column.unique else 'NOT unique'})"
         )
-        for name in (RUNS_TABLE, STATE_TABLE):
+        for name in (RUNS_TABLE, STATE_TABLE, RANGES_TABLE):
             click.echo(f"{name}: {'created' if name in made else 'exists'}")
 
 
