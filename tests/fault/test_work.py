@@ -169,3 +169,16 @@ def test_a_worker_needs_no_create_once_init_made_the_ledger(env: Env) -> None:
         done = env.idsync("work", "--json", env={"IDSYNC_MYSQL_URL": url})
     assert done.returncode == 0, done.stderr[-2000:]
     assert env.target_ids() == expected
+
+
+def test_a_late_worker_finds_the_round_done(env: Env) -> None:
+    """A pod restarted or a task retried after the round ended reads nothing again alone."""
+    expected = _source(env, 600)
+    first = json.loads(env.idsync("work", "--json", "--ranges", "4").stdout)
+    late = env.idsync("work", "--json")
+    assert late.returncode == 0, late.stderr
+    again = json.loads(late.stdout)
+    assert (again["round_id"], again["ranges"], again["source_ids"]) == (first["round_id"], 0, 0)
+    anew = json.loads(env.idsync("work", "--json", "--fresh-for", "0").stdout)
+    assert anew["round_id"] > first["round_id"] and anew["ranges"] == anew["ranges_in_round"]
+    assert env.target_ids() == expected

@@ -38,6 +38,10 @@ def _ranges(function: click.decorators.FC) -> click.decorators.FC:
 @click.option("--retries", type=int, metavar="N", help="New attempts after a transient failure.")
 @click.option("--read-batch-size", type=int, metavar="N", help="Ids per read (and insert) (10000).")
 @click.option("--socket-timeout", type=float, metavar="S", help="Longest one read may take (300).")
+@click.option(
+    "--fresh-for", type=click.FloatRange(0, 86_400 * 30), default=900.0, show_default=True,
+    metavar="S", help="A round finished but planned less than S ago is done: a late worker ends.",
+)  # fmt: skip
 def work_command(
     *,
     common: CommonArgs,
@@ -47,6 +51,7 @@ def work_command(
     retries: int | None,
     read_batch_size: int | None,
     socket_timeout: float | None,
+    fresh_for: float,
 ) -> None:
     """Work the job's round of _id ranges with any other workers, until every range is done.
 
@@ -60,7 +65,7 @@ def work_command(
         "lock_timeout_s": lock_timeout, "retries": retries, "read_batch_size": read_batch_size,
         "socket_timeout_s": socket_timeout,
     })  # fmt: skip
-    _finish(ctx, WorkOptions(ranges=ranges, lease_s=lease))
+    _finish(ctx, WorkOptions(ranges=ranges, lease_s=lease, fresh_s=fresh_for))
 
 
 @click.command(name="plan", epilog=_EXAMPLES)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,10 @@ class WorkOptions:
     """Between two looks at the ledger while other workers hold the last ranges."""
     new_round: bool = False
     """Plan a new round even if one is unfinished (`idsync plan`), and work nothing."""
+    fresh_s: float = 900.0
+    """A finished round planned less than this long ago is the current one still: a worker
+    that comes late (a pod restarted, a task retried) finds it done and ends, instead of
+    reading everything again alone. `idsync plan` starts a new one at any time."""
 
 
 def work(
@@ -132,19 +137,19 @@ class Worker:
             )
 
     def _round(self, ledger: Ledger, source: MongoSource) -> int:
-        """The round to work: the newest while it has ranges left, else a new one planned under
-        the run lock (of a connection of its own, so that it ends with the plan)."""
-        latest = ledger.latest_round()
-        if not self.options.new_round and latest and not ledger.progress(latest).finished:
-            return latest
+        """The round to work: the newest while it has ranges left or was planned less than
+        ``fresh_s`` ago (a late worker of a finished round has nothing to do), else a new one
+        planned under the run lock (of a connection of its own, so that it ends with the
+        plan)."""
+        if (current := self._current(ledger)) is not None:
+            return current
         with open_target(self.settings, self.job) as planner:
             planner.connect()
             planner.inspect()
             with self.report.timing("lock_wait_s"):
                 planner.lock(self.settings.lock_timeout_s, self.stop)
-            latest = ledger.latest_round()  # another worker may have planned while we waited
-            if not self.options.new_round and latest and not ledger.progress(latest).finished:
-                return latest
+            if (current := self._current(ledger)) is not None:  # planned while we waited
+                return current
             span = source.object_id_span()
             whole: list[tuple[str | None, str | None]] = [(None, None)]
             bounds = split(*span, self.options.ranges) if span else whole
@@ -154,6 +159,14 @@ class Worker:
             extra={"job": self.job.name, "event": "work-plan"},
         )  # fmt: skip
         return round_id
+
+    def _current(self, ledger: Ledger) -> int | None:
+        latest = ledger.latest_round()
+        if self.options.new_round or latest is None:
+            return None
+        # A round's id is the time it was planned, in milliseconds.
+        fresh = time.time() - latest / 1000 < self.options.fresh_s
+        return latest if fresh or not ledger.progress(latest).finished else None
 
     def _claim_all(
         self, ledger: Ledger, round_id: int, source: MongoSource, target: Target, fit: ColumnFit
