@@ -1,5 +1,5 @@
 """``python -m idsync``: the same as the ``idsync`` command."""
 
-from idsync.cli import main
+from idsync.entry import main
 
 main()

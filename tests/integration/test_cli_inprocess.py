@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -211,3 +212,23 @@ def test_list_missing_into_a_device_and_a_file_in_place(env: Env, tmp_path: Path
     assert done.exit_code == 0, done.output
     assert sorted(listed.read_text().split()) == sorted(str(i) for i in ids)
     assert [p.name for p in tmp_path.iterdir()] == ["ids.txt"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_before_the_command_is_ready_is_one_failed_report(
+    signum: signal.Signals,
+) -> None:
+    """The command's imports take a moment: a signal then is held, then said once."""
+    code = (
+        "import os, signal, sys; from idsync import entry;"
+        " signal.signal(signal.SIGINT, signal.default_int_handler); entry.hold_signals();"
+        f" os.kill(os.getpid(), {int(signum)});"
+        " sys.argv[:] = ['idsync', 'status', '--json']; from idsync.cli import main; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    message = f"interrupted ({signum.name}) before the start"
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["error"] == message
+    assert done.stderr.splitlines() == [f"idsync: {message}"]

@@ -19,6 +19,7 @@ from typing import NoReturn
 
 import click
 
+from idsync import entry
 from idsync.config import BUILTIN_JOB
 from idsync.urls import raw_secrets, redact
 from idsync.version import __version__, versions
@@ -89,6 +90,11 @@ def main() -> None:
         *sys.argv,
     )
     interrupt_on_signals()
+    if entry.held:  # before the command could take it
+        message = f"interrupted ({signal.Signals(entry.held[0]).name}) before the start"
+        _failed_json(message, 1)
+        click.echo(f"idsync: {message}", err=True)
+        _leave(1)
     try:
         code = cli.main(prog_name="idsync", standalone_mode=False)
     except click.ClickException as exc:  # a flag click itself refused: a usage error
@@ -124,9 +130,10 @@ def interrupt_on_signals() -> None:
     def interrupt(signum: int, _frame: object) -> None:
         raise Signalled(signal.Signals(signum).name)
 
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    term, intr = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    if term is signal.SIG_DFL or entry.holding(term):
         signal.signal(signal.SIGTERM, interrupt)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    if intr is signal.default_int_handler or entry.holding(intr):
         signal.signal(signal.SIGINT, interrupt)
 
 
