@@ -43,6 +43,7 @@ class LedgerSession(Protocol):
 class LedgerSQL:
     create: str
     exists: str
+    rounds: str
     latest_round: str
     new_range: str
     claim: str
@@ -60,6 +61,7 @@ def ledger_sql(ddl: str, now: str, later: str) -> LedgerSQL:
     return LedgerSQL(
         create=ddl,
         exists=f"SELECT 1 FROM {RANGES_TABLE} WHERE 1 = 0",
+        rounds=f"SELECT job, MAX(round_id) FROM {RANGES_TABLE} GROUP BY job ORDER BY job",
         latest_round=f"SELECT MAX(round_id) FROM {RANGES_TABLE} WHERE job = %s",
         new_range=(
             f"INSERT INTO {RANGES_TABLE} (job, round_id, idx, kind, lo, hi, state, attempts)"
@@ -232,6 +234,13 @@ class Ledger:
         """Mark ``part`` done with (source ids, inserted, rejected); False if it was no longer
         this worker's (another took it after the lease ended: it will finish it too)."""
         return self._mine(self.sql.finish, counts, part, owner)
+
+    def newest_rounds(self, job: str | None) -> list[tuple[str, int]]:
+        """(key, round) of each key's newest round: ``job``'s keys (its name and ``@``), or
+        every job's."""
+        rows = self.session.fetch(self.sql.rounds, (), "reading the ledger")
+        keys = [(str(key), int(round_id)) for key, round_id in rows]
+        return [(key, r) for key, r in keys if job is None or key.startswith(f"{job}@")]
 
     def progress(self, round_id: int) -> Progress:
         rows = self.session.fetch(self.sql.progress, (self.job, round_id), "reading the ledger")

@@ -182,3 +182,18 @@ def test_a_late_worker_finds_the_round_done(env: Env) -> None:
     anew = json.loads(env.idsync("work", "--json", "--fresh-for", "0").stdout)
     assert anew["round_id"] > first["round_id"] and anew["ranges"] == anew["ranges_in_round"]
     assert env.target_ids() == expected
+
+
+def test_status_shows_the_round_and_a_done_round_is_a_success(env: Env) -> None:
+    _source(env, 400)
+    assert env.idsync("init").returncode == 0
+    assert env.idsync("plan", "--ranges", "4").returncode == 0
+    planned = json.loads(env.idsync("status", "--json").stdout)
+    [(round_)] = planned["work_rounds"]
+    assert (round_["todo"], round_["done"], round_["finished"]) == (5, 0, False)
+    assert round_["key"].startswith("update-cluster-id@")
+    assert env.idsync("status", "--json", "--max-age", "1h").returncode == 4  # no success yet
+    assert env.idsync("work").returncode == 0
+    done = env.idsync("status", "--max-age", "1h")
+    assert done.returncode == 0, done.stdout  # the worker's round counts as a success
+    assert "5/5 ranges done, 0 claimed (0 past their lease), 0 left" in done.stdout

@@ -181,7 +181,7 @@ def publish_metrics(ctx: Context, report: dict[str, Any], command: str, export: 
     if report["status"] not in SUCCESS:
         with contextlib.suppress(IdsyncError), open_target(ctx.settings, ctx.job) as target:
             target.connect()
-            kinds = ("check",) if command == "check" else ("run", "watch")
+            kinds = ("check",) if command == "check" else ("run", "watch", "work")
             found = target.last_success(ctx.job.name, kinds)
             last = found.finished_at.timestamp() if found else None
     from idsync import export as exporting  # noqa: PLC0415 (prometheus_client loads only then)

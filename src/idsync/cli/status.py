@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -11,10 +12,15 @@ from idsync.cli.args import CommonArgs, common_options
 from idsync.cli.common import Context, fail, finish, printing, resolve
 from idsync.config import parse_duration
 from idsync.errors import ConfigError, IdsyncError
+from idsync.ledger import Progress
 from idsync.runs import RunRecord
+from idsync.target import Target
 from idsync.targets import open_target
 
 STALE = 4
+SYNCS = ("run", "watch", "work")
+"""Commands whose success means the target held every id: a worker succeeds once its round
+is done."""
 
 
 def parse_age(text: str | None) -> float | None:
@@ -55,14 +61,35 @@ def status(*, common: CommonArgs, limit: int, all_jobs: bool, max_age: str | Non
             target.connect()
             runs = target.recent_runs(name, limit)
             jobs = sorted({r.job for r in runs} | ({name} if name else set()))
-            last = {job: target.last_success(job, ("run", "watch")) for job in jobs}
+            last = {job: target.last_success(job, SYNCS) for job in jobs}
+            rounds = _rounds(target, name)
     except IdsyncError as exc:
         fail(ctx, exc)
     now = datetime.now(UTC)
     stale = [job for job, run in last.items() if _is_stale(run, now, max_age_s)]
     with printing():
-        _show(ctx, runs, last, now, stale)
+        _show(ctx, runs, last=last, now=now, stale=stale, rounds=rounds)
     finish(STALE if stale else 0)
+
+
+def _rounds(target: Target, job: str | None) -> list[tuple[str, Progress]]:
+    """The newest `idsync work` round of each of the jobs' keys; none where no worker ever
+    ran (no ledger) or the user may not read it."""
+    try:
+        ledger = target.ledger("")
+        found = ledger.newest_rounds(job)
+        return [(key, target.ledger(key).progress(round_id)) for key, round_id in found]
+    except IdsyncError:
+        return []
+
+
+def _round_line(key: str, p: Progress) -> str:
+    total = p.todo + p.claimed + p.done
+    return (
+        f"work round {p.round_id} of {key}: {p.done}/{total} ranges done, {p.claimed} claimed"
+        f" ({p.expired} past their lease), {p.todo} left; {p.source_ids:,} ids read,"
+        f" {p.inserted:,} inserted"
+    )
 
 
 def _command(run: RunRecord) -> str:
@@ -78,9 +105,11 @@ def _is_stale(run: RunRecord | None, now: datetime, max_age: float | None) -> bo
 def _show(
     ctx: Context,
     runs: list[RunRecord],
+    *,
     last: dict[str, RunRecord | None],
     now: datetime,
     stale: list[str],
+    rounds: list[tuple[str, Progress]],
 ) -> None:
     ages = {job: (now - r.finished_at).total_seconds() if r else None for job, r in last.items()}
     if ctx.as_json:
@@ -88,6 +117,8 @@ def _show(
             "runs": [r.to_dict() for r in runs],
             "last_success": {job: r.to_dict() if r else None for job, r in last.items()},
             "last_success_age_s": ages, "stale": stale,
+            "work_rounds": [{"key": key, **dataclasses.asdict(p), "finished": p.finished}
+                            for key, p in rounds],
         }))  # fmt: skip
         return
     header = f"{'started (UTC)':<20} {'job':<20} {'command':<7} {'status':<8} {'inserted':>9}"
@@ -103,3 +134,5 @@ def _show(
         when = f"{_ago(age)} ago" if age is not None else "never"
         flag = "  STALE" if job in stale else ""
         click.echo(f"last success of {job}: {when}{flag}")
+    for key, progress in rounds:
+        click.echo(_round_line(key, progress))

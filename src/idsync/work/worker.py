@@ -32,6 +32,8 @@ from idsync.work.report import WorkReport
 
 log = logging.getLogger("idsync")
 WORK = Command(history="work", label="work ", event="work-")
+PLAN = Command(history="plan", label="plan ", event="plan-")
+"""A round planned and not worked: not a success of the job's (`status` counts `work`)."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,12 @@ def work(
         Worker(job, settings=settings, options=options, report=report, stop=stop,
                owner=owner).execute()  # fmt: skip
 
-    def record(figures: Mapping[str, Any]) -> None:
-        record_run(settings, job, WORK.history, figures)
+    command = PLAN if options.new_round else WORK
 
-    return enveloped(report, attempt, settings=settings, command=WORK, record=record, stop=stop)
+    def record(figures: Mapping[str, Any]) -> None:
+        record_run(settings, job, command.history, figures)
+
+    return enveloped(report, attempt, settings=settings, command=command, record=record, stop=stop)
 
 
 class Worker:
