@@ -46,6 +46,7 @@ _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "float": ((int, float), "a number"),
     "float | None": ((int, float, type(None)), "a number"),
     "bool": ((bool,), "true or false"),
+    "bool | None": ((bool, type(None)), "true or false"),
 }
 _NAMES = {bool: "a boolean", int: "an integer", float: "a number with a fraction", str: "a string",
           list: "an array", dict: "a table", type(None): "nothing"}  # fmt: skip
@@ -100,6 +101,9 @@ class Job:
     allow_missing_source: bool = False
     """Accept a source collection that does not exist (read as empty). Otherwise it is a config
     error: MongoDB creates collections lazily, so a misspelt name would read as empty."""
+    delete_orphans: bool = False
+    """Mirror the source: a run deletes the rows of ids no document has any more (README,
+    "Mirror mode"); off, orphans are counted and sampled only."""
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -228,7 +232,16 @@ class RunOptions:
     max_inserts_fraction: float | None = None
     """Refuse when more ids are missing than this share of the target's rows (0.1 = 10%)."""
     force: bool = False
-    """Ignore the max-inserts guards."""
+    """Ignore the max-inserts and max-deletes guards."""
+    delete_orphans: bool | None = None
+    """Delete the rows of orphans after the inserts; None: as the job says."""
+    max_deletes: int | None = None
+    """Refuse (delete nothing) when more orphans than this are found."""
+    max_deletes_fraction: float | None = None
+    """Refuse when more orphans than this share of the target's rows are found; with neither
+    limit given, 1% (and at least :data:`MIN_DELETES_ALLOWED` rows)."""
+    allow_cascade: bool = False
+    """Delete even when a foreign key would delete or change rows of another table."""
     record_history: bool = True
     """Append the run to the `idsync_runs` table (when `idsync init` has created it)."""
     history_command: str = "run"

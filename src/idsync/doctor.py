@@ -147,7 +147,26 @@ def _target_checks(report: DoctorReport, target: Target, job: Job) -> Column | N
     _check(report, "state", lambda: _state(target))
     _check(report, "history", lambda: _history(target))
     _check(report, "local-infile", lambda: _local_infile(target))
+    _check(report, "foreign-keys", lambda: _references(target, job))
     return column
+
+
+def _references(target: Target, job: Job) -> Finding:
+    """The foreign keys that reference the table: what mirror mode (`--delete-orphans`) keeps
+    (RESTRICT, NO ACTION) and what it refuses to touch without `--allow-cascade`."""
+    found = target.references()
+    if not found:
+        return Finding(
+            "foreign-keys", Level.OK, f"none reference {job.table} (that this user sees)"
+        )
+    listed = "; ".join(str(ref) for ref in found)
+    if job.delete_orphans and any(ref.changes_rows for ref in found):
+        return Finding(
+            "foreign-keys", Level.WARN,
+            f"{listed}: deleting an orphan would delete or change rows there; a mirroring run"
+            " refuses (exit 3)", "drop delete_orphans, or run with --allow-cascade if meant",
+        )  # fmt: skip
+    return Finding("foreign-keys", Level.OK, f"{listed} (a mirror keeps referenced rows)")
 
 
 def _unique(column: Column, job: Job) -> Finding:

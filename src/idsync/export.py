@@ -37,6 +37,8 @@ def run_metrics(
     metrics.seen.inc(int(report.get("source_ids") or 0))
     metrics.inserted.inc(int(report.get("inserted") or 0))
     metrics.rejected.inc(int(report.get("rejected") or 0))
+    if not report.get("dry_run"):
+        metrics.deleted.inc(int(report.get("deleted") or 0))
     metrics.batches.inc(int(report.get("batches") or 0))
     finished = time.time()
     metrics.healthy.set(1.0 if report["status"] in SUCCESS else 0.0)  # this run's outcome
@@ -68,6 +70,14 @@ def _last_run(metrics: Metrics, report: Mapping[str, Any], drift: bool) -> None:
         status.labels(job, name).set(1.0 if report["status"] == name else 0.0)
     gauge("idsync_last_run_rejected_ids", "Ids the newest run rejected.",
           float(report.get("rejected") or 0))  # fmt: skip
+    if report.get("mirror"):
+        gauge(
+            "idsync_last_run_kept_referenced_ids",
+            "Orphans the newest run kept: a foreign key refused their delete.",
+            float(report.get("kept_referenced") or 0),
+        )
+        gauge("idsync_last_run_delete_refused_ids", "Orphans a guard refused to delete.",
+              float(report.get("delete_refused") or 0))  # fmt: skip
     phase = Gauge("idsync_last_run_phase_seconds", "Seconds the newest run spent in each phase.",
                   ["idsync_job", "phase"], registry=reg)  # fmt: skip
     for name, seconds in (report.get("phases") or {}).items():

@@ -20,8 +20,16 @@ __all__ = ["FIELDS", "SUCCESS", "RunRecord"]
 FIELDS = (
     "run_id", "job", "command", "started_at", "finished_at", "status", "exit_code", "dry_run",
     "source_ids", "missing", "inserted", "rejected", "orphans", "duration_s", "error", "host",
-    "version",
+    "version", "deleted",
 )  # fmt: skip
+ADDED = ("deleted",)
+"""Columns newer than the table's first version: `idsync init` adds them to an older table;
+until then a run writes and reads the others."""
+
+
+def fields_of(present: set[str]) -> tuple[str, ...]:
+    """The fields an `idsync_runs` table with ``present`` of the :data:`ADDED` columns holds."""
+    return tuple(name for name in FIELDS if name not in ADDED or name in present)
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class RunRecord:
     error: str | None
     host: str
     version: str
+    deleted: int | None = None
+    """Orphans deleted, by a run in mirror mode; None otherwise."""
 
     @classmethod
     def from_report(cls, command: str, report: Mapping[str, Any]) -> RunRecord:
@@ -59,11 +69,13 @@ class RunRecord:
             missing=_count(report.get("missing")), inserted=report.get("inserted"),
             rejected=report.get("rejected"), orphans=_count(report.get("orphans")),
             duration_s=duration, error=report.get("error"), host=socket.gethostname(),
-            version=__version__,
+            version=__version__, deleted=report.get("deleted") if report.get("mirror") else None,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in FIELDS}
+        if data["deleted"] is None:
+            del data["deleted"]  # not a mirroring run: as before the column existed
         data["started_at"] = self.started_at.isoformat(timespec="seconds")
         data["finished_at"] = self.finished_at.isoformat(timespec="seconds")
         return data

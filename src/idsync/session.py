@@ -58,6 +58,10 @@ class Session(Generic[U]):
         own gets one here (PostgreSQL's)."""
         return contextlib.nullcontext()
 
+    def guarded(self) -> contextlib.AbstractContextManager[object]:
+        """:meth:`_guard`, for a server package's code that calls its driver directly."""
+        return self._guard()
+
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(self.DRIVER_ERROR):
@@ -159,33 +163,48 @@ def insert_isolating(
     refusal: Callable[[Exception], str | None],
     run: Callable[[str], object],
 ) -> None:
-    """Insert ``ids`` with ``send`` (rows added); when the server refuses a value (``refusal``
-    gives its words, None for any other error, which is raised), undo what this call inserted
+    """Insert ``ids`` with ``send`` (rows added), a value the server refuses rejected with its
+    words (:func:`isolating`)."""
+    added, refused = isolating(ids, send, refusal, run)
+    result.inserted += added
+    result.rejected += [(text, f"refused by the server: {reason}") for text, reason in refused]
+
+
+def isolating(
+    ids: list[str],
+    send: Callable[[list[str]], int],
+    refusal: Callable[[Exception], str | None],
+    run: Callable[[str], object],
+) -> tuple[int, list[tuple[str, str]]]:
+    """Write ``ids`` with ``send`` (rows it changed); when the server refuses one (``refusal``
+    gives its words, None for any other error, which is raised), undo what this call wrote
     (``run`` executes the standard savepoint statements) and split the batch in halves to find
-    and reject it. One savepoint name serves every level: a level rolls back to it before
-    its halves set it again, and never needs it after."""
+    it. Returns the rows changed and each refused id with the server's words. One savepoint
+    name serves every level: a level rolls back to it before its halves set it again, and never
+    needs it after."""
+    changed, refused = 0, []
 
     def attempt(part: list[str]) -> None:
+        nonlocal changed
         if not part:
             return
         run("SAVEPOINT idsync_isolate")
         try:
-            added = send(part)
+            changed += max(send(part), 0)
         except Exception as exc:
             reason = refusal(exc)
             if reason is None:
                 raise
             run("ROLLBACK TO SAVEPOINT idsync_isolate")
             if len(part) == 1:
-                result.rejected.append((part[0], f"refused by the server: {reason}"))
+                refused.append((part[0], reason))
                 return
             half = len(part) // 2
             attempt(part[:half])
             attempt(part[half:])
-            return
-        result.inserted += max(added, 0)
 
     attempt(ids)
+    return changed, refused
 
 
 class BucketSQL(Protocol):

@@ -8,7 +8,7 @@ and one line there, not a change to run, check or watch.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -67,6 +67,44 @@ class BatchResult:
     """Ids now stored exactly (ours, or a concurrent writer's)."""
     rejected: list[tuple[str, str]] = field(default_factory=list)
     """(id, reason) for ids that are not stored exactly."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A foreign key that references the target's table (any of its columns): deleting a row
+    may be refused by it, or change rows of another table."""
+
+    constraint: str
+    table: str
+    """The referencing table, as its server names it in full."""
+    columns: tuple[str, ...]
+    on_delete: str
+    """``NO ACTION``, ``RESTRICT``, ``CASCADE``, ``SET NULL`` or ``SET DEFAULT``."""
+
+    @property
+    def changes_rows(self) -> bool:
+        """Whether deleting a referenced row deletes or changes rows of the other table."""
+        return self.on_delete in {"CASCADE", "SET NULL", "SET DEFAULT"}
+
+    def __str__(self) -> str:
+        return f"{self.table}({', '.join(self.columns)}) ON DELETE {self.on_delete}"
+
+
+@dataclass
+class DeleteResult:
+    """What one committed batch of orphan deletes did."""
+
+    deleted: list[str] = field(default_factory=list)
+    """The texts whose rows were deleted."""
+    rows: int = 0
+    """Rows deleted (a column without a UNIQUE index may hold a text more than once)."""
+    live: list[str] = field(default_factory=list)
+    """Found in the source again when re-verified (or equal under the column's collation to a
+    text that is): kept."""
+    referenced: list[tuple[str, str]] = field(default_factory=list)
+    """Kept: (text, what references it)."""
+    gone: list[str] = field(default_factory=list)
+    """No longer stored: deleted by another writer meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +199,16 @@ class Target(Protocol):
 
     def read_between(self, low: str, high: str) -> set[str]:
         """The column's values from ``low`` to ``high``, both included."""
+
+    def references(self) -> tuple[Reference, ...]:
+        """The foreign keys that reference the table, as far as the catalog shows them."""
+
+    def delete_orphans(
+        self, texts: Sequence[str], live: Callable[[list[str]], set[str]], column: Column
+    ) -> DeleteResult:
+        """Delete the rows holding ``texts`` in one transaction: their rows locked first, then
+        ``live`` asked which of the stored texts the source has now (those are kept), then the
+        rest deleted; rows a foreign key keeps are kept and reported."""
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None: ...
     @property

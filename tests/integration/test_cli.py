@@ -301,7 +301,8 @@ def test_every_phase_is_reported_even_when_it_took_no_time(env: Env) -> None:
     assert env.idsync("run", "--no-log-ids").returncode == 0
     again = json.loads(env.idsync("run", "--json", "--no-log-ids").stdout)  # nothing to insert
     dry = json.loads(env.idsync("run", "--json", "--dry-run").stdout)
-    phases = ["connect_s", "lock_wait_s", "target_read_s", "source_wait_s", "diff_s", "insert_s"]
+    phases = ["connect_s", "lock_wait_s", "target_read_s", "source_wait_s", "diff_s", "insert_s",
+              "delete_s"]  # fmt: skip
     assert list(again["phases"]) == phases and list(dry["phases"]) == phases
 
 

@@ -96,6 +96,7 @@ def test_doctor_on_a_healthy_setup(env: Env) -> None:
         "state": "ok",
         "history": "ok",
         **mysql_only,
+        "foreign-keys": "ok",
         "collection": "ok",
         "id-types": "ok",
         "clock-skew": "ok",

@@ -38,6 +38,7 @@ from idsync.run.sync import sync
 _EXAMPLES = """\b
 Examples:
   idsync run --dry-run --json            # what would be inserted, nothing written
+  idsync run --delete-orphans --dry-run  # and which rows of deleted documents would go
   IDSYNC_TARGET_URL=postgresql://u:p@db/maas idsync run --max-inserts 5% --metrics-file x.prom
 """
 
@@ -58,7 +59,24 @@ Examples:
     metavar="N|P%",
     help="Refuse (exit 3, insert nothing) if more than N ids, or P% of the target, are missing.",
 )
-@click.option("--force", is_flag=True, help="Insert even beyond --max-inserts.")
+@click.option(
+    "--delete-orphans/--keep-orphans",
+    default=None,
+    help="Mirror: delete the rows of ids no document has, re-verified (default: the job's"
+    " delete_orphans, off).",
+)
+@click.option(
+    "--max-deletes",
+    metavar="N|P%",
+    help="Refuse (exit 3, delete nothing) if more than N orphans, or P% of the target, would"
+    " be deleted (default: 1%, at least 10).",
+)
+@click.option(
+    "--allow-cascade",
+    is_flag=True,
+    help="Delete even where a foreign key would delete or change rows of another table.",
+)
+@click.option("--force", is_flag=True, help="Insert and delete even beyond the limits.")
 @click.option("--retries", type=int, metavar="N", help="New passes after a transient failure (2).")
 @click.option("--socket-timeout", type=float, metavar="S", help="Longest one read may take (300).")
 @click.option("--no-history", is_flag=True, help="Do not append the run to idsync_runs.")
@@ -88,6 +106,9 @@ def run(
     dry_run: bool,
     scan_order: str,
     max_inserts: str | None,
+    delete_orphans: bool | None,
+    max_deletes: str | None,
+    allow_cascade: bool,
     force: bool,
     retries: int | None,
     socket_timeout: float | None,
@@ -105,10 +126,13 @@ def run(
         **plans.settings(),
     }, batch_size=passes.batch_size, pushgateway=export.pushgateway)  # fmt: skip
     job = ctx.job
-    count, share = _max_inserts(max_inserts)
+    count, share = _limit(max_inserts, "--max-inserts")
+    deletes, deletes_share = _limit(max_deletes, "--max-deletes")
     options = RunOptions(
         dry_run=dry_run, allow_empty_source=passes.allow_empty_source, log_ids=passes.log_ids,
         max_inserts=count, max_inserts_fraction=share, force=force, record_history=not no_history,
+        delete_orphans=delete_orphans, max_deletes=deletes, max_deletes_fraction=deletes_share,
+        allow_cascade=allow_cascade,
     )  # fmt: skip
     order = None if scan_order == "auto" else ScanOrder(scan_order)
     # A bar's redraws would break JSON log lines apart: JSON logs are for machines anyway.
@@ -141,7 +165,7 @@ def run(
         emit(report, ctx)
 
 
-def _max_inserts(text: str | None) -> tuple[int | None, float | None]:
+def _limit(text: str | None, flag: str) -> tuple[int | None, float | None]:
     """``"5000"`` is a count, ``"10%"`` a share of the target."""
     if text is None:
         return None, None
@@ -155,5 +179,5 @@ def _max_inserts(text: str | None) -> tuple[int | None, float | None]:
     except ValueError:
         pass
     raise click.BadParameter(
-        f"{text!r}: a count (5000) or a share of the target (10%)", param_hint="--max-inserts"
+        f"{text!r}: a count (5000) or a share of the target (10%)", param_hint=flag
     )

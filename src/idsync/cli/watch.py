@@ -93,7 +93,10 @@ def watch(
         options = _options(WatchMode(mode), flags, reconcile_every, skip_initial_pass, http)
     except ConfigError as exc:
         fail(ctx, exc)
-    run_options = RunOptions(allow_empty_source=passes.allow_empty_source, log_ids=passes.log_ids)
+    # A watcher mirrors nothing yet: its delete events and passes keep orphans (README).
+    run_options = RunOptions(
+        allow_empty_source=passes.allow_empty_source, log_ids=passes.log_ids, delete_orphans=False
+    )
     metrics, health = Metrics(job.name), Health(options.stuck_after_s, secrets=ctx.secrets)
     try:
         with contextlib.ExitStack() as stack:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -20,6 +20,7 @@ from pymongo.uri_parser import parse_uri
 
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, IdsyncError, TerminalError, TransientError
+from idsync.mongo.lookup import live_texts
 from idsync.mongo.raw import LENIENT, decode, documents, field_batch, holding, split_batch
 from idsync.urls import ENCODE_HINT, mongo_userinfo_problem, scrub
 
@@ -279,6 +280,14 @@ class MongoSource:
         ranges; few in practice)."""
         query = {"_id": {"$not": {"$type": "objectId"}}}
         return map(split_batch, self._raw_batches(query, {"_id": 1}, ScanOrder.NATURAL))
+
+    def live(self, texts: Sequence[str]) -> set[str]:
+        """Which of ``texts`` some document's field has now (:func:`~idsync.mongo.lookup.
+        live_texts`): an orphan re-verified at the moment it is deleted."""
+        try:
+            return live_texts(self._coll, self.job.field, texts)
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, f"looking up {self.job.collection}") from None
 
     def sample(self, limit: int) -> list[object]:
         """Up to ``limit`` values of the field from the first documents (for diagnosis)."""

@@ -178,3 +178,45 @@ def _fitting(
         except UnsupportedId as exc:
             reject(exc.shown, exc.reason)
     return texts
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def candidates(text: str) -> list[object]:
+    """Every BSON value whose canonical text is ``text`` (:func:`encode_id` inverted): what a
+    document must not have for ``text`` to be an orphan. A string always; an ObjectId, an
+    integer or a UUID where the text is that value's canonical form."""
+    found: list[object] = [text]
+    if len(text) == 24 and ObjectId.is_valid(text) and text == text.lower():
+        found.append(ObjectId(text))
+    if text.lstrip("-").isdigit() and text.isascii():
+        number = int(text)
+        if str(number) == text and number in _INT64:
+            found.append(Int64(number))  # MongoDB compares numbers by value, of any type
+    if len(text) == 36:
+        try:
+            value = uuid.UUID(text)
+        except ValueError:
+            pass
+        else:
+            if str(value) == text:
+                found.append(Binary(value.bytes, UUID_SUBTYPE))
+    return found
+
+
+def matched_texts(value: object) -> list[str]:
+    """The canonical texts that a stored value equals by MongoDB's comparison: its own, and for
+    a whole number of another numeric type (5.0) the integer's, which a point lookup of
+    ``Int64(5)`` also finds."""
+    try:
+        return [encode_id(value)]
+    except UnsupportedId:
+        pass
+    if isinstance(value, float) and value.is_integer():
+        return [str(int(value))]
+    if isinstance(value, Decimal128):
+        number = value.to_decimal()
+        if number.is_finite() and number == number.to_integral_value():
+            return [str(int(number))]
+    return []

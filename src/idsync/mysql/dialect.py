@@ -152,6 +152,32 @@ def values_of(table: str, column: str, count: int) -> str:
     return f"SELECT {col} FROM {quote(table)} WHERE {col} IN ({marks(count)})"
 
 
+def lock_values(table: str, column: str, count: int) -> str:
+    """The stored values equal to any of ``count`` texts, their rows (and the gaps beside them,
+    under REPEATABLE READ) locked until the transaction ends."""
+    return values_of(table, column, count) + " FOR UPDATE"
+
+
+def delete_values(table: str, column: str, count: int) -> str:
+    """Delete the rows equal to any of ``count`` texts under the column's collation."""
+    return f"DELETE FROM {quote(table)} WHERE {quote(column)} IN ({marks(count)})"
+
+
+# The foreign keys that reference a table (schema, table): name, referencing table, its columns,
+# the delete rule. The catalog shows those on tables the user has some privilege on.
+REFERENCES = (
+    "SELECT rc.CONSTRAINT_NAME, CONCAT(rc.CONSTRAINT_SCHEMA, '.', rc.TABLE_NAME),"
+    " GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR ','), rc.DELETE_RULE"
+    " FROM information_schema.REFERENTIAL_CONSTRAINTS rc"
+    " JOIN information_schema.KEY_COLUMN_USAGE k"
+    " ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME"
+    " AND k.TABLE_NAME = rc.TABLE_NAME"
+    " WHERE rc.UNIQUE_CONSTRAINT_SCHEMA = %s AND rc.REFERENCED_TABLE_NAME = %s"
+    " GROUP BY rc.CONSTRAINT_SCHEMA, rc.CONSTRAINT_NAME, rc.TABLE_NAME, rc.DELETE_RULE"
+    " ORDER BY 2, 1"
+)
+
+
 def weight_strings(charset: str, collation: str, count: int) -> str:
     """Each of ``count`` texts' sort keys under a collation: equal keys, equal texts there."""
     key = f"WEIGHT_STRING(CONVERT(%s USING {charset}) COLLATE {collation})"
@@ -232,8 +258,15 @@ RUNS_DDL = f"""CREATE TABLE IF NOT EXISTS `{RUNS_TABLE}` (
   `error` TEXT NULL,
   `host` VARCHAR(255) NOT NULL,
   `version` VARCHAR(32) NOT NULL,
+  `deleted` BIGINT NULL,
   KEY `job_started` (`job`, `started_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+# Which of the columns added since (runs.ADDED) a database's table has.
+RUNS_ADDED = (
+    "SELECT COLUMN_NAME FROM information_schema.COLUMNS"
+    f" WHERE TABLE_SCHEMA = %s AND TABLE_NAME = '{RUNS_TABLE}' AND COLUMN_NAME IN ('deleted')"
+)
+RUNS_ADD = f"ALTER TABLE `{RUNS_TABLE}` ADD COLUMN `deleted` BIGINT NULL"
 
 
 def insert_run(fields: Sequence[str]) -> str:

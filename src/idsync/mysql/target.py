@@ -8,7 +8,7 @@ share (the connection, the names as the server spells them) and is what the feat
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -17,14 +17,14 @@ from idsync.errors import ConfigError, IdsyncError, LockHeldError
 from idsync.ids import stored_text
 from idsync.ledger import Ledger
 from idsync.locks import held_by, wait_for_lock
-from idsync.mysql import buckets, catalog, dialect, history, schema, state
+from idsync.mysql import buckets, catalog, deleter, dialect, history, schema, state
 from idsync.mysql.connection import Connection
 from idsync.mysql.errors import lock_failed
 from idsync.mysql.probes import MySQLProbes
 from idsync.mysql.writer import Writer
 from idsync.runs import RunRecord
 from idsync.session import SqlBuckets, stored_among
-from idsync.target import RUNS_TABLE, BatchResult, Checkpoint, Column
+from idsync.target import RUNS_TABLE, BatchResult, Checkpoint, Column, DeleteResult, Reference
 
 _first = itemgetter(0)
 
@@ -140,6 +140,24 @@ class MySQLTarget(Connection):
             return [stored_text(v) for (v,) in self.fetch(sql, chunk, f"reading {self.table}")]
 
         return stored_among(list(texts), stored_of)
+
+    def references(self) -> tuple[Reference, ...]:
+        rows = self.fetch(dialect.REFERENCES, (self.database, self.table), "reading foreign keys")
+        self.commit()
+        return tuple(
+            Reference(str(name), str(child), tuple(str(columns).split(",")), str(rule))
+            for name, child, columns, rule in rows
+        )
+
+    def delete_orphans(
+        self, texts: Sequence[str], live: Callable[[list[str]], set[str]], column: Column
+    ) -> DeleteResult:
+        def keys(values: list[str]) -> list[bytes]:
+            return self.collation_keys(values, column)
+
+        return deleter.delete_orphans(
+            self, self.table, self.column, texts, live, keys=None if column.exact else keys
+        )
 
     def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
         return catalog.stored_equal(self, self.table, self.column, texts)

@@ -120,6 +120,30 @@ def values_of(table: str, column: str) -> str:
     return f"SELECT {value(column)} FROM {relation(table)} WHERE {quote(column)} = ANY(%s::text[])"
 
 
+def lock_values(table: str, column: str) -> str:
+    """:func:`values_of`, their rows locked until the transaction ends."""
+    return values_of(table, column) + " FOR UPDATE"
+
+
+def delete_values(table: str, column: str) -> str:
+    """Delete the rows equal to any of a text[] under the column's collation."""
+    return f"DELETE FROM {relation(table)} WHERE {quote(column)} = ANY(%s::text[])"
+
+
+# The foreign keys that reference a table (its name as to_regclass takes it): name,
+# referencing table, its columns, the delete action's letter (pg_constraint.confdeltype).
+REFERENCES = (
+    "SELECT c.conname, c.conrelid::regclass::text,"
+    " array_to_string(ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY AS k(n, i)"
+    " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i), ','),"
+    " c.confdeltype FROM pg_constraint c"
+    " WHERE c.contype = 'f' AND c.confrelid = to_regclass(%s) ORDER BY 2, 1"
+)
+DELETE_ACTIONS = {
+    "a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT",
+}  # fmt: skip
+
+
 def equal_to(table: str, column: str) -> str:
     return f"SELECT {value(column)} FROM {relation(table)} WHERE {quote(column)} = %s LIMIT 1"
 
@@ -214,8 +238,15 @@ RUNS_DDL = f"""CREATE TABLE IF NOT EXISTS {quote(RUNS_TABLE)} (
   duration_s double precision NOT NULL,
   error text NULL,
   host varchar(255) NOT NULL,
-  version varchar(32) NOT NULL
+  version varchar(32) NOT NULL,
+  deleted bigint NULL
 )"""
+# Which of the columns added since (runs.ADDED) the schema's table has.
+RUNS_ADDED = (
+    "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+    f" AND table_name = '{RUNS_TABLE}' AND column_name IN ('deleted')"
+)
+RUNS_ADD = f"ALTER TABLE {quote(RUNS_TABLE)} ADD COLUMN IF NOT EXISTS deleted bigint NULL"
 
 STATE_DDL = f"""CREATE TABLE IF NOT EXISTS {quote(STATE_TABLE)} (
   job varchar(64) COLLATE "C" NOT NULL,

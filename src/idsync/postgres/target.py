@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,13 +17,21 @@ from idsync.errors import ConfigError, IdsyncError, LockHeldError
 from idsync.ids import HEX
 from idsync.ledger import Ledger
 from idsync.locks import held_by, wait_for_lock
-from idsync.postgres import catalog, dialect
+from idsync.postgres import catalog, deleter, dialect
 from idsync.postgres.connection import Connection
 from idsync.postgres.probes import PostgresProbes
 from idsync.postgres.writer import Writer
-from idsync.runs import FIELDS, SUCCESS, RunRecord
+from idsync.runs import ADDED, SUCCESS, RunRecord, fields_of
 from idsync.session import SqlBuckets, stored_among
-from idsync.target import RUNS_TABLE, STATE_TABLE, BatchResult, Checkpoint, Column
+from idsync.target import (
+    RUNS_TABLE,
+    STATE_TABLE,
+    BatchResult,
+    Checkpoint,
+    Column,
+    DeleteResult,
+    Reference,
+)
 from idsync.urls import PostgresURL
 
 _TRY_EVERY_S = 0.05
@@ -169,6 +177,26 @@ class PostgresTarget(Connection):
 
         return stored_among(list(texts), stored_of)
 
+    def references(self) -> tuple[Reference, ...]:
+        rows = self.fetch(dialect.REFERENCES, (self._relation,), "reading foreign keys")
+        self.commit()
+        return tuple(
+            Reference(str(name), str(child), tuple(str(columns).split(",")),
+                      dialect.DELETE_ACTIONS.get(str(action), str(action)))
+            for name, child, columns, action in rows
+        )  # fmt: skip
+
+    def delete_orphans(
+        self, texts: Sequence[str], live: Callable[[list[str]], set[str]], column: Column
+    ) -> DeleteResult:
+        def keys(values: list[str]) -> list[bytes]:
+            return self.collation_keys(values, column)
+
+        exact = column.exact or not column.collation
+        return deleter.delete_orphans(
+            self, self._relation, self.column, texts, live, keys=None if exact else keys
+        )
+
     def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
         """For texts with no exact copy in the column: the stored value each equals under the
         column's collation (``'ABC'`` for ``'abc'`` under a case-insensitive one), if any."""
@@ -256,26 +284,36 @@ class PostgresTarget(Connection):
             if not self.fetch(dialect.TABLE_EXISTS, (name,))
         )  # fmt: skip
         self.execute(dialect.RUNS_DDL, (), f"creating {RUNS_TABLE}")
+        if len(self._history_fields()) < len(fields_of(set(ADDED))):  # an older version's
+            self.execute(dialect.RUNS_ADD, (), f"adding columns to {RUNS_TABLE}")
         self.execute(dialect.STATE_DDL, (), f"creating {STATE_TABLE}")
         self.commit()
         return missing
 
+    def _history_fields(self) -> tuple[str, ...]:
+        """The fields `idsync_runs` holds (one made by an older version lacks the newer)."""
+        rows = self.fetch(dialect.RUNS_ADDED, (), "reading run history")
+        return fields_of({str(name) for (name,) in rows})
+
     def record_run(self, row: RunRecord) -> None:
-        values: list[Any] = [getattr(row, name) for name in FIELDS]
+        fields = self._history_fields()
+        values: list[Any] = [getattr(row, name) for name in fields]
         values[3], values[4] = _naive(row.started_at), _naive(row.finished_at)
-        self.execute(dialect.insert_run(FIELDS), values, "history")
+        self.execute(dialect.insert_run(fields), values, "history")
         self.commit()
 
     def recent_runs(self, job: str | None, limit: int) -> list[RunRecord]:
         args: list[object] = [job, limit] if job else [limit]
-        sql = dialect.recent_runs(FIELDS, job is not None)
-        return [_record(row) for row in self.fetch(sql, args, "reading run history")]
+        fields = self._history_fields()
+        sql = dialect.recent_runs(fields, job is not None)
+        return [_record(fields, row) for row in self.fetch(sql, args, "reading run history")]
 
     def last_success(self, job: str, commands: tuple[str, ...]) -> RunRecord | None:
         statuses = sorted(str(status) for status in SUCCESS)
         args = [job, list(commands), statuses]
-        rows = self.fetch(dialect.last_success(FIELDS), args, "reading run history")
-        return _record(rows[0]) if rows else None
+        fields = self._history_fields()
+        rows = self.fetch(dialect.last_success(fields), args, "reading run history")
+        return _record(fields, rows[0]) if rows else None
 
 
 def _aware(value: object) -> datetime | None:
@@ -287,8 +325,8 @@ def _naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def _record(row: tuple[Any, ...]) -> RunRecord:
-    data = dict(zip(FIELDS, row, strict=True))
+def _record(fields: tuple[str, ...], row: tuple[Any, ...]) -> RunRecord:
+    data = dict(zip(fields, row, strict=True))
     data["started_at"] = data["started_at"].replace(tzinfo=UTC)
     data["finished_at"] = data["finished_at"].replace(tzinfo=UTC)
     return RunRecord(**data)

@@ -119,10 +119,10 @@ class BatchWriter:
             "ids": landed,
             "summary": f"[{name}] Inserted {len(landed)} {column} values",
         }
-        log.info("%s", _InsertedLines(f"[{name}] Inserted {column}: ", landed), extra=extra)
+        log.info("%s", IdLines(f"[{name}] Inserted {column}: ", landed), extra=extra)
 
 
-class _InsertedLines:
+class IdLines:
     """The original job's per-id lines, joined only if a handler formats the record."""
 
     def __init__(self, prefix: str, ids: list[str]) -> None:

@@ -18,6 +18,7 @@ from idsync.merge import merge_batches
 from idsync.mongo.source import MongoSource, ScanOrder
 from idsync.mongo.values import encode_batch
 from idsync.run.batches import BatchWriter
+from idsync.run.orphans import Orphans
 from idsync.run.readahead import ReadAhead
 from idsync.run.report import SyncReport
 from idsync.target import Column, Target
@@ -77,6 +78,7 @@ class SyncPass:
         self.report, self.progress, self.stop = report, progress, stop
         self.shown = not isinstance(progress, Silent)
         self.earlier_inserts = report.inserted  # committed by failed attempts of this run
+        self.orphans = Orphans(self)
 
     def execute(self, scan_order: ScanOrder | None) -> None:
         job, report = self.job, self.report
@@ -118,6 +120,7 @@ class SyncPass:
             else:
                 self._set(source, target, column, counted)
             self._guard_empty_source()
+            self.orphans.finish(source, target, column)
 
     def _set(
         self, source: MongoSource, target: Target, column: Column, counted: int | None
@@ -128,6 +131,7 @@ class SyncPass:
         with ReadAhead(source.value_batches()) as batches:
             with report.timing("target_read_s"):
                 existing = self._read_target(target)
+            self.orphans.begin(report.target_ids_before)
             self.progress.start("source", counted if self.shown else None)
             texts = self._encode(_waited(batches, report), column.fit)
             writer = BatchWriter(self, target, column, self._insert_limit())
@@ -145,10 +149,13 @@ class SyncPass:
         report.source["scan"] = str(ScanOrder.ID_INDEX)  # the ObjectIds', whatever was planned
         self.progress.start("source", counted if self.shown else None)
         others = [t for texts in self._encode(source.other_id_batches(), column.fit) for t in texts]
-        if self.report.attempts == 1 and self.options.max_inserts_fraction is not None:
+        if self.report.attempts == 1 and (
+            self.options.max_inserts_fraction is not None or self.orphans.on
+        ):
             # A share of the table is a share of its real size, not of an estimate: counted.
             with report.timing("target_read_s"):
                 self.report.target_ids_before = target.count_values()
+        self.orphans.begin(report.target_ids_before)
         writer = BatchWriter(self, target, column, self._insert_limit())
         with ReadAhead(source.ordered_id_batches()) as batches:
             ordered = self._encode(_waited(batches, report), column.fit)
@@ -253,6 +260,7 @@ class SyncPass:
             else:
                 for text in texts:
                     report.orphan(text)
+                self.orphans.add(texts)
         report.present, report.orphans = counts.present, counts.orphans
         report.missing = counts.missing + self.earlier_inserts
         if writer.refused:

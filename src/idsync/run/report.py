@@ -11,7 +11,9 @@ from idsync.ids import shown_text
 __all__ = ["EXIT_CODES", "Rejected", "Status", "SyncReport"]
 
 
-PHASES = ("connect_s", "lock_wait_s", "target_read_s", "source_wait_s", "diff_s", "insert_s")
+PHASES = (
+    "connect_s", "lock_wait_s", "target_read_s", "source_wait_s", "diff_s", "insert_s", "delete_s",
+)  # fmt: skip
 """A run's phases, each in every report (0 when it took no time), in this order."""
 
 
@@ -37,8 +39,23 @@ class SyncReport(BaseReport):
     concurrent: int = 0
     """Missing ids that another writer stored while this run was inserting."""
     orphans: int = 0
-    """Target ids with no source id: reported only, never deleted."""
+    """Target ids with no source id: reported, and deleted only in mirror mode."""
     orphan_samples: list[str] = field(default_factory=list)
+    mirror: bool = False
+    """Whether the run deletes orphans (``delete_orphans``)."""
+    deleted: int = 0
+    """Orphans whose rows this run deleted (a dry run: would delete, re-verified)."""
+    deleted_rows: int = 0
+    """Rows deleted: more than ``deleted`` where a column without a UNIQUE index held a text
+    twice."""
+    deleted_samples: list[str] = field(default_factory=list)
+    kept_live: int = 0
+    """Orphans the source had again when re-verified just before their delete: kept."""
+    kept_referenced: int = 0
+    """Orphans kept because a foreign key refused their delete (RESTRICT, NO ACTION)."""
+    kept_referenced_samples: list[Rejected] = field(default_factory=list)
+    delete_refused: int = 0
+    """Orphans a guard refused to delete (--max-deletes, a cascading foreign key)."""
     batches: int = 0
     plan: str | None = None
     """How the sides were compared: "set" (the target's ids in memory) or "merge" (both in
@@ -52,7 +69,9 @@ class SyncReport(BaseReport):
         "job", "dry_run", "status", "run_id", "started_at", "duration_s", "phases", "bound_by",
         "plan", "plan_reason",
         "source_ids", "target_ids_before", "present", "missing", "missing_samples", "inserted",
-        "concurrent", "rejected", "rejected_samples", "orphans", "orphan_samples", "batches",
+        "concurrent", "rejected", "rejected_samples", "orphans", "orphan_samples", "mirror",
+        "deleted", "deleted_rows", "deleted_samples", "kept_live", "kept_referenced",
+        "kept_referenced_samples", "delete_refused", "batches",
         "attempts", "retried", "source", "target", "warnings", "error", "exit_code",
     )  # fmt: skip
 
@@ -64,6 +83,11 @@ class SyncReport(BaseReport):
         if self.dry_run:  # a run's samples were stored: the next pass will not find them
             self.missing_samples.clear()
         self.orphan_samples.clear()
+        self.kept_live = self.kept_referenced = self.delete_refused = 0
+        self.kept_referenced_samples.clear()
+        if self.dry_run:
+            self.deleted = 0
+            self.deleted_samples.clear()
         self.warnings.clear()
 
     def orphan(self, text: str) -> None:
@@ -71,7 +95,7 @@ class SyncReport(BaseReport):
             self.orphan_samples.append(shown_text(text))
 
     def outcome(self) -> Status:
-        return Status.PARTIAL if self.rejected else Status.OK
+        return Status.PARTIAL if self.rejected or self.kept_referenced else Status.OK
 
     def end_line(self) -> tuple[str, dict[str, int]]:
         figures = f"{self.inserted} inserted, {self.rejected} rejected, {self.duration_s:.2f} s"
@@ -99,6 +123,13 @@ class SyncReport(BaseReport):
             f" {self.missing if self.dry_run else self.inserted:,}"
             f" · rejected {self.rejected:,} · orphans {self.orphans:,} · {self.duration_s:.2f} s",
         ]
+        if self.mirror:
+            lines.append(
+                f"  orphans {'would delete' if self.dry_run else 'deleted'} {self.deleted:,}"
+                f" · kept: live again {self.kept_live:,}, referenced {self.kept_referenced:,}"
+                + (f" · refused {self.delete_refused:,}" if self.delete_refused else "")
+            )
+            lines += [f"  kept {r.id!r}: {r.reason}" for r in self.kept_referenced_samples[:5]]
         if self.phases:
             lines.append(self.time_line())
         lines += [f"  rejected {r.id!r}: {r.reason}" for r in self.rejected_samples[:5]]

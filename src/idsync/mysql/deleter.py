@@ -1,0 +1,71 @@
+"""Deleting orphans from a MySQL column exactly (:mod:`idsync.deleting`)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Sequence
+
+import MySQLdb
+
+from idsync.deleting import DeleteSteps, delete_exactly
+from idsync.ids import stored_text
+from idsync.mysql import dialect
+from idsync.mysql.connection import Connection
+from idsync.mysql.errors import mysql_error
+from idsync.target import DeleteResult
+
+_REFERENCED = {1451, 1217}  # ER_ROW_IS_REFERENCED_2, ER_ROW_IS_REFERENCED
+# "… a foreign key constraint fails (`db`.`child`, CONSTRAINT `fk` FOREIGN KEY (`col`) …"
+_CHILD = re.compile(r"fails \((`[^`]*`\.`[^`]*`), CONSTRAINT `[^`]*` FOREIGN KEY \(([^)]*)\)")
+_CHUNK = 1000
+
+
+def delete_orphans(
+    conn: Connection,
+    table: str,
+    column: str,
+    texts: Sequence[str],
+    live: Callable[[list[str]], set[str]],
+    *,
+    keys: Callable[[list[str]], list[bytes]] | None,
+) -> DeleteResult:
+    """One committed transaction deleting the rows of ``texts`` the source does not have."""
+    raw = conn.raw
+    cur = raw.cursor()
+
+    def lock(chunk_of: list[str]) -> list[str]:
+        found: list[str] = []
+        for start in range(0, len(chunk_of), _CHUNK):
+            chunk = chunk_of[start : start + _CHUNK]
+            cur.execute(dialect.lock_values(table, column, len(chunk)), chunk)
+            found += [stored_text(value) for (value,) in cur.fetchall()]
+        return found
+
+    def send(part: list[str]) -> int:
+        cur.execute(dialect.delete_values(table, column, len(part)), part)
+        return int(cur.rowcount)
+
+    def rollback() -> None:
+        with contextlib.suppress(MySQLdb.Error):
+            raw.rollback()
+
+    steps = DeleteSteps(lock, send, _referenced_by, cur.execute, raw.commit, rollback, keys)
+    try:
+        raw.commit()  # what the connection read before is not this transaction's
+        return delete_exactly(texts, live, steps)
+    except MySQLdb.Error as exc:
+        raise mysql_error(exc, conn.address, f"deleting from {table}") from None
+
+
+def _referenced_by(exc: Exception) -> str | None:
+    if not isinstance(exc, MySQLdb.IntegrityError | MySQLdb.OperationalError):
+        return None
+    if not exc.args or exc.args[0] not in _REFERENCED:
+        return None
+    found = _CHILD.search(str(exc.args[1]))
+    if found is None:
+        return f"referenced: {exc.args[1]}"
+    child = found.group(1).replace("`", "")
+    columns = found.group(2).replace("`", "")
+    return f"referenced by {child}({columns})"
