@@ -239,9 +239,14 @@ class RunOptions:
     """Refuse (delete nothing) when more orphans than this are found."""
     max_deletes_fraction: float | None = None
     """Refuse when more orphans than this share of the target's rows are found; with neither
-    limit given, 1% (and at least :data:`MIN_DELETES_ALLOWED` rows)."""
+    limit given, 1% (and at least 10 rows)."""
     allow_cascade: bool = False
     """Delete even when a foreign key would delete or change rows of another table."""
+
+    def mirrors(self, job: Job) -> bool:
+        """Whether orphans are deleted: as these options say, else as the job does."""
+        return job.delete_orphans if self.delete_orphans is None else self.delete_orphans
+
     record_history: bool = True
     """Append the run to the `idsync_runs` table (when `idsync init` has created it)."""
     history_command: str = "run"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from idsync import Job, Settings
+from idsync import Job, RunOptions, Settings
 from idsync.errors import LockHeldError, TerminalError
 from idsync.metrics import Metrics
 from idsync.target import Checkpoint
@@ -44,7 +44,12 @@ class Running:
     """The library's ``watch()`` in a thread, stopped (and checked) on exit."""
 
     def __init__(
-        self, env: Env, options: WatchOptions, job: Job | None = None, mysql_url: str = ""
+        self,
+        env: Env,
+        options: WatchOptions,
+        job: Job | None = None,
+        mysql_url: str = "",
+        run_options: RunOptions | None = None,
     ) -> None:
         self.job = job or Job()
         self.stop = threading.Event()
@@ -56,14 +61,16 @@ class Running:
         if mysql_url:
             settings = Settings(mongo_uri=env.mongo_uri, mysql_url=mysql_url, lock_timeout_s=1.0)
         self._args = (settings, options)
+        self.run_options = run_options
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         settings, options = self._args
         try:
             self.summary = watch(
-                self.job, settings, options, self.stop, metrics=self.metrics, health=self.health
-            )
+                self.job, settings, options, self.stop, metrics=self.metrics, health=self.health,
+                run_options=self.run_options,
+            )  # fmt: skip
         except BaseException as exc:
             self.error = exc
 

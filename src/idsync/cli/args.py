@@ -7,6 +7,7 @@ command's signature names what it uses (``common: CommonArgs``) instead of a ``*
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
@@ -44,6 +45,37 @@ class PassArgs:
     lock_timeout: float | None
     log_ids: bool
     allow_empty_source: bool
+
+
+@dataclass(frozen=True)
+class MirrorArgs:
+    """Mirror mode's options, shared by `run` and `watch`."""
+
+    delete_orphans: bool | None
+    max_deletes: str | None
+    allow_cascade: bool
+
+    def limits(self) -> tuple[int | None, float | None]:
+        """--max-deletes as a count or a share of the target."""
+        return count_or_share(self.max_deletes, "--max-deletes")
+
+
+def count_or_share(text: str | None, flag: str) -> tuple[int | None, float | None]:
+    """``"5000"`` is a count, ``"10%"`` a share of the target."""
+    if text is None:
+        return None, None
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1]) / 100
+            if 0 <= share < math.inf:
+                return None, share
+        elif int(text) >= 0:
+            return int(text), None
+    except ValueError:
+        pass
+    raise click.BadParameter(
+        f"{text!r}: a count (5000) or a share of the target (10%)", param_hint=flag
+    )
 
 
 @dataclass(frozen=True)
@@ -136,6 +168,23 @@ pass_options = _gathered(PassArgs, "passes", [
     click.option(
         "--allow-empty-source", is_flag=True,
         help="Proceed when the source has no ids but the target has rows.",
+    ),
+])  # fmt: skip
+
+mirror_options = _gathered(MirrorArgs, "mirror", [
+    click.option(
+        "--delete-orphans/--keep-orphans", default=None,
+        help="Mirror: delete the rows of ids no document has, re-verified (default: the job's"
+        " delete_orphans, off).",
+    ),
+    click.option(
+        "--max-deletes", metavar="N|P%",
+        help="Refuse (exit 3, delete nothing) if more than N orphans, or P% of the target, would"
+        " be deleted by a pass (default: 1%, at least 10).",
+    ),
+    click.option(
+        "--allow-cascade", is_flag=True,
+        help="Delete even where a foreign key would delete or change rows of another table.",
     ),
 ])  # fmt: skip
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 
 import click
@@ -11,11 +10,14 @@ import click
 from idsync.cli.args import (
     CommonArgs,
     ExportArgs,
+    MirrorArgs,
     PassArgs,
     PlanArgs,
     common_options,
+    count_or_share,
     exact_check,
     export_options,
+    mirror_options,
     pass_options,
     plan_options,
 )
@@ -59,23 +61,7 @@ Examples:
     metavar="N|P%",
     help="Refuse (exit 3, insert nothing) if more than N ids, or P% of the target, are missing.",
 )
-@click.option(
-    "--delete-orphans/--keep-orphans",
-    default=None,
-    help="Mirror: delete the rows of ids no document has, re-verified (default: the job's"
-    " delete_orphans, off).",
-)
-@click.option(
-    "--max-deletes",
-    metavar="N|P%",
-    help="Refuse (exit 3, delete nothing) if more than N orphans, or P% of the target, would"
-    " be deleted (default: 1%, at least 10).",
-)
-@click.option(
-    "--allow-cascade",
-    is_flag=True,
-    help="Delete even where a foreign key would delete or change rows of another table.",
-)
+@mirror_options
 @click.option("--force", is_flag=True, help="Insert and delete even beyond the limits.")
 @click.option("--retries", type=int, metavar="N", help="New passes after a transient failure (2).")
 @click.option("--socket-timeout", type=float, metavar="S", help="Longest one read may take (300).")
@@ -106,9 +92,7 @@ def run(
     dry_run: bool,
     scan_order: str,
     max_inserts: str | None,
-    delete_orphans: bool | None,
-    max_deletes: str | None,
-    allow_cascade: bool,
+    mirror: MirrorArgs,
     force: bool,
     retries: int | None,
     socket_timeout: float | None,
@@ -126,13 +110,13 @@ def run(
         **plans.settings(),
     }, batch_size=passes.batch_size, pushgateway=export.pushgateway)  # fmt: skip
     job = ctx.job
-    count, share = _limit(max_inserts, "--max-inserts")
-    deletes, deletes_share = _limit(max_deletes, "--max-deletes")
+    count, share = count_or_share(max_inserts, "--max-inserts")
+    deletes, deletes_share = mirror.limits()
     options = RunOptions(
         dry_run=dry_run, allow_empty_source=passes.allow_empty_source, log_ids=passes.log_ids,
         max_inserts=count, max_inserts_fraction=share, force=force, record_history=not no_history,
-        delete_orphans=delete_orphans, max_deletes=deletes, max_deletes_fraction=deletes_share,
-        allow_cascade=allow_cascade,
+        delete_orphans=mirror.delete_orphans, max_deletes=deletes,
+        max_deletes_fraction=deletes_share, allow_cascade=mirror.allow_cascade,
     )  # fmt: skip
     order = None if scan_order == "auto" else ScanOrder(scan_order)
     # A bar's redraws would break JSON log lines apart: JSON logs are for machines anyway.
@@ -163,21 +147,3 @@ def run(
             exactly = exact_check(exact, ctx.settings.check_exact)
             emit_with_check(report, job, ctx, exact=exactly, stop=stop)
         emit(report, ctx)
-
-
-def _limit(text: str | None, flag: str) -> tuple[int | None, float | None]:
-    """``"5000"`` is a count, ``"10%"`` a share of the target."""
-    if text is None:
-        return None, None
-    try:
-        if text.endswith("%"):
-            share = float(text[:-1]) / 100
-            if 0 <= share < math.inf:
-                return None, share
-        elif int(text) >= 0:
-            return int(text), None
-    except ValueError:
-        pass
-    raise click.BadParameter(
-        f"{text!r}: a count (5000) or a share of the target (10%)", param_hint=flag
-    )

@@ -8,7 +8,14 @@ import logging
 
 import click
 
-from idsync.cli.args import CommonArgs, PassArgs, common_options, pass_options
+from idsync.cli.args import (
+    CommonArgs,
+    MirrorArgs,
+    PassArgs,
+    common_options,
+    mirror_options,
+    pass_options,
+)
 from idsync.cli.common import Context, fail, finish, resolve, stop_on_signals
 from idsync.config import RunOptions, parse_duration
 from idsync.errors import ConfigError, IdsyncError
@@ -62,10 +69,12 @@ log = logging.getLogger("idsync")
     help="Longest one read may take (300): how soon a link gone silent is given up and reopened.",
 )  # fmt: skip
 @pass_options
+@mirror_options
 def watch(
     *,
     common: CommonArgs,
     passes: PassArgs,
+    mirror: MirrorArgs,
     mode: str,
     poll_interval: float | None,
     poll_window: float | None,
@@ -93,10 +102,12 @@ def watch(
         options = _options(WatchMode(mode), flags, reconcile_every, skip_initial_pass, http)
     except ConfigError as exc:
         fail(ctx, exc)
-    # A watcher mirrors nothing yet: its delete events and passes keep orphans (README).
+    deletes, deletes_share = mirror.limits()
     run_options = RunOptions(
-        allow_empty_source=passes.allow_empty_source, log_ids=passes.log_ids, delete_orphans=False
-    )
+        allow_empty_source=passes.allow_empty_source, log_ids=passes.log_ids,
+        delete_orphans=mirror.delete_orphans, max_deletes=deletes,
+        max_deletes_fraction=deletes_share, allow_cascade=mirror.allow_cascade,
+    )  # fmt: skip
     metrics, health = Metrics(job.name), Health(options.stuck_after_s, secrets=ctx.secrets)
     try:
         with contextlib.ExitStack() as stack:
@@ -147,7 +158,8 @@ def _emit(summary: WatchSummary, ctx: Context) -> None:
     else:
         click.echo(
             f"{summary.job}: stopped ({summary.mode}) · inserted {summary.inserted:,}"
-            f" · rejected {summary.rejected:,} · batches {summary.batches:,}"
+            f" · deleted {summary.deleted:,} · rejected {summary.rejected:,}"
+            f" · batches {summary.batches:,}"
             f" · full passes {summary.full_passes} · reconnects {summary.reconnects}"
         )
     logging.shutdown()

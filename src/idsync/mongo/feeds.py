@@ -86,6 +86,9 @@ class Change:
     """The change stream's resume token just after this change."""
     key: object = None
     """The document's `_id`."""
+    deleted: bool = False
+    """The document was deleted: its values (an `_id` job's key; another field's are not in
+    the event) are orphans now, unless another document has them."""
 
 
 def now_utc() -> datetime:
@@ -99,8 +102,10 @@ def _id_time(value: object) -> datetime | None:
 class StreamFeed:
     """Insert events from a change stream, one at a time."""
 
-    def __init__(self, source: MongoSource, max_await_s: float, stop: threading.Event) -> None:
-        self.source, self.stop = source, stop
+    def __init__(
+        self, source: MongoSource, max_await_s: float, stop: threading.Event, deletes: bool = False
+    ) -> None:
+        self.source, self.stop, self.deletes = source, stop, deletes
         self._await_ms = max(1, int(max_await_s * 1000))
         self._stream: CollectionChangeStream[dict[str, Any]] | None = None
         self._quick_empty = False
@@ -109,7 +114,7 @@ class StreamFeed:
         """Open after ``token``, or from now when it is None."""
         self.close()
         try:
-            self._stream = self.source.change_stream(token, self._await_ms)
+            self._stream = self.source.change_stream(token, self._await_ms, self.deletes)
         except OperationFailure as exc:
             doing = "opening a change stream" + (" at its checkpoint" if token else "")
             raise stream_error(exc, self.source.address, doing, token is not None) from None
@@ -154,7 +159,8 @@ class StreamFeed:
             values = field_values(event.get("fullDocument") or {}, self.source.job.field)
         cluster = event.get("clusterTime")
         at = cluster.as_datetime() if isinstance(cluster, Timestamp) else _id_time(key)
-        return Change(values=values, at=at, token=self.token, key=key)
+        deleted = kind == "delete"
+        return Change(values=values, at=at, token=self.token, key=key, deleted=deleted)
 
     def close(self) -> None:
         if self._stream is not None:

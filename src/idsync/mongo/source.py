@@ -324,12 +324,12 @@ class MongoSource:
         return moment.replace(tzinfo=datetime.UTC) if moment.tzinfo is None else moment
 
     def change_stream(
-        self, resume_after: Mapping[str, Any] | None, max_await_ms: int
+        self, resume_after: Mapping[str, Any] | None, max_await_ms: int, deletes: bool = False
     ) -> CollectionChangeStream[dict[str, Any]]:
         """Events that bring new values, after ``resume_after`` or from now, trimmed to what
         the job reads. Driver errors are left to the caller, which alone can tell a lost resume
         token from a server without change streams."""
-        kinds = ["insert", "invalidate"]
+        kinds = ["insert", "invalidate", *(["delete"] if deletes else [])]
         keep: dict[str, Any] = {"operationType": 1, "clusterTime": 1, "documentKey": 1}
         if self.job.field != "_id":
             # A replacement can bring new values of a field, never a new `_id`.

@@ -36,10 +36,7 @@ class Orphans:
 
     def __init__(self, run: SyncPass) -> None:
         self.run = run
-        options = run.options
-        self.on = (
-            run.job.delete_orphans if options.delete_orphans is None else options.delete_orphans
-        )
+        self.on = run.options.mirrors(run.job)
         run.report.mirror = self.on
         self.held: list[str] = []
         self.cap: int | None = None

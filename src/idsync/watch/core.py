@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
@@ -35,6 +36,8 @@ class WatchSummary:
     mode: str = "starting"
     seen: int = 0
     inserted: int = 0
+    deleted: int = 0
+    """Rows of deleted documents' ids deleted (mirror mode), by events and full passes."""
     rejected: int = 0
     batches: int = 0
     full_passes: int = 0
@@ -76,7 +79,7 @@ class Core:
     ) -> None:
         self.job, self.settings, self.options, self.stop = job, settings, options, stop
         self.run_options, self.metrics, self.health = run_options, metrics, health
-        self.sink = Sink(settings, job, stop)
+        self.sink = Sink(settings, job, stop, run_options)
         self.summary = WatchSummary(job.name)
         self.started = False
         """Following at least once: from then on every failure is retried, never raised."""
@@ -140,10 +143,12 @@ class Core:
         finally:  # what a stopped or failed pass committed is the watcher's work too
             self.summary.seen += report.source_ids
             self.summary.inserted += report.inserted
+            self.summary.deleted += report.deleted
             self.summary.rejected += report.rejected
             self.summary.batches += report.batches
             self.metrics.seen.inc(report.source_ids)
             self.metrics.inserted.inc(report.inserted)
+            self.metrics.deleted.inc(report.deleted)
             self.metrics.rejected.inc(report.rejected)
             self.metrics.batches.inc(report.batches)
         self.next_pass = time.monotonic() + self.options.reconcile_every_s
@@ -174,8 +179,17 @@ class Core:
 
     # --- writing ----------------------------------------------------------------------------
 
-    def commit(self, batch: PendingBatch, checkpoint: Checkpoint | None) -> None:
-        """Insert the batch and save ``checkpoint`` with it, in one transaction."""
+    def commit(
+        self,
+        batch: PendingBatch,
+        checkpoint: Checkpoint | None,
+        live: Callable[[list[str]], set[str]] | None = None,
+    ) -> None:
+        """Delete the rows of the batch's deleted documents (each re-verified with ``live``),
+        then insert its ids and save ``checkpoint`` with them, in one transaction: a crash in
+        between replays the events, and deleting or inserting again changes nothing."""
+        if batch.gone and live is not None:
+            self._delete(list(batch.gone), live)
         result = self.sink.commit(list(batch.texts), checkpoint)
         if checkpoint is not None:
             self.last_saved = time.monotonic()
@@ -195,6 +209,19 @@ class Core:
         for text, reason in rejected:
             log.warning("[%s] rejected %r: %s", self.job.name, text, reason)
         self._log_inserted(result.landed, result.inserted)
+
+    def _delete(self, texts: list[str], live: Callable[[list[str]], set[str]]) -> None:
+        result = self.sink.delete(texts, live)
+        self.summary.deleted += len(result.deleted)
+        self.metrics.deleted.inc(len(result.deleted))
+        name, column = self.job.name, self.job.column
+        for text, reason in result.referenced:
+            log.warning("[%s] kept %r (its document was deleted): %s", name, text, reason)
+        if result.deleted and self.run_options.log_ids and log.isEnabledFor(logging.INFO):
+            lines = "\n".join(
+                f"[{name}] Deleted orphan {column}: {text}" for text in result.deleted
+            )
+            log.info("%s", lines, extra={"job": name, "event": "deleted", "ids": result.deleted})
 
     def save(self, checkpoint: Checkpoint) -> None:
         self.sink.save(checkpoint)

@@ -33,7 +33,9 @@ class StreamFollower:
 
     def __init__(self, core: Core, source: MongoSource) -> None:
         self.core, self.job = core, core.job
-        self.feed = StreamFeed(source, core.options.max_batch_wait_s, core.stop)
+        # A delete event names the `_id` only: another field's values are left to full passes.
+        deletes = core.sink.mirror and core.job.field == "_id"
+        self.feed = StreamFeed(source, core.options.max_batch_wait_s, core.stop, deletes)
 
     def run(self) -> None:
         try:
@@ -132,7 +134,7 @@ class StreamFollower:
             batch.last_id or (previous.last_seen_id if previous else None),
             batch.newest_at or (previous.last_seen_time if previous else None),
         )
-        self.core.commit(batch, checkpoint)
+        self.core.commit(batch, checkpoint, self.feed.source.live)
 
     def _idle(self, token: str | None) -> None:
         """Caught up: everything read is committed. Save a moved position now and then."""

@@ -10,17 +10,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from idsync.config import Job, Settings
-from idsync.errors import IdsyncError
+from idsync.config import Job, RunOptions, Settings
+from idsync.errors import GuardError, IdsyncError
 from idsync.ids import DUPLICATE_TEXT, ColumnFit
 from idsync.mongo.feeds import Change
 from idsync.mongo.values import encode_batch
-from idsync.target import BatchResult, Checkpoint, Target
+from idsync.target import BatchResult, Checkpoint, Column, DeleteResult, Target
 from idsync.targets import open_target
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ class PendingBatch:
     is rejected as a full pass rejects it; a field's values may repeat."""
     texts: dict[str, None] = field(default_factory=dict)
     """Ids to insert, in order, each once."""
+    gone: dict[str, None] = field(default_factory=dict)
+    """Ids of deleted documents (mirror mode): their rows to delete, re-verified."""
     rejected: list[tuple[str, str]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     seen: int = 0
@@ -53,6 +55,13 @@ class PendingBatch:
         if self.started is None:
             self.started = time.monotonic()
         self.changes.append(change)
+        if change.deleted:
+            # The last event of an id decides: deleted, then inserted again, it stays.
+            for text in encode_batch([], change.values, self.fit, lambda _text, _why: None):
+                self.texts.pop(text, None)
+                self.gone[text] = None
+            self.token = change.token or self.token
+            return
         self.seen += len(change.values)
         for value in change.values:
             for text in encode_batch([], [value], self.fit, self._reject):
@@ -66,6 +75,7 @@ class PendingBatch:
         if text in self.texts and self.unique and not _same_key(self._raw[text], value):
             self._reject(text, DUPLICATE_TEXT)
             return
+        self.gone.pop(text, None)
         self.texts[text], self._raw[text], self.last_id = None, value, text
 
     def _reject(self, shown: str, reason: str) -> None:
@@ -88,12 +98,16 @@ def _same_key(a: object, b: object) -> bool:
 class Sink:
     """One connection to the target, the watcher's lock on it, and its checkpoint row."""
 
-    def __init__(self, settings: Settings, job: Job, stop: threading.Event) -> None:
+    def __init__(
+        self, settings: Settings, job: Job, stop: threading.Event, options: RunOptions | None = None
+    ) -> None:
         self.settings, self.job, self.stop = settings, job, stop
+        options = options or RunOptions()
+        self.mirror, self.allow_cascade = options.mirrors(job), options.allow_cascade
         self.checkpoint: Checkpoint | None = None
         self.unique = True
         self._target: Target | None = None
-        self._fit: ColumnFit | None = None
+        self._column: Column | None = None
 
     @property
     def address(self) -> str:
@@ -107,11 +121,12 @@ class Sink:
         try:
             target.connect()
             column = target.inspect()
+            self._refuse_cascades(target)
             checkpoint = target.claim_watch(self.settings.lock_timeout_s, self.stop)
         except BaseException:
             target.close()
             raise
-        self._target, self._fit, self.unique = target, column.fit, column.unique
+        self._target, self._column, self.unique = target, column, column.unique
         self.checkpoint = checkpoint
         if not column.unique:
             log.warning(
@@ -121,9 +136,30 @@ class Sink:
                 self.job.name, self.job.table, self.job.column, self.job.table, self.job.column,
             )  # fmt: skip
 
+    def _refuse_cascades(self, target: Target) -> None:
+        """A mirroring watcher's deletes would delete or change rows of other tables."""
+        if not self.mirror or self.allow_cascade:
+            return
+        changing = [str(ref) for ref in target.references() if ref.changes_rows]
+        if changing:
+            raise GuardError(
+                f"deleting from {self.job.table} would delete or change rows of other tables"
+                f" ({'; '.join(changing)}); --allow-cascade to delete anyway"
+            )
+
     def new_batch(self) -> PendingBatch:
-        assert self._fit is not None, "open() first"
-        return PendingBatch(self._fit, unique=self.job.field == "_id")
+        assert self._column is not None, "open() first"
+        return PendingBatch(self._column.fit, unique=self.job.field == "_id")
+
+    def delete(self, texts: list[str], live: Callable[[list[str]], set[str]]) -> DeleteResult:
+        """Delete the rows of deleted documents' ids, each re-verified with ``live``."""
+        target = self._live()
+        assert self._column is not None
+        try:
+            return target.delete_orphans(texts, live, self._column)
+        except IdsyncError:
+            self.close()
+            raise
 
     def commit(self, texts: list[str], checkpoint: Checkpoint | None) -> BatchResult:
         """Insert ``texts`` and, in the same transaction, save ``checkpoint`` (if any)."""
