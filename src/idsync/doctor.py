@@ -208,6 +208,9 @@ def _privileges(target: Target, job: Job) -> Finding:
     probes, where = target.probes, f"{target.database}.{job.table}"
     denied = probes.write_denials()
     needed = probes.write_privileges
+    if job.delete_orphans:  # mirror mode deletes too
+        denied += probes.delete_denials()
+        needed = (*needed, "DELETE")
     if not denied:
         return Finding("privileges", Level.OK, f"{', '.join(needed)} on {where}")
     return Finding("privileges", Level.FAIL, "; ".join(denied), probes.grant(needed, job.table))

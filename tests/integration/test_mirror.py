@@ -13,11 +13,12 @@ import pytest
 from bson import Binary, Int64, ObjectId
 from bson.binary import UUID_SUBTYPE
 
-from idsync import Job, RunOptions
+from idsync import Job, RunOptions, Settings
 from idsync.doctor import diagnose
-from idsync.errors import GuardError
+from idsync.errors import GuardError, IdsyncError
 from idsync.run.sync import sync
-from tests.conftest import BOTH_TARGETS, Env, mysql_connect
+from idsync.work.worker import WorkOptions, work
+from tests.conftest import BOTH_TARGETS, Env, limited_user, mysql_connect
 
 
 def _oids(count: int) -> list[str]:
@@ -292,3 +293,30 @@ def test_history_keeps_the_deletes_and_an_older_table_gains_the_column(env: Env)
     assert status.returncode == 0, status.stderr
     runs = json.loads(status.stdout)["runs"]
     assert [run.get("deleted") for run in runs] == [None, 1, None]
+
+
+@BOTH_TARGETS
+def test_without_delete_privilege_doctor_fails_a_mirroring_job_and_the_run_deletes_nothing(
+    env: Env,
+) -> None:
+    source, orphans = _oids(30), _oids(2)
+    _fill(env, source, orphans)
+    with limited_user(env, ["SELECT, INSERT, UPDATE ON cm_cluster_id"]) as url:
+        settings = Settings(mongo_uri=env.mongo_uri, mysql_url=url)
+        plain = {f.check: f for f in diagnose(Job(), settings).findings}
+        assert plain["privileges"].level == "ok"
+        found = {f.check: f for f in diagnose(Job(delete_orphans=True), settings).findings}
+        assert found["privileges"].level == "fail" and "DELETE" in found["privileges"].fix
+        options = RunOptions(delete_orphans=True, log_ids=False, record_history=False)
+        with pytest.raises(IdsyncError):
+            sync(Job(), settings, options)
+    assert env.target_ids() == sorted(source + orphans)
+
+
+def test_a_worker_of_a_mirroring_job_says_it_keeps_orphans(env: Env) -> None:
+    source, orphans = _oids(50), _oids(2)
+    _fill(env, source, orphans)
+    report = work(Job(delete_orphans=True), env.settings(), WorkOptions(ranges=2))
+    assert report.status == "ok"
+    assert any("only inserts" in warning for warning in report.warnings)
+    assert env.target_ids() == sorted(source + orphans)

@@ -158,6 +158,11 @@ def lock_values(table: str, column: str, count: int) -> str:
     return values_of(table, column, count) + " FOR UPDATE"
 
 
+def delete_nothing(table: str) -> str:
+    """A delete of no row: the server checks the DELETE privilege all the same."""
+    return f"DELETE FROM {quote(table)} WHERE 1 = 0"
+
+
 def delete_values(table: str, column: str, count: int) -> str:
     """Delete the rows equal to any of ``count`` texts under the column's collation."""
     return f"DELETE FROM {quote(table)} WHERE {quote(column)} IN ({marks(count)})"

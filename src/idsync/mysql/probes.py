@@ -52,6 +52,10 @@ class MySQLProbes:
         """What the server refuses of what `run` does to the table."""
         return self._denials(dialect.write_probes(self.table, self.column), frozenset())
 
+    def delete_denials(self) -> list[str]:
+        """What the server refuses of mirror mode's deletes (a delete of no row)."""
+        return self._denials([dialect.delete_nothing(self.table)], frozenset())
+
     def state_denials(self) -> list[str]:
         """What it refuses of what `watch` does to its state table: CREATE TABLE IF NOT EXISTS
         at every start (CREATE even when the table is there), then a read and an upsert."""

@@ -125,6 +125,11 @@ def lock_values(table: str, column: str) -> str:
     return values_of(table, column) + " FOR UPDATE"
 
 
+def delete_nothing(table: str) -> str:
+    """A delete of no row: the server checks the DELETE privilege all the same."""
+    return f"DELETE FROM {relation(table)} WHERE false"
+
+
 def delete_values(table: str, column: str) -> str:
     """Delete the rows equal to any of a text[] under the column's collation."""
     return f"DELETE FROM {relation(table)} WHERE {quote(column)} = ANY(%s::text[])"

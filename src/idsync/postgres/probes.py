@@ -47,6 +47,10 @@ class PostgresProbes:
                         " alone fails" for (name,) in unfilled]  # fmt: skip
         return denials
 
+    def delete_denials(self) -> list[str]:
+        """What the server refuses of mirror mode's deletes (a delete of no row)."""
+        return self._denials([dialect.delete_nothing(self.relation)])
+
     def state_denials(self) -> list[str]:
         exists = bool(self.conn.fetch(dialect.TABLE_EXISTS, (STATE_TABLE,)))
         columns = self._columns(STATE_TABLE) or ("job", "target")

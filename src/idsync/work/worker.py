@@ -107,6 +107,11 @@ class Worker:
             target.connect()
             column = target.inspect()
             self._require(target, column)
+            if self.job.delete_orphans and self.report.attempts == 1:
+                self.report.warnings.append(
+                    "the job mirrors (delete_orphans) but `idsync work` only inserts: orphans stay"
+                    " until `idsync run` or a watcher deletes them"
+                )
             books.connect()
             ledger = books.ledger(self._key(source, target))
             ledger.create()
