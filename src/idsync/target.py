@@ -69,6 +69,11 @@ class BatchResult:
     """(id, reason) for ids that are not stored exactly."""
 
 
+TRIGGER = "TRIGGER"
+"""A :class:`Reference`'s ``on_delete`` for a trigger (or a PostgreSQL rule) on the table's
+deletes: it may do anything elsewhere, so it is treated as a cascade."""
+
+
 @dataclass(frozen=True)
 class Reference:
     """A foreign key that references the target's table (any of its columns): deleting a row
@@ -84,9 +89,11 @@ class Reference:
     @property
     def changes_rows(self) -> bool:
         """Whether deleting a referenced row deletes or changes rows of the other table."""
-        return self.on_delete in {"CASCADE", "SET NULL", "SET DEFAULT"}
+        return self.on_delete in {"CASCADE", "SET NULL", "SET DEFAULT", TRIGGER}
 
     def __str__(self) -> str:
+        if self.on_delete == TRIGGER:
+            return f"{self.table} ON DELETE: may change any table"
         return f"{self.table}({', '.join(self.columns)}) ON DELETE {self.on_delete}"
 
 
@@ -205,11 +212,12 @@ class Target(Protocol):
         """The foreign keys that reference the table, as far as the catalog shows them."""
 
     def delete_orphans(
-        self, texts: Sequence[str], live: Callable[[list[str]], set[str]], column: Column
+        self, texts: Sequence[str], live: Callable[[list[str]], set[str]]
     ) -> DeleteResult:
-        """Delete the rows holding ``texts`` in one transaction: their rows locked first, then
-        ``live`` asked which of the stored texts the source has now (those are kept), then the
-        rest deleted; rows a foreign key keeps are kept and reported."""
+        """Delete the rows holding ``texts`` (a UNIQUE, exact column) in one transaction: their
+        rows locked first, then ``live`` asked which of them the source has now (those are
+        kept), the rest deleted, ``live`` asked again; rows a foreign key (or a trigger) keeps
+        are kept and reported."""
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None: ...
     @property

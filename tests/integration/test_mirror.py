@@ -15,7 +15,7 @@ from bson.binary import UUID_SUBTYPE
 
 from idsync import Job, RunOptions, Settings
 from idsync.doctor import diagnose
-from idsync.errors import GuardError, IdsyncError
+from idsync.errors import ConfigError, GuardError, IdsyncError
 from idsync.run.sync import sync
 from idsync.work.worker import WorkOptions, work
 from tests.conftest import BOTH_TARGETS, Env, limited_user, mysql_connect
@@ -320,3 +320,89 @@ def test_a_worker_of_a_mirroring_job_says_it_keeps_orphans(env: Env) -> None:
     assert report.status == "ok"
     assert any("only inserts" in warning for warning in report.warnings)
     assert env.target_ids() == sorted(source + orphans)
+
+
+@BOTH_TARGETS
+@pytest.mark.parametrize("unique", [False, True], ids=["no-unique-index", "case-insensitive"])
+def test_a_column_where_one_text_may_delete_another_refuses_before_writing(
+    env: Env, unique: bool
+) -> None:
+    """Without a UNIQUE index, or under a collation that takes `abc` for `ABC` (or `abc `), a
+    delete of one text may take a live row with it: refused, exit 2, nothing written."""
+    if env.kind == "mysql":
+        kind = "VARCHAR(64) CHARACTER SET utf8mb4 COLLATE " + (
+            "utf8mb4_general_ci" if unique else "utf8mb4_nopad_bin"
+        )
+    else:
+        env.sql(
+            "CREATE COLLATION IF NOT EXISTS ci (provider = icu, locale = 'und-u-ks-level2',"
+            " deterministic = false)"
+        )
+        kind = "text COLLATE " + ("ci" if unique else '"C"')
+    env.sql(f"CREATE TABLE cm_cluster_id (cluster_id {kind} NOT NULL{' UNIQUE' if unique else ''})")
+    env.sql("INSERT INTO cm_cluster_id (cluster_id) VALUES ('abc-orphan')")
+    if env.kind == "mysql":
+        env.mysql.commit()
+    env.add_source(["ABC-orphan", "new-id"])
+    with pytest.raises(ConfigError, match="deleting orphans from cm_cluster_id needs"):
+        _mirror(env)
+    assert env.target_ids() == ["abc-orphan"]
+
+
+@pytest.mark.parametrize("env", ["postgres"], indirect=True)
+def test_a_delete_trigger_refuses_and_a_row_it_keeps_is_reported(env: Env) -> None:
+    """A trigger on delete may do anything elsewhere: refused like a cascade; allowed, a row
+    it keeps (a soft delete that returns NULL) is kept and said, not counted as deleted."""
+    source, orphans = _oids(40), _oids(3)
+    _fill(env, source, orphans)
+    env.sql(
+        "CREATE FUNCTION keep_it() RETURNS trigger LANGUAGE plpgsql AS"
+        f" $$ BEGIN IF OLD.cluster_id = '{orphans[1]}' THEN RETURN NULL; END IF; RETURN OLD;"
+        " END $$"
+    )
+    env.sql(
+        "CREATE TRIGGER soft BEFORE DELETE ON cm_cluster_id FOR EACH ROW EXECUTE FUNCTION keep_it()"
+    )
+    with pytest.raises(GuardError, match="trigger soft ON DELETE"):
+        _mirror(env)
+    report = _mirror(env, allow_cascade=True)
+    assert (report.deleted, report.kept_referenced, report.exit_code) == (2, 1, 4)
+    assert report.kept_referenced_samples[0].reason.startswith("not deleted by the server")
+    assert env.target_ids() == sorted([*source, orphans[1]])
+
+
+@pytest.mark.parametrize("env", ["mysql"], indirect=True)
+def test_a_trigger_that_deletes_elsewhere_refuses(env: Env) -> None:
+    source, orphans = _oids(40), _oids(3)
+    _fill(env, source, orphans)
+    _child(env, "RESTRICT")
+    env.sql(
+        "CREATE TRIGGER wipe_trips AFTER DELETE ON cm_cluster_id FOR EACH ROW"
+        " DELETE FROM trip WHERE cluster_ref IS NULL"
+    )
+    with pytest.raises(GuardError, match="trigger wipe_trips ON DELETE"):
+        _mirror(env)
+    assert len(env.target_ids()) == 43
+
+
+@pytest.mark.parametrize("env", ["mysql"], indirect=True)
+def test_bytes_that_are_not_utf8_are_left_and_said(env: Env) -> None:
+    source = _oids(20)
+    env.add_source([ObjectId(text) for text in source])
+    env.sql("CREATE TABLE cm_cluster_id (cluster_id VARBINARY(64) NOT NULL UNIQUE)")
+    cur = env.mysql.cursor()
+    cur.executemany("INSERT INTO cm_cluster_id VALUES (%s)", [(t.encode(),) for t in source])
+    cur.execute("INSERT INTO cm_cluster_id VALUES (%s)", (b"\xff\xfe-orphan",))
+    cur.execute("INSERT INTO cm_cluster_id VALUES (%s)", (b"plain-orphan",))
+    env.mysql.commit()
+    report = _mirror(env)
+    assert report.deleted == 1 and any("not UTF-8" in w for w in report.warnings)
+    assert len(env.sql("SELECT * FROM cm_cluster_id")) == 21
+
+
+def test_a_whole_double_beyond_int64_keeps_its_row(env: Env) -> None:
+    env.mongo_db.cluster_trips.insert_many([{"_id": 1e19}, {"_id": "x"}])
+    _fill(env, [], ["10000000000000000000", "12"])
+    report = _mirror(env, force=True)
+    assert (report.deleted, report.kept_live) == (1, 1)
+    assert env.target_ids() == ["10000000000000000000", "x"]

@@ -80,10 +80,12 @@ def plan_command(*, common: CommonArgs, ranges: int, lock_timeout: float | None)
 
 def _finish(ctx: Context, options: WorkOptions) -> None:
     report = WorkReport(job=ctx.job.name)
-    try:
-        with stop_on_signals() as stop:
+    # A signal stops the worker after its batch; one that comes later, while the report is
+    # printed, changes nothing: the report stays the one said (a second signal kills).
+    with stop_on_signals() as stop:
+        try:
             work(ctx.job, ctx.settings, options, stop, report)
-    except (IdsyncError, KeyboardInterrupt) as exc:
-        failed_with(report, exc)
-    say_error(report.to_json() if ctx.as_json else report.to_text(), report.error, ctx)
-    finish(report.exit_code)
+        except (IdsyncError, KeyboardInterrupt) as exc:
+            failed_with(report, exc)
+        say_error(report.to_json() if ctx.as_json else report.to_text(), report.error, ctx)
+        finish(report.exit_code)

@@ -194,6 +194,8 @@ def candidates(text: str) -> list[object]:
         number = int(text)
         if str(number) == text and number in _INT64:
             found.append(Int64(number))  # MongoDB compares numbers by value, of any type
+        elif str(number) == text and float(number) == number:
+            found.append(float(number))  # beyond int64, only a double can hold it
     if len(text) == 36:
         try:
             value = uuid.UUID(text)

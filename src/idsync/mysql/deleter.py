@@ -27,8 +27,6 @@ def delete_orphans(
     column: str,
     texts: Sequence[str],
     live: Callable[[list[str]], set[str]],
-    *,
-    keys: Callable[[list[str]], list[bytes]] | None,
 ) -> DeleteResult:
     """One committed transaction deleting the rows of ``texts`` the source does not have."""
     raw = conn.raw
@@ -50,7 +48,7 @@ def delete_orphans(
         with contextlib.suppress(MySQLdb.Error):
             raw.rollback()
 
-    steps = DeleteSteps(lock, send, _referenced_by, cur.execute, raw.commit, rollback, keys)
+    steps = DeleteSteps(lock, send, _referenced_by, cur.execute, raw.commit, rollback)
     try:
         raw.commit()  # what the connection read before is not this transaction's
         return delete_exactly(texts, live, steps)

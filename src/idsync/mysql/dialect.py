@@ -183,6 +183,13 @@ REFERENCES = (
 )
 
 
+# The table's triggers on DELETE (those of tables the user has the TRIGGER privilege on).
+DELETE_TRIGGERS = (
+    "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS"
+    " WHERE EVENT_OBJECT_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s AND EVENT_MANIPULATION = 'DELETE'"
+)
+
+
 def weight_strings(charset: str, collation: str, count: int) -> str:
     """Each of ``count`` texts' sort keys under a collation: equal keys, equal texts there."""
     key = f"WEIGHT_STRING(CONVERT(%s USING {charset}) COLLATE {collation})"

@@ -24,7 +24,15 @@ from idsync.mysql.probes import MySQLProbes
 from idsync.mysql.writer import Writer
 from idsync.runs import RunRecord
 from idsync.session import SqlBuckets, stored_among
-from idsync.target import RUNS_TABLE, BatchResult, Checkpoint, Column, DeleteResult, Reference
+from idsync.target import (
+    RUNS_TABLE,
+    TRIGGER,
+    BatchResult,
+    Checkpoint,
+    Column,
+    DeleteResult,
+    Reference,
+)
 
 _first = itemgetter(0)
 
@@ -142,22 +150,19 @@ class MySQLTarget(Connection):
         return stored_among(list(texts), stored_of)
 
     def references(self) -> tuple[Reference, ...]:
-        rows = self.fetch(dialect.REFERENCES, (self.database, self.table), "reading foreign keys")
+        where = (self.database, self.table)
+        rows = self.fetch(dialect.REFERENCES, where, "reading foreign keys")
+        triggers = self.fetch(dialect.DELETE_TRIGGERS, where, "reading triggers")
         self.commit()
         return tuple(
             Reference(str(name), str(child), tuple(str(columns).split(",")), str(rule))
             for name, child, columns, rule in rows
-        )
+        ) + tuple(Reference(str(name), f"trigger {name}", (), TRIGGER) for (name,) in triggers)
 
     def delete_orphans(
-        self, texts: Sequence[str], live: Callable[[list[str]], set[str]], column: Column
+        self, texts: Sequence[str], live: Callable[[list[str]], set[str]]
     ) -> DeleteResult:
-        def keys(values: list[str]) -> list[bytes]:
-            return self.collation_keys(values, column)
-
-        return deleter.delete_orphans(
-            self, self.table, self.column, texts, live, keys=None if column.exact else keys
-        )
+        return deleter.delete_orphans(self, self.table, self.column, texts, live)
 
     def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
         return catalog.stored_equal(self, self.table, self.column, texts)

@@ -25,8 +25,6 @@ def delete_orphans(
     column: str,
     texts: Sequence[str],
     live: Callable[[list[str]], set[str]],
-    *,
-    keys: Callable[[list[str]], list[bytes]] | None,
 ) -> DeleteResult:
     """One committed transaction deleting the rows of ``texts`` the source does not have."""
     raw = conn.raw
@@ -55,7 +53,7 @@ def delete_orphans(
         with contextlib.suppress(psycopg.Error):
             raw.rollback()
 
-    steps = DeleteSteps(lock, send, _referenced_by, run, commit, rollback, keys)
+    steps = DeleteSteps(lock, send, _referenced_by, run, commit, rollback)
     try:
         commit()  # what the connection read before is not this transaction's
         return delete_exactly(texts, live, steps)

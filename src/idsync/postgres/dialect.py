@@ -144,6 +144,13 @@ REFERENCES = (
     " c.confdeltype FROM pg_constraint c"
     " WHERE c.contype = 'f' AND c.confrelid = to_regclass(%s) ORDER BY 2, 1"
 )
+# The table's triggers on DELETE (tgtype bit 3), and its rules on DELETE (ev_type '4').
+DELETE_TRIGGERS = (
+    "SELECT 'trigger ' || tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s)"
+    " AND NOT tgisinternal AND (tgtype & 8) <> 0"
+    " UNION ALL SELECT 'rule ' || rulename FROM pg_rewrite"
+    " WHERE ev_class = to_regclass(%s) AND ev_type = '4' ORDER BY 1"
+)
 DELETE_ACTIONS = {
     "a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT",
 }  # fmt: skip

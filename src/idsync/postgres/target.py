@@ -26,6 +26,7 @@ from idsync.session import SqlBuckets, stored_among
 from idsync.target import (
     RUNS_TABLE,
     STATE_TABLE,
+    TRIGGER,
     BatchResult,
     Checkpoint,
     Column,
@@ -179,23 +180,19 @@ class PostgresTarget(Connection):
 
     def references(self) -> tuple[Reference, ...]:
         rows = self.fetch(dialect.REFERENCES, (self._relation,), "reading foreign keys")
+        where = (self._relation, self._relation)
+        triggers = self.fetch(dialect.DELETE_TRIGGERS, where, "reading triggers")
         self.commit()
         return tuple(
             Reference(str(name), str(child), tuple(str(columns).split(",")),
                       dialect.DELETE_ACTIONS.get(str(action), str(action)))
             for name, child, columns, action in rows
-        )  # fmt: skip
+        ) + tuple(Reference(str(name), str(name), (), TRIGGER) for (name,) in triggers)  # fmt: skip
 
     def delete_orphans(
-        self, texts: Sequence[str], live: Callable[[list[str]], set[str]], column: Column
+        self, texts: Sequence[str], live: Callable[[list[str]], set[str]]
     ) -> DeleteResult:
-        def keys(values: list[str]) -> list[bytes]:
-            return self.collation_keys(values, column)
-
-        exact = column.exact or not column.collation
-        return deleter.delete_orphans(
-            self, self._relation, self.column, texts, live, keys=None if exact else keys
-        )
+        return deleter.delete_orphans(self, self._relation, self.column, texts, live)
 
     def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
         """For texts with no exact copy in the column: the stored value each equals under the

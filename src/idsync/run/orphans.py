@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from idsync.config import Job
 from idsync.envelope import MAX_SAMPLES, Rejected
-from idsync.errors import GuardError, InterruptedRun
+from idsync.errors import ConfigError, GuardError, InterruptedRun
 from idsync.ids import shown_text
 from idsync.mongo.source import MongoSource
 from idsync.run.batches import IdLines
@@ -49,6 +50,14 @@ class Orphans:
     def add(self, texts: list[str]) -> None:
         if not self.on:
             return
+        if not all(map(_utf8, texts)):
+            # A binary column's bytes that are not UTF-8: no document can have them, and no
+            # statement can name them as text; left as they are.
+            kept = [text for text in texts if not _utf8(text)]
+            self.run.report.warnings.append(
+                f"{len(kept):,} orphans are not UTF-8 text: not deleted"
+            )
+            texts = [text for text in texts if _utf8(text)]
         room = len(texts) if self.cap is None else max(0, self.cap - len(self.held))
         self.held.extend(texts[:room])
 
@@ -64,7 +73,13 @@ class Orphans:
             limits.append(int(options.max_deletes_fraction * target_rows))
         return min(limits)
 
-    def finish(self, source: MongoSource, target: Target, column: Column) -> None:
+    def require(self, column: Column) -> None:
+        """Refuse, before anything is written, a column where deleting one text could delete
+        another's row (:func:`require_exact_unique`)."""
+        if self.on:
+            require_exact_unique(self.run.job, column)
+
+    def finish(self, source: MongoSource, target: Target) -> None:
         """Delete the held orphans (a dry run: count what would go), or refuse."""
         report = self.run.report
         if not self.on or not report.orphans:
@@ -76,7 +91,7 @@ class Orphans:
         if self.run.options.dry_run:
             self._predict(source)
             return
-        self._delete(source, target, column)
+        self._delete(source, target)
 
     def _guard(self, target: Target) -> None:
         report, job, options = self.run.report, self.run.job, self.run.options
@@ -105,7 +120,7 @@ class Orphans:
         report.deleted, report.kept_live = len(doomed), len(live)
         self._sample(doomed)
 
-    def _delete(self, source: MongoSource, target: Target, column: Column) -> None:
+    def _delete(self, source: MongoSource, target: Target) -> None:
         run, report = self.run, self.run.report
         size = run.job.batch_size
         run.progress.start("delete", len(self.held) if run.shown else None)
@@ -115,7 +130,7 @@ class Orphans:
                     f"interrupted after deleting {report.deleted:,} orphans; run again to finish"
                 )
             with report.timing("delete_s"):
-                result = target.delete_orphans(self.held[start : start + size], source.live, column)
+                result = target.delete_orphans(self.held[start : start + size], source.live)
             self._count(result)
             run.progress.advance("delete", len(result.deleted))
 
@@ -142,3 +157,25 @@ class Orphans:
     def _sample(self, texts: list[str]) -> None:
         samples = self.run.report.deleted_samples
         samples.extend(shown_text(text) for text in texts[: MAX_SAMPLES - len(samples)])
+
+
+def require_exact_unique(job: Job, column: Column) -> None:
+    """Mirror mode needs a UNIQUE index on a column where only equal bytes are equal: a text
+    then names one row, and deleting it deletes no other (under a case-insensitive or PAD SPACE
+    collation `abc` deletes `ABC` and `abc `, which may be live)."""
+    problems = [] if column.unique else [f"a UNIQUE index on {job.column}"]
+    if not column.exact:
+        problems.append(f"a binary, NO PAD collation (it has {column.collation})")
+    if problems:
+        raise ConfigError(
+            f"deleting orphans from {job.table} needs {' and '.join(problems)}; run `idsync"
+            " doctor` for the column to create, or keep orphans (--keep-orphans)"
+        )
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -106,6 +106,7 @@ class SyncPass:
                 }
                 target.connect()
                 column = self._inspect(target)
+                self.orphans.require(column)
             if not self.options.dry_run:
                 with report.timing("lock_wait_s"):
                     target.lock(self.settings.lock_timeout_s, self.stop)
@@ -120,7 +121,7 @@ class SyncPass:
             else:
                 self._set(source, target, column, counted)
             self._guard_empty_source()
-            self.orphans.finish(source, target, column)
+            self.orphans.finish(source, target)
 
     def _set(
         self, source: MongoSource, target: Target, column: Column, counted: int | None

@@ -20,6 +20,7 @@ from idsync.errors import GuardError, IdsyncError
 from idsync.ids import DUPLICATE_TEXT, ColumnFit
 from idsync.mongo.feeds import Change
 from idsync.mongo.values import encode_batch
+from idsync.run.orphans import require_exact_unique
 from idsync.target import BatchResult, Checkpoint, Column, DeleteResult, Target
 from idsync.targets import open_target
 
@@ -121,6 +122,8 @@ class Sink:
         try:
             target.connect()
             column = target.inspect()
+            if self.mirror:
+                require_exact_unique(self.job, column)
             self._refuse_cascades(target)
             checkpoint = target.claim_watch(self.settings.lock_timeout_s, self.stop)
         except BaseException:
@@ -156,7 +159,7 @@ class Sink:
         target = self._live()
         assert self._column is not None
         try:
-            return target.delete_orphans(texts, live, self._column)
+            return target.delete_orphans(texts, live)
         except IdsyncError:
             self.close()
             raise
