@@ -1,0 +1,269 @@
+"""`run --workers N`: the `_id` ranges of one run worked by N threads at once.
+
+The pass that calls this has connected, inspected the column and taken the run lock (held on
+its connection until the run ends). The ObjectIds are cut into ranges by creation time
+(:mod:`idsync.spans`); the range of the other `_id`s is worked first, then N threads, each with
+its own source and target connections, take ObjectId ranges from a queue until none is left.
+The drivers release the GIL while they wait, so the threads' reads and inserts overlap.
+
+A range's transient failure is retried on new connections (``settings.retries`` times), the
+others going on meanwhile: a range done again inserts nothing twice (ranges need the column's
+UNIQUE index). Any other failure, or ``stop``, ends every thread after its committed batch.
+Where ranges cannot serve, the run is one pass, and says why (:func:`why_one_pass`).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import TypeVar
+
+from idsync import plan
+from idsync.envelope import MAX_SAMPLES
+from idsync.errors import IdsyncError, InterruptedRun
+from idsync.ids import DUPLICATE_TEXT, PRIMES
+from idsync.ledger import OBJECT_IDS, Range
+from idsync.mongo.source import MongoSource, ScanOrder
+from idsync.retry import with_retries
+from idsync.run.batches import BatchWriter
+from idsync.run.passes import MissingSink, Progress, SyncPass, _waited
+from idsync.run.readahead import ReadAhead
+from idsync.run.report import SyncReport
+from idsync.spans import Window, compare_others, object_id_windows, plan_ranges
+from idsync.target import Column, Target
+from idsync.targets import open_target
+
+log = logging.getLogger("idsync")
+_T = TypeVar("_T")
+
+COUNTS = ("source_ids", "present", "missing", "inserted", "concurrent", "orphans", "batches")
+
+
+def why_one_pass(run: SyncPass, source: MongoSource, target: Target, column: Column) -> str | None:
+    """Why ``run`` cannot be worked by ranges; None when it can."""
+    settings, options = run.settings, run.options
+    if options.dry_run:
+        return "a dry run predicts its inserts in one pass"
+    if run._insert_limit() is not None:
+        return "--max-inserts decides on every missing id before inserting any: one pass"
+    refused = plan.why_not_merge(run.job, target, column)
+    if refused is not None:
+        return f"ranges are compared in `_id` order, and {refused}"
+    if settings.range_reads == "auto" and not source.reads_ranges_by_index():
+        return (
+            f"the source ({source.flavour}) does not read an `_id` range by its index: each"
+            " worker would scan the whole collection (measured slower than one pass)"
+        )
+    return None
+
+
+def run_ranges(run: SyncPass, source: MongoSource, target: Target, column: Column) -> bool:
+    """Work ``run`` by ranges if it can (True), else say why and leave it to one pass."""
+    report, workers = run.report, run.settings.workers
+    report.workers_reason = why_one_pass(run, source, target, column)
+    if report.workers_reason is not None:
+        report.workers = 1
+        log.info("[%s] --workers %d: one pass: %s", run.job.name, workers, report.workers_reason,
+                 extra={"job": run.job.name, "run_id": report.run_id, "event": "plan"})  # fmt: skip
+        return False
+    parts = plan_ranges(source.object_id_span(), workers)
+    report.plan, report.workers = "ranges", workers
+    report.plan_reason = f"{workers} workers over {len(parts)} ranges of `_id`, each by its index"
+    report.source["scan"] = str(ScanOrder.ID_INDEX)
+    log.info("[%s] %s", run.job.name, report.plan_reason,
+             extra={"job": run.job.name, "run_id": report.run_id, "event": "plan"})  # fmt: skip
+    RangeRun(run, column).work(parts)
+    return True
+
+
+class _Locked:
+    """A progress bar or a missing-ids sink told by many threads, one at a time."""
+
+    def __init__(self, progress: Progress, missing: MissingSink | None) -> None:
+        self.progress, self.missing, self.lock = progress, missing, threading.Lock()
+
+    def start(self, phase: str, total: int | None) -> None:
+        with self.lock:
+            self.progress.start(phase, total)
+
+    def advance(self, phase: str, count: int) -> None:
+        with self.lock:
+            self.progress.advance(phase, count)
+
+    def begin(self) -> None:
+        pass  # a dry run is one pass
+
+    def add(self, texts: list[str]) -> None:
+        with self.lock:
+            if self.missing is not None:
+                self.missing.add(texts)
+
+
+class _Connections:
+    """A worker's own source and target, opened when first needed and again after a failure."""
+
+    def __init__(self, run: SyncPass) -> None:
+        self.run = run
+        self.opened: tuple[MongoSource, Target] | None = None
+
+    def get(self) -> tuple[MongoSource, Target]:
+        if self.opened is None:
+            source = MongoSource(self.run.settings, self.run.job, ScanOrder.ID_INDEX)
+            target = open_target(self.run.settings, self.run.job)
+            self.opened = source, target
+            target.connect()
+            target.inspect()
+        return self.opened
+
+    def close(self) -> None:
+        if self.opened is not None:
+            source, target = self.opened
+            self.opened = None
+            source.close()
+            target.close()
+
+
+class RangeRun:
+    """The ranges of one pass, worked by ``settings.workers`` threads."""
+
+    def __init__(self, run: SyncPass, column: Column) -> None:
+        self.run, self.column = run, column
+        self.halt = threading.Event()
+        """Set by the run's ``stop``, or by a worker's failure: every worker ends."""
+        self.shared = _Locked(run.progress, run.missing)
+        self.folding = threading.Lock()
+        self.hex_others: frozenset[str] = frozenset()
+
+    def work(self, parts: list[Range]) -> None:
+        *ranges, others = parts
+        self.run.progress.start("source", None)
+        self._in_threads(1, [others])  # first: its string ids shaped like ObjectIds are theirs
+        self._in_threads(self.run.settings.workers, ranges)
+        report = self.run.report
+        if report.attempts == 1:
+            report.target_ids_before = report.present + report.orphans
+        waited = report.phases.get("source_wait_s", 0.0)
+        written = report.phases.get("target_read_s", 0.0) + report.phases.get("insert_s", 0.0)
+        report.bound_by = "source" if waited > written else "target"
+
+    def _in_threads(self, count: int, parts: list[Range]) -> None:
+        todo: queue.SimpleQueue[Range] = queue.SimpleQueue()
+        for part in parts:
+            todo.put(part)
+        with ThreadPoolExecutor(count, thread_name_prefix="idsync-range") as pool:
+            futures = [pool.submit(self._worker, todo) for _ in range(min(count, len(parts)))]
+            while wait(futures, timeout=0.2).not_done:
+                if self.run.stop.is_set():
+                    self.halt.set()
+        self._raise(futures)
+
+    def _raise(self, futures: list[Future[None]]) -> None:
+        """The first failure that is not a worker ended by another's (or by ``stop``)."""
+        report = self.run.report
+        errors = [error for future in futures if (error := future.exception()) is not None]
+        if self.run.stop.is_set():
+            raise InterruptedRun(
+                f"interrupted after {report.batches} committed batches"
+                f" ({report.inserted:,} ids inserted); run again to finish"
+            )
+        for error in errors:
+            if not isinstance(error, InterruptedRun):
+                raise error
+        if errors:
+            raise errors[0]
+
+    def _worker(self, todo: queue.SimpleQueue[Range]) -> None:
+        connections = _Connections(self.run)
+        try:
+            while not self.halt.is_set():
+                try:
+                    part = todo.get_nowait()
+                except queue.Empty:
+                    return
+                self._part(part, connections)
+        except BaseException:
+            self.halt.set()
+            raise
+        finally:
+            connections.close()
+
+    def _part(self, part: Range, connections: _Connections) -> None:
+        """One range, tried again on new connections after a transient failure."""
+        run = self.run
+        sub = SyncReport(job=run.job.name, run_id=run.report.run_id)
+
+        def attempt() -> None:
+            before = sub.inserted  # what failed attempts committed is no longer missing
+            try:
+                source, target = connections.get()
+                self._compare(part, sub, source, target)
+            except IdsyncError:
+                connections.close()
+                raise
+            sub.missing += before
+
+        try:
+            with_retries(attempt, run.settings, sub, self.halt, what=str(part))
+        finally:
+            self._fold(sub)
+
+    def _compare(self, part: Range, sub: SyncReport, source: MongoSource, target: Target) -> None:
+        run, fit = self.run, self.column.fit
+        one = SyncPass(run.job, run.settings, run.options, sub, self.shared, stop=self.halt,
+                       missing=self.shared if run.missing else None)  # fmt: skip
+        writer = BatchWriter(one, target, self.column, None)
+        if part.kind == OBJECT_IDS:
+            with ReadAhead(source.range_id_batches(part.lo, part.hi)) as batches:
+                texts = one._encode(_waited(batches, sub), fit)
+                read = _timed(sub, "target_read_s", target.read_between)
+                for window in object_id_windows(texts, read, part, self.hex_others):
+                    self._tally(sub, window, writer)
+        else:
+            listed = [t for texts in one._encode(source.other_id_batches(), fit) for t in texts]
+            with sub.timing("target_read_s"):
+                rest = list(target.buckets(self.column, PRIMES).others())
+            window, self.hex_others = compare_others(listed, rest, target.present)
+            self._tally(sub, window, writer)
+        writer.flush()
+        sub.missing -= writer.rejected
+
+    @staticmethod
+    def _tally(sub: SyncReport, window: Window, writer: BatchWriter) -> None:
+        sub.present += window.present
+        sub.missing += len(window.missing)
+        sub.orphans += len(window.orphans)
+        for text in window.orphans[:MAX_SAMPLES]:
+            sub.orphan(text)
+        for text in window.duplicates:
+            sub.reject(text, DUPLICATE_TEXT)
+        writer.extend(window.missing)
+
+    def _fold(self, sub: SyncReport) -> None:
+        """A range's figures into the run's report (what it committed, even if it failed)."""
+        report = self.run.report
+        with self.folding:
+            for name in COUNTS:
+                setattr(report, name, getattr(report, name) + getattr(sub, name))
+            report.rejected += sub.rejected
+            for mine, theirs in (
+                (report.rejected_samples, sub.rejected_samples),
+                (report.missing_samples, sub.missing_samples),
+                (report.orphan_samples, sub.orphan_samples),
+            ):
+                mine.extend(theirs[: MAX_SAMPLES - len(mine)])  # type: ignore[arg-type]
+            report.retried += sub.retried
+            for name, seconds in sub.phases.items():
+                report.add_phase(name, seconds)
+
+
+def _timed(
+    report: SyncReport, phase: str, read: Callable[[str, str], _T]
+) -> Callable[[str, str], _T]:
+    def timed(low: str, high: str) -> _T:
+        with report.timing(phase):
+            return read(low, high)
+
+    return timed
