@@ -15,12 +15,18 @@ reads, so that this module imports no driver and no feature.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
-from idsync.errors import TerminalError
+from idsync.errors import InterruptedRun, TerminalError
 from idsync.ids import is_oid_text
 from idsync.ledger import OBJECT_IDS, OTHERS, Range, split
+
+_C = TypeVar("_C")
 
 LOWEST, HIGHEST = "0" * 24, "f" * 24
 """The first and the last ObjectId text: the bounds of the open ends of a plan."""
@@ -114,3 +120,72 @@ def compare_others(
     found.present = len(unique) - len(found.missing)
     found.orphans = [v for v in stored if v not in seen]
     return found, frozenset(shaped)
+
+
+class Lazy(Generic[_C]):
+    """A worker's own connections, opened when first needed and again after a failure."""
+
+    def __init__(self, opener: Callable[[], _C], closer: Callable[[_C], None]) -> None:
+        self.opener, self.closer = opener, closer
+        self.opened: _C | None = None
+
+    def get(self) -> _C:
+        if self.opened is None:
+            self.opened = self.opener()
+        return self.opened
+
+    def close(self) -> None:
+        opened, self.opened = self.opened, None
+        if opened is not None:
+            self.closer(opened)
+
+
+class RangePool(Generic[_C]):
+    """Ranges from a queue, worked by threads that each hold their own connections."""
+
+    def __init__(
+        self,
+        stop: threading.Event,
+        connections: Callable[[], Lazy[_C]],
+        interrupted: Callable[[], InterruptedRun],
+    ) -> None:
+        self.stop, self.connections, self.interrupted = stop, connections, interrupted
+        self.halt = threading.Event()
+        """Set by ``stop``, or by a worker's failure: every worker ends after its batch."""
+
+    def work(self, count: int, parts: list[Range], one: Callable[[Range, Lazy[_C]], None]) -> None:
+        """``one(part, connections)`` for every part, by ``count`` threads; the first failure
+        that is not a worker ended by another's (or by ``stop``) is raised."""
+        todo: queue.SimpleQueue[Range] = queue.SimpleQueue()
+        for part in parts:
+            todo.put(part)
+        with ThreadPoolExecutor(count, thread_name_prefix="idsync-range") as pool:
+            futures = [pool.submit(self._worker, todo, one) for _ in range(min(count, len(parts)))]
+            while wait(futures, timeout=0.2).not_done:
+                if self.stop.is_set():
+                    self.halt.set()
+        errors = [error for future in futures if (error := future.exception()) is not None]
+        if self.stop.is_set():
+            raise self.interrupted()
+        for error in errors:
+            if not isinstance(error, InterruptedRun):
+                raise error
+        if errors:
+            raise errors[0]
+
+    def _worker(
+        self, todo: queue.SimpleQueue[Range], one: Callable[[Range, Lazy[_C]], None]
+    ) -> None:
+        connections = self.connections()
+        try:
+            while not self.halt.is_set():
+                try:
+                    part = todo.get_nowait()
+                except queue.Empty:
+                    return
+                one(part, connections)
+        except BaseException:
+            self.halt.set()
+            raise
+        finally:
+            connections.close()

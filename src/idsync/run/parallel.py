@@ -15,10 +15,8 @@ Where ranges cannot serve, the run is one pass, and says why (:func:`why_one_pas
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from idsync import plan
@@ -32,7 +30,14 @@ from idsync.run.batches import BatchWriter
 from idsync.run.passes import MissingSink, Progress, SyncPass, _waited
 from idsync.run.readahead import ReadAhead
 from idsync.run.report import SyncReport
-from idsync.spans import Window, compare_others, object_id_windows, plan_ranges
+from idsync.spans import (
+    Lazy,
+    RangePool,
+    Window,
+    compare_others,
+    object_id_windows,
+    plan_ranges,
+)  # fmt: skip
 from idsync.target import Column, Target
 from idsync.targets import open_target
 
@@ -102,28 +107,26 @@ class _Locked:
                 self.missing.add(texts)
 
 
-class _Connections:
-    """A worker's own source and target, opened when first needed and again after a failure."""
+def open_both(run: SyncPass) -> Lazy[tuple[MongoSource, Target]]:
+    """A worker's source and target, as the run's pass has them."""
 
-    def __init__(self, run: SyncPass) -> None:
-        self.run = run
-        self.opened: tuple[MongoSource, Target] | None = None
-
-    def get(self) -> tuple[MongoSource, Target]:
-        if self.opened is None:
-            source = MongoSource(self.run.settings, self.run.job, ScanOrder.ID_INDEX)
-            target = open_target(self.run.settings, self.run.job)
-            self.opened = source, target
+    def opener() -> tuple[MongoSource, Target]:
+        source = MongoSource(run.settings, run.job, ScanOrder.ID_INDEX)
+        target = open_target(run.settings, run.job)
+        try:
             target.connect()
             target.inspect()
-        return self.opened
+        except BaseException:
+            close_both((source, target))
+            raise
+        return source, target
 
-    def close(self) -> None:
-        if self.opened is not None:
-            source, target = self.opened
-            self.opened = None
-            source.close()
-            target.close()
+    return Lazy(opener, close_both)
+
+
+def close_both(both: tuple[MongoSource, Target]) -> None:
+    both[0].close()
+    both[1].close()
 
 
 class RangeRun:
@@ -131,8 +134,8 @@ class RangeRun:
 
     def __init__(self, run: SyncPass, column: Column) -> None:
         self.run, self.column = run, column
-        self.halt = threading.Event()
-        """Set by the run's ``stop``, or by a worker's failure: every worker ends."""
+        self.pool = RangePool(run.stop, lambda: open_both(run), self._interrupted)
+        self.halt = self.pool.halt
         self.shared = _Locked(run.progress, run.missing)
         self.folding = threading.Lock()
         self.hex_others: frozenset[str] = frozenset()
@@ -140,8 +143,8 @@ class RangeRun:
     def work(self, parts: list[Range]) -> None:
         *ranges, others = parts
         self.run.progress.start("source", None)
-        self._in_threads(1, [others])  # first: its string ids shaped like ObjectIds are theirs
-        self._in_threads(self.run.settings.workers, ranges)
+        self.pool.work(1, [others], self._part)  # first: its string ids shaped like ObjectIds
+        self.pool.work(self.run.settings.workers, ranges, self._part)
         report = self.run.report
         if report.attempts == 1:
             report.target_ids_before = report.present + report.orphans
@@ -149,48 +152,14 @@ class RangeRun:
         written = report.phases.get("target_read_s", 0.0) + report.phases.get("insert_s", 0.0)
         report.bound_by = "source" if waited > written else "target"
 
-    def _in_threads(self, count: int, parts: list[Range]) -> None:
-        todo: queue.SimpleQueue[Range] = queue.SimpleQueue()
-        for part in parts:
-            todo.put(part)
-        with ThreadPoolExecutor(count, thread_name_prefix="idsync-range") as pool:
-            futures = [pool.submit(self._worker, todo) for _ in range(min(count, len(parts)))]
-            while wait(futures, timeout=0.2).not_done:
-                if self.run.stop.is_set():
-                    self.halt.set()
-        self._raise(futures)
-
-    def _raise(self, futures: list[Future[None]]) -> None:
-        """The first failure that is not a worker ended by another's (or by ``stop``)."""
+    def _interrupted(self) -> InterruptedRun:
         report = self.run.report
-        errors = [error for future in futures if (error := future.exception()) is not None]
-        if self.run.stop.is_set():
-            raise InterruptedRun(
-                f"interrupted after {report.batches} committed batches"
-                f" ({report.inserted:,} ids inserted); run again to finish"
-            )
-        for error in errors:
-            if not isinstance(error, InterruptedRun):
-                raise error
-        if errors:
-            raise errors[0]
+        return InterruptedRun(
+            f"interrupted after {report.batches} committed batches"
+            f" ({report.inserted:,} ids inserted); run again to finish"
+        )
 
-    def _worker(self, todo: queue.SimpleQueue[Range]) -> None:
-        connections = _Connections(self.run)
-        try:
-            while not self.halt.is_set():
-                try:
-                    part = todo.get_nowait()
-                except queue.Empty:
-                    return
-                self._part(part, connections)
-        except BaseException:
-            self.halt.set()
-            raise
-        finally:
-            connections.close()
-
-    def _part(self, part: Range, connections: _Connections) -> None:
+    def _part(self, part: Range, connections: Lazy[tuple[MongoSource, Target]]) -> None:
         """One range, tried again on new connections after a transient failure."""
         run = self.run
         sub = SyncReport(job=run.job.name, run_id=run.report.run_id)
