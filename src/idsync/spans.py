@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from idsync.envelope import MAX_SAMPLES
 from idsync.errors import InterruptedRun, TerminalError
 from idsync.ids import is_oid_text
 from idsync.ledger import OBJECT_IDS, OTHERS, Range, split
@@ -120,6 +121,11 @@ def compare_others(
     found.present = len(unique) - len(found.missing)
     found.orphans = [v for v in stored if v not in seen]
     return found, frozenset(shaped)
+
+
+def keep_samples(kept: list[_C], more: list[_C]) -> None:
+    """A range's samples after the run's, as many as a report keeps."""
+    kept.extend(more[: MAX_SAMPLES - len(kept)])
 
 
 class Lazy(Generic[_C]):

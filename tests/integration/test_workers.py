@@ -14,6 +14,7 @@ import pytest
 from bson import ObjectId
 from click.testing import CliRunner
 
+from idsync.check import check
 from idsync.cli import cli
 from idsync.config import Job, RunOptions
 from idsync.errors import TransientError
@@ -157,3 +158,27 @@ def test_sigterm_ends_the_workers_after_their_batches_and_a_rerun_finishes(env: 
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads(again.stdout)["inserted"] == len(expected) - len(stored)
     _exact(env, expected)
+
+
+@BOTH_TARGETS
+def test_check_by_four_workers_finds_the_drift_one_check_finds(env: Env) -> None:
+    _load(env, 3000, stored_every=3)
+    env.sql("DELETE FROM cm_cluster_id WHERE cluster_id = %s", ("a-string-id",))
+    one = check(Job(), env.settings())
+    ranges = check(Job(), env.settings(read_batch_size=150, **RANGES))
+    assert (ranges.plan, ranges.workers, ranges.status) == ("ranges", 4, "drift")
+    assert (ranges.missing, ranges.orphans) == (one.missing, one.orphans) == (2003, 2)
+    assert sorted(ranges.orphan_samples) == sorted(one.orphan_samples)
+    assert ranges.source_ids == one.source_ids == 3003
+    assert ranges.target_ids == 1002 and ranges.proof.startswith("every id compared")
+    sync(Job(), env.settings(), RunOptions(log_ids=False))
+    env.sql("DELETE FROM cm_cluster_id WHERE cluster_id IN (%s, %s)", ("orphan", "f" * 24))
+    agreed = check(Job(), env.settings(**RANGES))
+    assert (agreed.status, agreed.missing, agreed.orphans) == ("ok", 0, 0)
+
+
+def test_check_with_workers_is_one_check_where_ranges_scan_everything(env: Env) -> None:
+    _load(env, 300, stored_every=2)
+    report = check(Job(), env.settings(workers=4))
+    assert (report.workers, report.status, report.missing) == (1, "drift", 151)
+    assert report.workers_reason and "by its index" in report.workers_reason

@@ -35,11 +35,12 @@ from idsync.spans import (
     RangePool,
     Window,
     compare_others,
+    keep_samples,
     object_id_windows,
     plan_ranges,
-)  # fmt: skip
+)
 from idsync.target import Column, Target
-from idsync.targets import open_target
+from idsync.targets import range_connections
 
 log = logging.getLogger("idsync")
 _T = TypeVar("_T")
@@ -54,15 +55,14 @@ def why_one_pass(run: SyncPass, source: MongoSource, target: Target, column: Col
         return "a dry run predicts its inserts in one pass"
     if run._insert_limit() is not None:
         return "--max-inserts decides on every missing id before inserting any: one pass"
-    refused = plan.why_not_merge(run.job, target, column)
-    if refused is not None:
-        return f"ranges are compared in `_id` order, and {refused}"
-    if settings.range_reads == "auto" and not source.reads_ranges_by_index():
-        return (
-            f"the source ({source.flavour}) does not read an `_id` range by its index: each"
-            " worker would scan the whole collection (measured slower than one pass)"
-        )
-    return None
+    return plan.why_not_ranges(
+        settings,
+        run.job,
+        target,
+        column,
+        flavour=source.flavour,
+        reads_by_index=source.reads_ranges_by_index,
+    )
 
 
 def run_ranges(run: SyncPass, source: MongoSource, target: Target, column: Column) -> bool:
@@ -107,34 +107,14 @@ class _Locked:
                 self.missing.add(texts)
 
 
-def open_both(run: SyncPass) -> Lazy[tuple[MongoSource, Target]]:
-    """A worker's source and target, as the run's pass has them."""
-
-    def opener() -> tuple[MongoSource, Target]:
-        source = MongoSource(run.settings, run.job, ScanOrder.ID_INDEX)
-        target = open_target(run.settings, run.job)
-        try:
-            target.connect()
-            target.inspect()
-        except BaseException:
-            close_both((source, target))
-            raise
-        return source, target
-
-    return Lazy(opener, close_both)
-
-
-def close_both(both: tuple[MongoSource, Target]) -> None:
-    both[0].close()
-    both[1].close()
-
-
 class RangeRun:
     """The ranges of one pass, worked by ``settings.workers`` threads."""
 
     def __init__(self, run: SyncPass, column: Column) -> None:
         self.run, self.column = run, column
-        self.pool = RangePool(run.stop, lambda: open_both(run), self._interrupted)
+        self.pool = RangePool(
+            run.stop, lambda: range_connections(run.settings, run.job), self._interrupted
+        )
         self.halt = self.pool.halt
         self.shared = _Locked(run.progress, run.missing)
         self.folding = threading.Lock()
@@ -217,12 +197,9 @@ class RangeRun:
             for name in COUNTS:
                 setattr(report, name, getattr(report, name) + getattr(sub, name))
             report.rejected += sub.rejected
-            for mine, theirs in (
-                (report.rejected_samples, sub.rejected_samples),
-                (report.missing_samples, sub.missing_samples),
-                (report.orphan_samples, sub.orphan_samples),
-            ):
-                mine.extend(theirs[: MAX_SAMPLES - len(mine)])  # type: ignore[arg-type]
+            keep_samples(report.rejected_samples, sub.rejected_samples)
+            keep_samples(report.missing_samples, sub.missing_samples)
+            keep_samples(report.orphan_samples, sub.orphan_samples)
             report.retried += sub.retried
             for name, seconds in sub.phases.items():
                 report.add_phase(name, seconds)
