@@ -39,9 +39,11 @@ IDSYNC = str(Path(sys.executable).with_name("idsync"))
 RUN = [IDSYNC, "run", "--json", "--no-log-ids"]
 CELLS = [  # (label, argv after `idsync`, processes)
     ("run, one pass", [*RUN], 1),
+    # Right after one pass: after the ranges' full scans, mongo-java-server's collector slowed
+    # the next cell by 1.2-2.2x (an interleaved A/B showed no difference; workers.md).
+    ("run --workers 4 (auto)", [*RUN, "--workers", "4"], 1),
     ("run --workers 2 (ranges)", [*RUN, "--workers", "2", "--range-reads", "always"], 1),
     ("run --workers 4 (ranges)", [*RUN, "--workers", "4", "--range-reads", "always"], 1),
-    ("run --workers 4 (auto)", [*RUN, "--workers", "4"], 1),
     *[(f"work, {k} process{'es' * (k > 1)}", [IDSYNC, "work", "--json",
        "--fresh-for", "0"], k) for k in (1, 2, 3, 4)],
 ]  # fmt: skip
@@ -57,10 +59,10 @@ def _rows(ids: list[str], scenario: str, n: int) -> list[str]:
 def _processes(argv: list[str], count: int, process_env: dict[str, str], cwd: Path) -> float:
     """Wall seconds of ``count`` processes started together, to the last one's exit."""
     if count == 1:
-        proc = run_process(argv, process_env, cwd)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{argv[1]} exited {proc.returncode}: {proc.stderr_tail}")
-        return proc.wall_s
+        one = run_process(argv, process_env, cwd)
+        if one.returncode != 0:
+            raise RuntimeError(f"{argv[1]} exited {one.returncode}: {one.stderr_tail}")
+        return one.wall_s
     begun = time.perf_counter()
     procs = [subprocess.Popen(argv, env=process_env, cwd=cwd, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE) for _ in range(count)]  # fmt: skip
