@@ -127,6 +127,7 @@ class Job:
 
 _DAY_S = 86_400.0
 PLANS = ("auto", "set", "merge")
+RANGE_READS = ("auto", "always")
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,13 @@ class Settings:
     not fit the budget and the table allows it."""
     memory_budget_mb: int = 130
     """The memory a run may use (its peak RSS, in MiB): what "auto" plans by."""
+    workers: int = 1
+    """Threads that `run` and `check` work `_id` ranges with, each with its own connections
+    (1: one pass, as always). Where ranges cannot be read (see ``range_reads``), one pass."""
+    range_reads: str = "auto"
+    """When ``workers`` read ranges: "auto" only where the source answers an `_id` range by its
+    index (MongoDB); "always" also where each range scans the whole collection (FerretDB,
+    mongo-java-server), for measuring."""
     target_url: str | None = field(default=None, repr=False)
     """The target's URL, whichever server: mysql:// or mariadb:// (MySQL, MariaDB),
     postgresql:// or postgres:// (PostgreSQL). The same as ``mysql_url`` if both are given."""
@@ -186,6 +194,10 @@ class Settings:
         _between("memory_budget_mb", self.memory_budget_mb, 64, 1 << 20)
         if self.plan not in PLANS:
             raise BadValue("plan", f"plan must be one of {', '.join(PLANS)}, not {self.plan!r}")
+        _between("workers", self.workers, 1, 64)
+        if self.range_reads not in RANGE_READS:
+            choices = ", ".join(RANGE_READS)
+            raise BadValue("range_reads", f"range_reads must be one of {choices}")
 
     @property
     def target_text(self) -> str:

@@ -10,6 +10,8 @@ text as bytes. Anything else could give a wrong answer, so it is never merged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError
 from idsync.target import Column, Target
@@ -60,3 +62,22 @@ def choose(
         return "set", f"about {estimate:,} ids need about {needed:,.0f} MiB as a set, over" \
             f" {budget} MiB, but no merge: {refused}"  # fmt: skip
     return "merge", f"about {estimate:,} ids would need about {needed:,.0f} MiB as a set"
+
+
+def why_not_ranges(
+    settings: Settings, job: Job, target: Target, column: Column, *, flavour: str,
+    reads_by_index: Callable[[], bool],
+) -> str | None:  # fmt: skip
+    """Why `--workers` cannot compare the sides range by range; None when they can. A range is
+    read in `_id` order on both sides, as a merge is; and where the source reads no range by
+    its index (``reads_by_index``), each worker would scan the whole collection: measured slower
+    than one pass (`bench/results/workers.md`), unless ``range_reads`` is "always"."""
+    refused = why_not_merge(job, target, column)
+    if refused is not None:
+        return f"ranges are compared in `_id` order, and {refused}"
+    if settings.range_reads == "auto" and not reads_by_index():
+        return (
+            f"the source ({flavour}) does not read an `_id` range by its index: each worker"
+            " would scan the whole collection"
+        )
+    return None

@@ -13,7 +13,9 @@ from typing import Any
 
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError
+from idsync.mongo.source import MongoSource, ScanOrder
 from idsync.runs import RunRecord
+from idsync.spans import Lazy
 from idsync.target import Target
 from idsync.urls import PostgresURL, redact
 
@@ -31,6 +33,28 @@ def open_target(settings: Settings, job: Job) -> Target:
     from idsync.mysql.target import MySQLTarget  # noqa: PLC0415 (MySQLdb when asked)
 
     return MySQLTarget(settings, job)
+
+
+def range_connections(settings: Settings, job: Job) -> Lazy[tuple[MongoSource, Target]]:
+    """A range worker's own source (read by the `_id` index) and target (connected and
+    inspected), opened when first needed and again after a failure."""
+
+    def opener() -> tuple[MongoSource, Target]:
+        source = MongoSource(settings, job, ScanOrder.ID_INDEX)
+        target = open_target(settings, job)
+        try:
+            target.connect()
+            target.inspect()
+        except BaseException:
+            closer((source, target))
+            raise
+        return source, target
+
+    def closer(both: tuple[MongoSource, Target]) -> None:
+        both[0].close()
+        both[1].close()
+
+    return Lazy(opener, closer)
 
 
 def record_run(settings: Settings, job: Job, command: str, report: Mapping[str, Any]) -> bool:

@@ -406,3 +406,12 @@ def test_a_whole_double_beyond_int64_keeps_its_row(env: Env) -> None:
     report = _mirror(env, force=True)
     assert (report.deleted, report.kept_live) == (1, 1)
     assert env.target_ids() == ["10000000000000000000", "x"]
+
+
+def test_workers_of_a_mirroring_run_are_one_pass(env: Env) -> None:
+    source, orphans = _oids(300), _oids(3)
+    _fill(env, source, orphans)
+    options = RunOptions(delete_orphans=True, log_ids=False, record_history=False)
+    report = sync(Job(), env.settings(workers=4, range_reads="always"), options)
+    assert report.deleted == 3 and "mirror mode" in (report.workers_reason or "")
+    assert env.target_ids() == source

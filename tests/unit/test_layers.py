@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 SHARED = {
     "config", "deleting", "diff", "envelope", "errors", "export", "ids", "ledger", "locks", "merge",
     "metrics", "plan",
-    "retry", "runs", "session", "sqltext", "target", "urls", "version",
+    "retry", "runs", "session", "spans", "sqltext", "target", "urls", "version",
 }  # fmt: skip
 FACTORY = {"targets"}
 """Names the server package that serves a URL: the one module above the server packages that

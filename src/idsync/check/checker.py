@@ -168,7 +168,9 @@ class CheckPass:
             # The comparison as one phase: reads of both sides interleave in it (count_seconds
             # splits out the servers' counting).
             with self.report.timing("compare_s"):
-                if self._choose(source, target, column):
+                if self.settings.workers > 1 and self._ranges(source, target, column):
+                    pass
+                elif self._choose(source, target, column):
                     self.report.proof = BUCKETS_PROOF
                     self._buckets(source, target, column, tally)
                 else:
@@ -176,6 +178,12 @@ class CheckPass:
                     self._exact(source, target, column, tally)
             tally.flush()
             self._measure(target, sent_before)
+
+    def _ranges(self, source: MongoSource, target: Target, column: Column) -> bool:
+        """Compared by ``settings.workers`` threads, a range each (True), where ranges serve."""
+        from idsync.check.parallel import check_ranges  # noqa: PLC0415 (only when asked)
+
+        return check_ranges(self, source, target, column)
 
     def _choose(self, source: MongoSource, target: Target, column: Column) -> bool:
         """Set each side's method; True when the target is summarised by buckets."""

@@ -52,10 +52,14 @@ class CheckReport(BaseReport):
     """Target rows repeating a value of another row, where rows were read (no UNIQUE index)."""
     proof: str = ""
     plan: str | None = None
-    """How an exact comparison ran: "set" (the target's ids in memory) or "merge" (both sides
-    in `_id` order, a batch in memory); None when ranges were compared by checksums."""
+    """How an exact comparison ran: "set" (the target's ids in memory), "merge" (both sides
+    in `_id` order, a batch in memory) or "ranges" (`_id` ranges by ``workers`` threads, each in
+    order); None when ranges were compared by checksums."""
     plan_reason: str | None = None
-    """What an ``ok`` of this check establishes, by the way it compared."""
+    workers: int = 1
+    """Threads that compared `_id` ranges (plan "ranges"), else 1."""
+    workers_reason: str | None = None
+    """Why a check asked for more workers compared in one thread; None otherwise."""
     method: dict[str, SideMethod] = field(
         default_factory=lambda: {"source": SideMethod(), "target": SideMethod()}
     )
@@ -86,7 +90,8 @@ class CheckReport(BaseReport):
         "job", "exact", "status", "exit_code", "run_id", "started_at", "duration_s", "phases",
         "source_ids",
         "target_ids", "missing", "missing_samples", "orphans", "orphan_samples", "rejected",
-        "rejected_samples", "duplicate_rows", "proof", "plan", "plan_reason", "method",
+        "rejected_samples", "duplicate_rows", "proof", "plan", "plan_reason", "workers",
+        "workers_reason", "method",
         "bucket_prefix",
         "buckets_compared", "buckets_differing", "buckets_split", "buckets_read",
         "ids_read_source", "ids_read_target", "bytes_read", "count_seconds", "attempts",

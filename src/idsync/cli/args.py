@@ -96,9 +96,14 @@ class PlanArgs:
 
     plan: str | None
     memory_budget: int | None
+    workers: int | None
+    range_reads: str | None
 
     def settings(self) -> dict[str, Any]:
-        return {"plan": self.plan, "memory_budget_mb": self.memory_budget}
+        return {
+            "plan": self.plan, "memory_budget_mb": self.memory_budget, "workers": self.workers,
+            "range_reads": self.range_reads,
+        }  # fmt: skip
 
 
 def _gathered(kind: type[Any], name: str, options: list[Callable[[F], F]]) -> Callable[[F], F]:
@@ -208,6 +213,16 @@ plan_options = _gathered(PlanArgs, "plans", [
     ),
     click.option(
         "--memory-budget", type=int, metavar="MIB", help="The memory it may use (default 130)."
+    ),
+    click.option(
+        "--workers", type=int, metavar="N", envvar="IDSYNC_WORKERS",
+        help="Threads that work _id ranges at once, each with its own connections (default 1);"
+        " one pass where the source reads no range by its index (env IDSYNC_WORKERS).",
+    ),
+    click.option(
+        "--range-reads", type=click.Choice(["auto", "always"]), default=None,
+        help="auto (default): --workers read ranges only where the source reads one by its"
+        " index; always: also where each range scans the whole collection (to measure).",
     ),
 ])  # fmt: skip
 

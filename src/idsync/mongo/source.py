@@ -210,15 +210,26 @@ class MongoSource:
         natural order. A server that cannot show such a plan sorts in memory after reading every
         document (FerretDB does; mongo-java-server has no explain): only a natural scan streams
         there, while MongoDB answers with a covered index scan that never reads a document."""
-        find = {"find": self.job.collection, "filter": {}, "projection": {"_id": 1}}
+        return ScanOrder.ID_INDEX if self._walks_id_index({}) else ScanOrder.NATURAL
+
+    def reads_ranges_by_index(self) -> bool:
+        """Whether the server answers a range of `_id`s by walking that range of the index.
+        Where it does not (FerretDB, mongo-java-server: no explain that shows one), each range
+        query scans the whole collection: measured, a sixteenth costs a third (mongo-java-server)
+        to two thirds (FerretDB) of a full scan."""
+        return self._walks_id_index({"_id": {"$gte": ObjectId("0" * 24)}})
+
+    def _walks_id_index(self, query: Mapping[str, Any]) -> bool:
+        """Whether the server's plan for ``query``, sorted and hinted on `_id`, scans the index."""
+        find = {"find": self.job.collection, "filter": query, "projection": {"_id": 1}}
         find |= {"sort": {"_id": 1}, "hint": {"_id": 1}}
         try:
             plan = self._coll.database.command("explain", find, verbosity="queryPlanner")
         except OperationFailure:
-            return ScanOrder.NATURAL
+            return False
         except PyMongoError as exc:
             raise mongo_error(exc, self.address, "planning the scan") from None
-        return ScanOrder.ID_INDEX if _has_stage(plan, "IXSCAN") else ScanOrder.NATURAL
+        return _has_stage(plan, "IXSCAN")
 
     def estimated_count(self) -> int | None:
         """Documents in the collection by the server's metadata: for progress only."""

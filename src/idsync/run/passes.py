@@ -111,6 +111,9 @@ class SyncPass:
                 with report.timing("lock_wait_s"):
                     target.lock(self.settings.lock_timeout_s, self.stop)
                 self._settle(target)
+            if self.settings.workers > 1 and self._ranges(source, target, column):
+                self._guard_empty_source()
+                return
             counted = source.estimated_count()  # also the progress bar's total
             estimate = counted if counted is not None else target.estimated_rows()
             report.plan, report.plan_reason = plan.choose(
@@ -122,6 +125,12 @@ class SyncPass:
                 self._set(source, target, column, counted)
             self._guard_empty_source()
             self.orphans.finish(source, target)
+
+    def _ranges(self, source: MongoSource, target: Target, column: Column) -> bool:
+        """Worked by ``settings.workers`` threads, a range each (True), where ranges serve."""
+        from idsync.run.parallel import run_ranges  # noqa: PLC0415 (it imports this module)
+
+        return run_ranges(self, source, target, column)
 
     def _set(
         self, source: MongoSource, target: Target, column: Column, counted: int | None

@@ -58,16 +58,22 @@ class SyncReport(BaseReport):
     """Orphans a guard refused to delete (--max-deletes, a cascading foreign key)."""
     batches: int = 0
     plan: str | None = None
-    """How the sides were compared: "set" (the target's ids in memory) or "merge" (both in
-    `_id` order, a batch in memory); why, in ``plan_reason``."""
+    """How the sides were compared: "set" (the target's ids in memory), "merge" (both in `_id`
+    order, a batch in memory) or "ranges" (`_id` ranges by ``workers`` threads, each merged a
+    batch at a time); why, in ``plan_reason``."""
     plan_reason: str | None = None
+    workers: int = 1
+    """Threads that worked the run: ``settings.workers`` when its plan is "ranges", else 1."""
+    workers_reason: str | None = None
+    """Why a run asked for more workers was one pass (the source or the table cannot serve
+    ranges); None otherwise."""
     bound_by: str | None = None
     """The side the run waited for most: "source" (reading MongoDB) or "target" (reading and
     inserting into the SQL table); None before the ids were streamed."""
 
     KEYS: ClassVar[tuple[str, ...]] = (
         "job", "dry_run", "status", "run_id", "started_at", "duration_s", "phases", "bound_by",
-        "plan", "plan_reason",
+        "plan", "plan_reason", "workers", "workers_reason",
         "source_ids", "target_ids_before", "present", "missing", "missing_samples", "inserted",
         "concurrent", "rejected", "rejected_samples", "orphans", "orphan_samples", "mirror",
         "deleted", "deleted_rows", "deleted_samples", "kept_live", "kept_referenced",
