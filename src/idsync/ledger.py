@@ -19,7 +19,7 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from idsync.errors import IdsyncError
@@ -52,6 +52,8 @@ class LedgerSQL:
     give_back: str
     finish: str
     progress: str
+    reopen: str
+    last_finish: str
 
 
 def ledger_sql(ddl: str, now: str, later: str) -> LedgerSQL:
@@ -94,8 +96,20 @@ def ledger_sql(ddl: str, now: str, later: str) -> LedgerSQL:
         ),
         progress=(
             f"SELECT state, COUNT(*), SUM(CASE WHEN lease_until < {now} THEN 1 ELSE 0 END),"
-            f" COALESCE(SUM(source_ids), 0), COALESCE(SUM(inserted), 0) FROM {RANGES_TABLE}"
+            f" COALESCE(SUM(source_ids), 0), COALESCE(SUM(inserted), 0),"
+            f" COALESCE(SUM(rejected), 0) FROM {RANGES_TABLE}"
             " WHERE job = %s AND round_id = %s GROUP BY state"
+        ),
+        # The ranges new documents go to (the last ObjectIds', open above, and the rest) done
+        # before a moment.
+        reopen=(
+            f"UPDATE {RANGES_TABLE} SET state = 'todo', owner = NULL, lease_until = NULL"
+            f" WHERE job = %s AND round_id = %s AND state = 'done'"
+            f" AND (kind = '{OTHERS}' OR hi IS NULL) AND finished_at < %s"
+        ),
+        last_finish=(
+            f"SELECT MAX(finished_at) FROM {RANGES_TABLE} WHERE job = %s AND round_id = %s"
+            f" AND kind <> '{OTHERS}' AND hi IS NOT NULL"
         ),
     )
 
@@ -126,6 +140,7 @@ class Progress:
     done: int = 0
     source_ids: int = 0
     inserted: int = 0
+    rejected: int = 0
 
     @property
     def finished(self) -> bool:
@@ -244,11 +259,29 @@ class Ledger:
 
     def progress(self, round_id: int) -> Progress:
         rows = self.session.fetch(self.sql.progress, (self.job, round_id), "reading the ledger")
-        states = {str(state): (int(n), int(expired or 0), int(s), int(i))
-                  for state, n, expired, s, i in rows}  # fmt: skip
-        claimed = states.get("claimed", (0, 0, 0, 0))
-        done = states.get("done", (0, 0, 0, 0))
+        states = {str(state): (int(n), int(expired or 0), int(s), int(i), int(r))
+                  for state, n, expired, s, i, r in rows}  # fmt: skip
+        claimed = states.get("claimed", (0, 0, 0, 0, 0))
+        done = states.get("done", (0, 0, 0, 0, 0))
         return Progress(
             round_id, todo=states.get("todo", (0,))[0], claimed=claimed[0], expired=claimed[1],
-            done=done[0], source_ids=done[2], inserted=done[3],
+            done=done[0], source_ids=done[2], inserted=done[3], rejected=done[4],
         )  # fmt: skip
+
+    def reopen_stale(self, round_id: int, older_than_s: float) -> int:
+        """Put back the ranges new documents go to when they were done more than
+        ``older_than_s`` before the round's last other range: a round finished long after it
+        began then covers what came meanwhile (once: done again, they are done after every
+        other). The number of ranges put back."""
+
+        def update(cursor: Any) -> int:
+            cursor.execute(self.sql.last_finish, (self.job, round_id))
+            (last,) = cursor.fetchone()
+            if last is None:
+                return 0
+            cursor.execute(
+                self.sql.reopen, (self.job, round_id, last - timedelta(seconds=older_than_s))
+            )
+            return int(cursor.rowcount)
+
+        return self.session.transaction(update, "reopening ranges in the ledger")

@@ -197,3 +197,66 @@ def test_status_shows_the_round_and_a_done_round_is_a_success(env: Env) -> None:
     done = env.idsync("status", "--max-age", "1h")
     assert done.returncode == 0, done.stdout  # the worker's round counts as a success
     assert "5/5 ranges done, 0 claimed (0 past their lease), 0 left" in done.stdout
+
+
+@BOTH_TARGETS
+def test_a_round_resumed_long_after_redoes_the_ranges_new_documents_went_to(env: Env) -> None:
+    """A round left unfinished, resumed later: the ranges that take new documents (the last
+    ObjectIds', open above, and the rest) were done long before; they are done again, so the
+    round's success covers the documents created meanwhile."""
+    _source(env, 600)
+    assert env.idsync("work", "--ranges", "4").returncode == 0
+    env.sql("UPDATE idsync_ranges SET state = 'todo' WHERE idx = 1")
+    env.sql(
+        "UPDATE idsync_ranges SET finished_at = finished_at - INTERVAL '1' HOUR"
+        " WHERE kind = 'rest' OR hi IS NULL"
+    )
+    load_ids(env.mongo_uri, [ObjectId() for _ in range(5)] + ["late-string"])
+    done = env.idsync("work", "--json", "--fresh-for", "0")
+    assert done.returncode == 0, done.stderr[-2000:]
+    client_ids = _all_source_ids(env)
+    assert env.target_ids() == client_ids
+
+
+@BOTH_TARGETS
+def test_a_late_worker_reports_the_rounds_rejections(env: Env) -> None:
+    """A pod retried after the round ended says the round's outcome (partial), not ok."""
+    load_ids(env.mongo_uri, [ObjectId() for _ in range(50)] + [3.5, True])
+    env.init_table()
+    first = env.idsync("work", "--json")
+    assert first.returncode == 4, first.stderr[-2000:]
+    late = env.idsync("work", "--json")
+    assert late.returncode == 4, late.stderr[-2000:]
+    report = json.loads(late.stdout)
+    assert (report["status"], report["round_rejected"], report["ranges"]) == ("partial", 2, 0)
+
+
+@BOTH_TARGETS
+def test_a_round_from_a_clock_that_ran_ahead_is_never_fresh(env: Env) -> None:
+    expected = _source(env, 300)
+    assert env.idsync("work").returncode == 0
+    env.sql("UPDATE idsync_ranges SET round_id = round_id + 86400000")  # planned "tomorrow"
+    late = [ObjectId() for _ in range(7)]
+    load_ids(env.mongo_uri, late)
+    done = env.idsync("work", "--json", "--fresh-for", "60")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert env.target_ids() == sorted(expected + [str(oid) for oid in late])
+
+
+def _all_source_ids(env: Env) -> list[str]:
+    return sorted(str(doc["_id"]) for doc in env.mongo_db["cluster_trips"].find({}, {"_id": 1}))
+
+
+@pytest.mark.parametrize("watch_env", ["mysql", "postgres"], indirect=True)
+def test_two_ids_of_one_text_are_rejected_as_run_rejects_them(watch_env: Env) -> None:
+    """int 5 and "5", or an ObjectId and a string of its text (mongo-java-server keeps both):
+    the second is rejected, exit 4, as `run` does; never two documents on one row, ok."""
+    env = watch_env
+    oid = ObjectId()
+    load_ids(env.mongo_uri, [5, "5", "x", oid, str(oid)])
+    env.init_table()
+    done = env.idsync("work", "--json")
+    assert done.returncode == 4, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["rejected"] == 2, report
+    assert env.target_ids() == sorted(["5", "x", str(oid)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
+from bson import ObjectId
 from pymongo import ReadPreference
 from pymongo.collection import Collection
 
@@ -30,3 +31,13 @@ def live_texts(coll: Collection[dict[str, Any]], field: str, texts: Sequence[str
                 values = field_batch(cast(bytes, batch), path)
                 found.update(text for value in values for text in matched_texts(value))
     return found & set(texts)
+
+
+def object_id_twins(coll: Collection[dict[str, Any]], texts: Sequence[str]) -> set[str]:
+    """Which of ``texts`` (ObjectIds' canonical texts) some document's `_id` has as an
+    ObjectId: a string `_id` with that text is then a second id of one text."""
+    found: set[str] = set()
+    for start in range(0, len(texts), _CHUNK):
+        query = {"_id": {"$in": [ObjectId(text) for text in texts[start : start + _CHUNK]]}}
+        found.update(str(doc["_id"]) for doc in coll.find(query, {"_id": 1}))
+    return found

@@ -20,7 +20,7 @@ from pymongo.uri_parser import parse_uri
 
 from idsync.config import Job, Settings
 from idsync.errors import ConfigError, IdsyncError, TerminalError, TransientError
-from idsync.mongo.lookup import live_texts
+from idsync.mongo.lookup import live_texts, object_id_twins
 from idsync.mongo.raw import LENIENT, decode, documents, field_batch, holding, split_batch
 from idsync.urls import ENCODE_HINT, mongo_userinfo_problem, scrub
 
@@ -297,6 +297,14 @@ class MongoSource:
         live_texts`): an orphan re-verified at the moment it is deleted."""
         try:
             return live_texts(self._coll, self.job.field, texts)
+        except PyMongoError as exc:
+            raise mongo_error(exc, self.address, f"looking up {self.job.collection}") from None
+
+    def object_id_twins(self, texts: Sequence[str]) -> set[str]:
+        """Which of ``texts`` is also an ObjectId `_id` (:func:`~idsync.mongo.lookup.
+        object_id_twins`)."""
+        try:
+            return object_id_twins(self._coll, texts)
         except PyMongoError as exc:
             raise mongo_error(exc, self.address, f"looking up {self.job.collection}") from None
 

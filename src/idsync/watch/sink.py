@@ -134,7 +134,8 @@ class Sink:
         if not column.unique:
             log.warning(
                 "[%s] %s.%s has no UNIQUE index: each batch is checked against the table first,"
-                " but a concurrent `idsync run` could store an id twice; add one:"
+                " but a concurrent `idsync run`, or a watcher of another job into this table,"
+                " could store an id twice; add one:"
                 " ALTER TABLE %s ADD UNIQUE (%s)",
                 self.job.name, self.job.table, self.job.column, self.job.table, self.job.column,
             )  # fmt: skip

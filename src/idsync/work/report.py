@@ -22,15 +22,17 @@ class WorkReport(BaseReport):
     concurrent: int = 0
     """Missing ids another writer stored while this worker was inserting them."""
     batches: int = 0
+    round_rejected: int = 0
+    """Ids rejected in the whole round (by any worker): the round's outcome is each worker's."""
 
     KEYS: ClassVar[tuple[str, ...]] = (
         "job", "status", "run_id", "started_at", "duration_s", "phases", "round_id", "ranges",
         "ranges_in_round", "source_ids", "inserted", "concurrent", "rejected", "rejected_samples",
-        "batches", "attempts", "retried", "warnings", "error", "exit_code",
+        "round_rejected", "batches", "attempts", "retried", "warnings", "error", "exit_code",
     )  # fmt: skip
 
     def outcome(self) -> Status:
-        return Status.PARTIAL if self.rejected else Status.OK
+        return Status.PARTIAL if self.rejected or self.round_rejected else Status.OK
 
     def end_line(self) -> tuple[str, dict[str, int]]:
         figures = (

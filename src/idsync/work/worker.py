@@ -21,7 +21,7 @@ from typing import Any
 from idsync.config import Job, Settings
 from idsync.envelope import Command, enveloped
 from idsync.errors import ConfigError, InterruptedRun
-from idsync.ids import ColumnFit
+from idsync.ids import DUPLICATE_TEXT, ColumnFit, is_oid_text
 from idsync.ledger import OBJECT_IDS, Ledger, Range, split, worker_name
 from idsync.mongo.source import MongoSource, ScanOrder
 from idsync.mongo.values import encode_batch
@@ -173,8 +173,9 @@ class Worker:
         latest = ledger.latest_round()
         if self.options.new_round or latest is None:
             return None
-        # A round's id is the time it was planned, in milliseconds.
-        fresh = time.time() - latest / 1000 < self.options.fresh_s
+        # A round's id is the time it was planned, in milliseconds; one from a clock that ran
+        # ahead (a negative age) is never fresh: it would keep every late worker idle.
+        fresh = 0 <= time.time() - latest / 1000 < self.options.fresh_s
         return latest if fresh or not ledger.progress(latest).finished else None
 
     def _claim_all(
@@ -187,8 +188,14 @@ class Worker:
                 continue
             progress = ledger.progress(round_id)
             self.report.ranges_in_round = progress.todo + progress.claimed + progress.done
-            if progress.finished:
-                return
+            # A round that took longer than --fresh-for redoes the ranges new documents went
+            # to (once: done again, they are recent); another worker may be doing so already.
+            if progress.finished and not ledger.reopen_stale(round_id, self.options.fresh_s):
+                progress = ledger.progress(round_id)
+                if progress.finished:
+                    self.report.round_rejected = progress.rejected
+                    return
+                continue
             self.stop.wait(self.options.wait_s)  # others hold the last ranges: theirs, or gone
 
     def _stopped(self) -> bool:
@@ -223,13 +230,26 @@ class Worker:
             report.source_ids += seen
 
     def _texts(self, part: Range, source: MongoSource, fit: ColumnFit) -> Iterator[list[str]]:
-        batches = (
-            source.range_id_batches(part.lo, part.hi)
-            if part.kind == OBJECT_IDS
-            else source.other_id_batches()
-        )
-        for oids, others in batches:
-            yield encode_batch(oids, others, fit, self.report.reject)
+        if part.kind == OBJECT_IDS:
+            for oids, others in source.range_id_batches(part.lo, part.hi):
+                yield encode_batch(oids, others, fit, self.report.reject)
+            return
+        seen: set[str] = set()  # the rest is few ids: all of its texts in memory
+        for oids, others in source.other_id_batches():
+            yield self._distinct(encode_batch(oids, others, fit, self.report.reject), seen, source)
+
+    def _distinct(self, texts: list[str], seen: set[str], source: MongoSource) -> list[str]:
+        """The texts no other source id has: int 5 and "5" in the rest, or a string with an
+        ObjectId's text, are two ids of one text, and the second is rejected as `run` does."""
+        twins = source.object_id_twins([text for text in texts if is_oid_text(text)])
+        kept = []
+        for text in texts:
+            if text in seen or text in twins:
+                self.report.reject(text, DUPLICATE_TEXT)
+                continue
+            seen.add(text)
+            kept.append(text)
+        return kept
 
     def _insert(self, part: Range, texts: list[str], target: Target) -> None:
         """Insert what of ``texts`` the target lacks; a range of ObjectIds reads the target's
