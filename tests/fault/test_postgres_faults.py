@@ -64,3 +64,32 @@ def test_a_terminated_backend_is_retried_and_nothing_is_lost(
     assert any(flag for (flag,) in terminated), "no backend of the run was found to terminate"
     assert report["retried"], "a terminated backend was not retried"
     assert _stored(database) == ids
+
+
+def test_the_socket_timeout_is_one_statement_s_not_a_batch_s(
+    env: Env, database: PostgresURL
+) -> None:
+    """A batch the careful way (a refused value isolated by halves, each statement slow but
+    under the timeout) takes longer than --socket-timeout in all: it ends partial, not failed."""
+    ids = sorted(str(ObjectId()) for _ in range(64))
+    load_ids(env.mongo_uri, [ObjectId(i) for i in ids])
+    sql(database, 'CREATE TABLE cm_cluster_id (cluster_id text COLLATE "C" NOT NULL UNIQUE)')
+    sql(
+        database,
+        "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF NEW.cluster_id = '{ids[17]}' THEN RAISE EXCEPTION 'no' USING ERRCODE = '22023';"
+        " END IF; RETURN NEW; END $$",
+    )
+    sql(database, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS"
+                  " $$ BEGIN PERFORM pg_sleep(0.6); RETURN NULL; END $$")  # fmt: skip
+    sql(database, "CREATE TRIGGER refuse BEFORE INSERT ON cm_cluster_id FOR EACH ROW"
+                  " EXECUTE FUNCTION refuse_one()")  # fmt: skip
+    sql(database, "CREATE TRIGGER slow AFTER INSERT ON cm_cluster_id FOR EACH STATEMENT"
+                  " EXECUTE FUNCTION slow()")  # fmt: skip
+    proc = spawn_cli(env.mongo_uri, _url(database), "run", "--json", "--no-log-ids",
+                     "--socket-timeout", "1", "--retries", "0")  # fmt: skip
+    out, err = proc.communicate(timeout=120)
+    report = json.loads(out)
+    assert (proc.returncode, report["status"]) == (4, "partial"), err[-2000:]
+    assert (report["inserted"], report["rejected"]) == (63, 1)
+    assert len(_stored(database)) == 63

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ import psycopg
 from idsync.config import Settings
 from idsync.errors import IdsyncError
 from idsync.postgres.errors import pg_error
+from idsync.postgres.watchdog import Watchdog, cursor_class
 from idsync.session import Session
 from idsync.urls import PostgresURL
 
@@ -47,6 +47,7 @@ class Connection(Session[PostgresURL]):
     def __init__(self, settings: Settings, url: PostgresURL, schema: str = "public") -> None:
         super().__init__(settings, url)
         self.schema = schema
+        self._dog = Watchdog(settings.socket_timeout_s + _MARGIN_S)
 
     def connect(self) -> None:
         url, settings = self.url, self._settings
@@ -69,13 +70,18 @@ class Connection(Session[PostgresURL]):
                 # never decides which table is read or written. Names are plain (config.py).
                 options=f'-c statement_timeout={timeout_ms} -c search_path="{self.schema}"',
                 autocommit=False,
+                cursor_factory=cursor_class(self._dog),
                 **extra,
             )
         except psycopg.Error as exc:
             raise pg_error(exc, self.address, "connecting") from None
 
     def _guard(self) -> contextlib.AbstractContextManager[object]:
-        return _deadline(self._conn, self._settings.socket_timeout_s + _MARGIN_S)
+        return self._dog.armed(self._conn)
+
+    def close(self) -> None:
+        super().close()
+        self._dog.close()
 
     def stream_batches(
         self, sql: str, args: Sequence[object] = (), doing: str = "querying"
@@ -123,24 +129,3 @@ class Connection(Session[PostgresURL]):
 # After the server's own statement_timeout (the socket timeout): its error comes first whenever
 # the link carries it.
 _MARGIN_S = 2.0
-
-
-@contextlib.contextmanager
-def _deadline(conn: Any, seconds: float) -> Iterator[None]:
-    """Shut the connection's socket down if the block outlasts ``seconds``: libpq has no read
-    timeout, and over a link gone silent (no reply, no reset) the server's statement_timeout
-    is never heard, so a wait would last as long as the silence. Its wait then ends with the
-    driver's error for a lost connection."""
-    fd = conn.pgconn.socket if conn is not None else -1
-    timer = threading.Timer(seconds, _shut, (fd,))
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-
-
-def _shut(fd: int) -> None:
-    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
-        sock.shutdown(socket.SHUT_RDWR)
