@@ -87,7 +87,9 @@ def render(data: dict[str, Any]) -> str:
         "Contenders: `idsync run --json`; `original`, the job idsync replaced; `floor`, the bare"
         " reads and bulk insert the servers allow (bench/README.md); `dlt`, the same job written"
         " with dlt (`bench/dlt_job.py`: a resource over pymongo yielding `_id` as text, merge on"
-        ' `primary_key="_id"`, tuned); `dlt-docs`, the same with whole documents.',
+        ' `primary_key="_id"`, tuned); `dlt-docs`, the same with whole documents. How dlt was'
+        ' tuned and what was tried: bench/README.md, "idsync beside dlt"; where each spends its'
+        " time: the README's Benchmarks section.",
         "",
     ]
     for shape in ("clusters", "ids"):
