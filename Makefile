@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ENV := eval "$$(dev/services env)"
 
-.PHONY: setup services-up services-down demo test lint unit bench soak image clean
+.PHONY: setup services-up services-down demo test lint unit bench bench-dlt soak image clean
 
 setup: $(STAMP)
 
@@ -53,9 +53,22 @@ test: setup lint
 # BENCH_ARGS passes flags to bench.run, e.g. BENCH_ARGS="--sources mongo-java --repeat 5".
 BENCH_ARGS ?=
 bench: setup
-	$(PY) -c 'import matplotlib, psutil, pyinstrument' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'
+	$(PY) -c 'import matplotlib, psutil, pyinstrument, dlt' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'
 	dev/services up mariadb ferretdb mongo-java
 	$(ENV) && $(PY) -m bench.run --out bench/results $(BENCH_ARGS)
+
+# idsync beside dlt, the pipeline library a Python team would pick instead (bench/README.md, "idsync
+# beside dlt"): mongo-java-server, scenarios (a)-(c), 10k and 100k clusters and a million {_id}
+# documents, and dlt's whole-document variant at 10k once; about 35 minutes on 2 cores. Measures
+# into bench/out/dlt, publishes bench/results/dlt.md and dlt.json.
+DLT_RUN := $(PY) -m bench.run --sources mongo-java --scenarios abc --out bench/out/dlt
+bench-dlt: setup
+	$(PY) -c 'import matplotlib, psutil, pyinstrument, dlt' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'
+	dev/services up mariadb
+	$(ENV) && $(DLT_RUN) --sizes 10k,100k --contenders idsync,original,floor,dlt
+	$(ENV) && $(DLT_RUN) --sizes 10k --contenders dlt-docs --repeat 1 --settle 10 --merge
+	$(ENV) && $(DLT_RUN) --docs ids --sizes 1m --contenders idsync,floor,dlt --merge
+	$(PY) -m bench.dlt_report bench/out/dlt
 
 # A thousand faults (SIGKILL, SIGTERM, killed sessions, link resets, cuts and silences, server
 # restarts), each followed by a run that must end exact, on private servers of its own; about an

@@ -6,6 +6,10 @@
 - ``floor``: ``python -m bench.floor``; its figures are its whole process, as for the others (start,
   connect, the three bare parts, exit); the sum of the parts alone is kept as ``parts_s``, the
   cost of starting and connecting as ``fixed_s``.
+- ``dlt``, ``dlt-docs`` (optional, ``--contenders``; the ``bench`` extra installs dlt):
+  ``python -m bench.dlt_job``, the same job written with dlt, keys only or whole documents (see
+  ``bench/dlt_job.py``); it writes a table of its own, which ``bench/dlt_target.py`` prepares
+  and checks.
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.dlt_target import workdir as dlt_workdir
 from bench.measure import ProcessRun, run_process
 
 CONTENDERS = ("idsync", "original", "floor")
+"""The default plan's contenders."""
+OPTIONAL = ("dlt", "dlt-docs")
+"""Selectable with ``--contenders``: a peer library, not part of the default plan."""
+KNOWN = CONTENDERS + OPTIONAL
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -43,15 +52,21 @@ class Figures:
     """Floor only: the sum of its timed parts' wall seconds (no start-up, no exit)."""
     reported_s: float | None = None
     """idsync only: the duration its own report gives (``sync()`` from start to end)."""
+    rows_written: int | None = None
+    """Rows the run wrote into its table: the missing ids for every contender but dlt's, which
+    say how many rows they loaded (all of them: a merge writes every row it reads)."""
 
     def as_dict(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if v not in (None, {})}
 
 
 def environment(mongo_uri: str, mysql_url: str) -> dict[str, str]:
-    """The process environment: ours, minus any idsync setting, plus the two URLs."""
+    """The process environment: ours, minus any idsync setting, plus the two URLs. The idsync
+    measured is this tree's (``src/`` first on the path), the one the results name by commit,
+    even when the environment's package was installed from another checkout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDSYNC_")}
-    env.update(IDSYNC_MONGO_URI=mongo_uri, IDSYNC_MYSQL_URL=mysql_url, PYTHONPATH=str(ROOT))
+    path = os.pathsep.join([str(ROOT), str(ROOT / "src")])
+    env.update(IDSYNC_MONGO_URI=mongo_uri, IDSYNC_MYSQL_URL=mysql_url, PYTHONPATH=path)
     return env
 
 
@@ -60,6 +75,10 @@ def argv(contender: str, missing_file: Path) -> list[str]:
         return [str(Path(sys.executable).with_name("idsync")), "run", "--json"]
     if contender == "original":
         return [sys.executable, "-m", "bench.original"]
+    if contender in OPTIONAL:
+        docs = ["--docs"] if contender == "dlt-docs" else []
+        work = dlt_workdir(missing_file.parent, contender)
+        return [sys.executable, "-m", "bench.dlt_job", "--dir", str(work), *docs]
     return [sys.executable, "-m", "bench.floor", "--missing", str(missing_file)]
 
 
@@ -77,8 +96,11 @@ def run(contender: str, env: dict[str, str], workdir: Path, missing: list[str]) 
         rss_mb=proc.max_rss_mb,
         process_wall_s=proc.wall_s,
         log_lines=proc.stderr_lines,
+        rows_written=len(missing),
     )
-    if contender == "idsync":
+    if contender in OPTIONAL:
+        figures.rows_written = int(json.loads(proc.stdout)["rows_written"])
+    elif contender == "idsync":
         figures.reported_s = _check_idsync(proc, len(missing))
     elif contender == "floor":
         _floor_figures(proc, figures, len(missing))

@@ -65,5 +65,6 @@ def software() -> dict[str, str]:
         "pymongo": _package("pymongo"),
         "mysqlclient": _package("mysqlclient"),
         "idsync": f"{_package('idsync')} at {commit}" + (" (src/ modified)" if dirty else ""),
+        "dlt": _package("dlt"),  # the peer library of bench/dlt_job.py, when installed
         "java": _first_line(["java", "-version"]),
     }

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.contenders import CONTENDERS
+from bench.contenders import CONTENDERS, KNOWN, OPTIONAL
 from bench.scenarios import SCENARIOS
 
 ALL = "".join(SCENARIOS)
@@ -79,7 +79,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"letters of {ALL}: "
         + "; ".join(f"{k}: {v}" for k, v in SCENARIOS.items()).replace("%", "%%"),
     )
-    add("--contenders", help=f"of {','.join(CONTENDERS)} (default: all)")
+    add(
+        "--contenders",
+        help=f"of {','.join(KNOWN)} (default: {','.join(CONTENDERS)}; {','.join(OPTIONAL)}:"
+        " the same job written with dlt, bench/dlt_job.py)",
+    )
     add("--docs", choices=("clusters", "ids"), help="2 KB clusters (default) or {_id} only")
     add("--repeat", type=int, default=3, help="timed runs per cell; the median is shown (3)")
     add("--seed", type=int, default=7, help="data seed (7)")
@@ -101,7 +105,7 @@ def parse(argv: list[str] | None = None) -> Plan:
     if any(value is not None for value in chosen):
         contenders = tuple((args.contenders or ",".join(CONTENDERS)).split(","))
         scenarios = args.scenarios or ALL
-        if bad := [c for c in contenders if c not in CONTENDERS] + [
+        if bad := [c for c in contenders if c not in KNOWN] + [
             s for s in scenarios if s not in SCENARIOS
         ]:
             raise SystemExit(f"unknown contender or scenario: {', '.join(bad)}")

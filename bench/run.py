@@ -22,6 +22,7 @@ from typing import Any
 from bench import contenders, env, plan, report
 from bench.conn import with_path
 from bench.datagen import load
+from bench.dlt_target import DltTarget
 from bench.measure import Spread, run_process
 from bench.scenarios import BenchTable, Dataset
 from bench.servers import (
@@ -71,7 +72,7 @@ class Results:
 
 
 def _cell_order(cell: dict[str, Any]) -> tuple[object, ...]:
-    order = contenders.CONTENDERS
+    order = contenders.KNOWN
     return (
         cell["source"],
         cell["shape"],
@@ -168,23 +169,38 @@ def time_one(
     p: plan.Plan,
 ) -> None:
     scenario, contender = what
-    table.reset(scenario)
-    busy = settle(p.settle_s)
+    missing = dataset.missing(scenario)
+    peer = None
+    if contender in contenders.OPTIONAL:
+        peer = DltTarget(table.url, dataset, contender, tmp)
     label = f"{cell['source']} {dataset.name} ({scenario}) {contender}"
     try:
-        figures = contenders.run(contender, environment, tmp, dataset.missing(scenario))
-        rows = table.count()
-        if rows != dataset.rows_after(scenario):
-            raise contenders.RunFailed(
-                f"{rows} rows after the run, not {dataset.rows_after(scenario)}"
-            )
-    except contenders.RunFailed as exc:
+        if peer is not None:
+            peer.reset(scenario, lambda: contenders.run(contender, environment, tmp, missing))
+        else:
+            table.reset(scenario)
+        busy = settle(p.settle_s)
+        figures = contenders.run(contender, environment, tmp, missing)
+        check_after(table, peer, dataset.rows_after(scenario))
+    except RuntimeError as exc:  # RunFailed, or a dlt table that even a priming run left wrong
         say(f"{label}: FAILED: {exc}")
         cell["errors"].append(str(exc))
         return
     cell["runs"].append({**figures.as_dict(), "busy_before_pct": busy})
     summarize(cell)
     say(f"{label}: {figures.wall_s:.3f}s wall, {figures.cpu_s:.3f}s CPU, {figures.rss_mb:.0f} MB")
+
+
+def check_after(table: BenchTable, peer: DltTarget | None, rows_wanted: int) -> None:
+    """Raise :class:`contenders.RunFailed` unless the run left its table exact: the bench's
+    table holds the scenario's rows (a UNIQUE column), or dlt's table each source id once."""
+    if peer is not None:
+        if problem := peer.check():
+            raise contenders.RunFailed(f"dlt's table is not exact: {problem}")
+        return
+    rows = table.count()
+    if rows != rows_wanted:
+        raise contenders.RunFailed(f"{rows} rows after the run, not {rows_wanted}")
 
 
 def settle(most_s: float = 10, idle_below_pct: float = report.BUSY_PCT) -> float:
@@ -205,6 +221,8 @@ def summarize(cell: dict[str, Any]) -> None:
     for name in ("wall_s", "cpu_s", "rss_mb"):
         cell[name] = Spread.of([run[name] for run in runs]).as_dict()
     cell["ids_per_s"] = cell["n"] / cell["wall_s"]["median"] if cell["wall_s"]["median"] else None
+    if runs and "rows_written" in runs[0]:
+        cell["rows_written"] = Spread.of([run["rows_written"] for run in runs]).as_dict()
     if runs and "reported_s" in runs[0]:
         cell["reported_s"] = Spread.of([run["reported_s"] for run in runs]).as_dict()
     if runs and "fixed_s" in runs[0]:

@@ -9,6 +9,7 @@ resetting the target (TRUNCATE, then a server-side copy of the snapshot) is not 
 from __future__ import annotations
 
 import functools
+import os
 import random
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from bench.conn import mysql_connect, with_path
 from bench.datagen import cluster_ids
 
 TABLE, COLUMN = "cm_cluster_id", "cluster_id"
+# Databases of one benchmark run: another prefix keeps two runs on one server apart.
+PREFIX = os.environ.get("BENCH_DATABASE_PREFIX", "idsync_bench")
 _GONE = {2006, 2013}  # the client's "server has gone away" and "lost connection"
 SCENARIOS = {
     "a": "first sync into an empty table",
@@ -50,7 +53,7 @@ class Dataset:
     @property
     def name(self) -> str:
         infix = "" if self.shape == "clusters" else f"{self.shape}_"
-        return f"idsync_bench_{infix}{size_label(self.n)}"
+        return f"{PREFIX}_{infix}{size_label(self.n)}"
 
     @functools.cached_property
     def ids(self) -> list[str]:
