@@ -63,8 +63,8 @@ bench: setup
 # into bench/out/dlt, publishes bench/results/dlt.md and dlt.json.
 DLT_RUN := $(PY) -m bench.run --sources mongo-java --scenarios abc --out bench/out/dlt
 bench-dlt: setup
-	$(PY) -c 'import matplotlib, psutil, pyinstrument, dlt' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'
-	dev/services up mariadb
+	$(PY) -c 'import matplotlib, psutil, pyinstrument, dlt; assert dlt.__version__ == "1.31.0"' 2>/dev/null || $(PY) -m pip install -q -e '.[bench]'
+	dev/services up mariadb mongo-java
 	$(ENV) && $(DLT_RUN) --sizes 10k,100k --contenders idsync,original,floor,dlt
 	$(ENV) && $(DLT_RUN) --sizes 10k --contenders dlt-docs --repeat 1 --settle 10 --merge
 	$(ENV) && $(DLT_RUN) --docs ids --sizes 1m --contenders idsync,floor,dlt --merge

@@ -78,11 +78,16 @@ def render(data: dict[str, Any]) -> str:
         f" Servers: {servers}.",
         "",
         "Each figure is the median of a cell's runs, each a fresh process (how many: the"
-        f" *exact* column; min{DASH}max in brackets), all contenders of a cell measured in the"
-        " same run, on the same data and servers. *wall*:"
+        f" *exact* column; min{DASH}max in brackets), the contenders of a cell measured in one"
+        " run on the same data and servers (dlt-docs in a run of its own, on the same data"
+        " loaded again). *wall*:"
         " process start to exit; *CPU*: user + system seconds of that process; *RSS*: its peak;"
-        " *rows written*: rows the run wrote into its table; *exact*: runs after which the table"
-        " held every source id exactly once. idsync/dlt below 1 is idsync's advantage.",
+        " *rows written*: rows the run wrote into its table (for `original` and `floor`, the"
+        " ids it was given to insert); *exact*: runs after which the table held every source"
+        " id exactly once (dlt's table read back id by id; the others' by its row count on the"
+        " UNIQUE column, and idsync's own report of what it inserted). idsync/dlt below 1 is"
+        " idsync's advantage. The machine was shared: 21 of the runs began with the CPU busy"
+        " (`busy_before_pct` in dlt.json; in the first repeat at 10k, every contender's).",
         "",
         "Contenders: `idsync run --json`; `original`, the job idsync replaced; `floor`, the bare"
         " reads and bulk insert the servers allow (bench/README.md); `dlt`, the same job written"
@@ -108,6 +113,9 @@ def render(data: dict[str, Any]) -> str:
 def main() -> None:
     source = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/out/dlt")
     data = json.loads((source / "results.json").read_text())
+    if not any(cell.get("contender", "").startswith("dlt") for cell in data.get("cells", [])):
+        # A run that measured nothing (a server not there) must not replace the results.
+        sys.exit(f"no dlt runs in {source}/results.json: nothing published ({data.get('notes')})")
     software = data.setdefault("software", {})
     if software.get("dlt", "?") == "?":
         software["dlt"] = _dlt_version()
