@@ -415,3 +415,32 @@ def test_workers_of_a_mirroring_run_are_one_pass(env: Env) -> None:
     report = sync(Job(), env.settings(workers=4, range_reads="always"), options)
     assert report.deleted == 3 and "mirror mode" in (report.workers_reason or "")
     assert env.target_ids() == source
+
+
+@pytest.mark.parametrize("env", ["postgres"], indirect=True)
+@pytest.mark.parametrize("kind", ["trigger", "foreign-key"])
+def test_a_partition_s_trigger_or_cascade_refuses_as_the_table_s_would(env: Env, kind: str) -> None:
+    """A delete from a partitioned table reaches its partitions: their delete triggers and the
+    foreign keys that reference them are the table's."""
+    env.sql(
+        'CREATE TABLE cm_cluster_id (cluster_id text COLLATE "C" NOT NULL UNIQUE)'
+        " PARTITION BY HASH (cluster_id)"
+    )
+    for n in range(2):
+        env.sql(f"CREATE TABLE p{n} PARTITION OF cm_cluster_id FOR VALUES WITH"
+                f" (MODULUS 2, REMAINDER {n})")  # fmt: skip
+    if kind == "trigger":
+        env.sql("CREATE FUNCTION noted() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RETURN OLD; END $$")  # fmt: skip
+        env.sql("CREATE TRIGGER noted AFTER DELETE ON p1 FOR EACH ROW EXECUTE FUNCTION noted()")
+    else:
+        env.sql('CREATE TABLE trip (cluster_ref text COLLATE "C"'
+                " REFERENCES p0 (cluster_id) ON DELETE CASCADE)")  # fmt: skip
+    source, orphans = _oids(30), _oids(3)
+    env.add_source([ObjectId(text) for text in source])
+    env.mysql.cursor().executemany(
+        "INSERT INTO cm_cluster_id VALUES (%s)", [(text,) for text in source + orphans]
+    )
+    with pytest.raises(GuardError, match="noted ON DELETE" if kind == "trigger" else "CASCADE"):
+        _mirror(env)
+    assert len(env.target_ids()) == 33

@@ -137,19 +137,26 @@ def delete_values(table: str, column: str) -> str:
 
 # The foreign keys that reference a table (its name as to_regclass takes it): name,
 # referencing table, its columns, the delete action's letter (pg_constraint.confdeltype).
+# A delete reaches the table's partitions (at every level) and the tables that inherit from it:
+# their foreign keys and triggers are the table's too.
+# (pg_inherits holds both: a partition is an inheriting table.)
+_FAMILY = (
+    "WITH RECURSIVE fam(relid) AS (SELECT to_regclass(%s)::oid"
+    " UNION SELECT i.inhrelid FROM fam JOIN pg_inherits i ON i.inhparent = fam.relid)"
+)
 REFERENCES = (
-    "SELECT c.conname, c.conrelid::regclass::text,"
+    f"{_FAMILY} SELECT c.conname, c.conrelid::regclass::text,"
     " array_to_string(ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY AS k(n, i)"
     " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i), ','),"
-    " c.confdeltype FROM pg_constraint c"
-    " WHERE c.contype = 'f' AND c.confrelid = to_regclass(%s) ORDER BY 2, 1"
+    " c.confdeltype FROM pg_constraint c JOIN fam ON c.confrelid = fam.relid"
+    " WHERE c.contype = 'f' AND c.conparentid = 0 ORDER BY 2, 1"  # not a partition's clone
 )
 # The table's triggers on DELETE (tgtype bit 3), and its rules on DELETE (ev_type '4').
 DELETE_TRIGGERS = (
-    "SELECT 'trigger ' || tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s)"
-    " AND NOT tgisinternal AND (tgtype & 8) <> 0"
-    " UNION ALL SELECT 'rule ' || rulename FROM pg_rewrite"
-    " WHERE ev_class = to_regclass(%s) AND ev_type = '4' ORDER BY 1"
+    f"{_FAMILY} SELECT 'trigger ' || t.tgname FROM pg_trigger t JOIN fam ON t.tgrelid = fam.relid"
+    " WHERE NOT t.tgisinternal AND (t.tgtype & 8) <> 0"
+    " UNION SELECT 'rule ' || r.rulename FROM pg_rewrite r JOIN fam ON r.ev_class = fam.relid"
+    " WHERE r.ev_type = '4' ORDER BY 1"
 )
 DELETE_ACTIONS = {
     "a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT",

@@ -180,8 +180,7 @@ class PostgresTarget(Connection):
 
     def references(self) -> tuple[Reference, ...]:
         rows = self.fetch(dialect.REFERENCES, (self._relation,), "reading foreign keys")
-        where = (self._relation, self._relation)
-        triggers = self.fetch(dialect.DELETE_TRIGGERS, where, "reading triggers")
+        triggers = self.fetch(dialect.DELETE_TRIGGERS, (self._relation,), "reading triggers")
         self.commit()
         return tuple(
             Reference(str(name), str(child), tuple(str(columns).split(",")),
