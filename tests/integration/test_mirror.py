@@ -444,3 +444,15 @@ def test_a_partition_s_trigger_or_cascade_refuses_as_the_table_s_would(env: Env,
     with pytest.raises(GuardError, match="noted ON DELETE" if kind == "trigger" else "CASCADE"):
         _mirror(env)
     assert len(env.target_ids()) == 33
+
+
+@pytest.mark.parametrize("env", ["postgres"], indirect=True)
+def test_a_deferrable_unique_constraint_is_not_taken_for_a_unique_index(env: Env) -> None:
+    env.sql(
+        'CREATE TABLE cm_cluster_id (cluster_id text COLLATE "C" NOT NULL'
+        " UNIQUE DEFERRABLE INITIALLY DEFERRED)"
+    )
+    env.add_source([ObjectId()])
+    with pytest.raises(ConfigError, match="needs a UNIQUE index on cluster_id"):
+        _mirror(env)
+    assert env.target_ids() == []

@@ -83,6 +83,11 @@ class Connection(Session[PostgresURL]):
         super().close()
         self._dog.close()
 
+    def _rollback(self) -> None:
+        # After an error the link may be the one gone silent: the rollback waits no longer.
+        with self._guard(), contextlib.suppress(psycopg.Error):
+            self._conn.rollback()
+
     def stream_batches(
         self, sql: str, args: Sequence[object] = (), doing: str = "querying"
     ) -> Iterator[list[tuple[Any, ...]]]:

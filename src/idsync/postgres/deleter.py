@@ -50,7 +50,7 @@ def delete_orphans(
             raw.commit()
 
     def rollback() -> None:
-        with contextlib.suppress(psycopg.Error):
+        with conn.guarded(), contextlib.suppress(psycopg.Error):
             raw.rollback()
 
     steps = DeleteSteps(lock, send, _referenced_by, run, commit, rollback)

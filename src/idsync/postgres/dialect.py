@@ -203,11 +203,13 @@ UNIQUE_ON = (
     " FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
     " JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam"
     " JOIN pg_opclass opc ON opc.oid = i.indclass[0]"
-    f" WHERE i.indrelid = {_RELATION} AND i.indisunique AND i.indisvalid"
+    f" WHERE i.indrelid = {_RELATION} AND i.indisunique AND i.indisvalid AND i.indimmediate"
     " AND i.indnatts = 1 AND i.indexprs IS NULL AND i.indpred IS NULL AND a.attname = %s"
 )
 """Each valid unique index on exactly the column (no expression, no predicate, no other
-column; one a failed CREATE INDEX CONCURRENTLY left invalid enforces nothing), and whether it is
+column; one a failed CREATE INDEX CONCURRENTLY left invalid enforces nothing; a DEFERRABLE
+constraint's checks each row only at the commit, so a concurrent writer's duplicate is not
+refused where idsync relies on it), and whether it is
 a B-tree in the column's own collation and operator class: one that reads it in order."""
 REWRITERS = (
     # Whatever may store other than what was sent, or hide what was stored, on the table or

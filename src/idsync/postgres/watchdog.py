@@ -38,7 +38,7 @@ class Watchdog:
         """While the block runs, no statement of it may outlast the timeout."""
         with self._cond:
             if self._depth == 0:
-                self._fd = conn.pgconn.socket if conn is not None else -1
+                self._fd = _socket(conn)
                 self._deadline = time.monotonic() + self.seconds
             self._depth += 1
             self._start()
@@ -100,6 +100,14 @@ def cursor_class(dog: Watchdog) -> type[psycopg.Cursor[Any]]:
             return super().copy(*args, **kwargs)
 
     return TimedCursor
+
+
+def _socket(conn: Any) -> int:
+    """The connection's socket; -1 for one closed or lost (its calls fail by themselves)."""
+    try:
+        return int(conn.pgconn.socket) if conn is not None else -1
+    except psycopg.Error:
+        return -1
 
 
 def _shut(fd: int) -> None:
