@@ -6,7 +6,6 @@ A job says *what* to sync (collection/field to table/column); settings say *wher
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from idsync.checks import BadValue, between, check_type, check_types
 from idsync.errors import ConfigError
 from idsync.urls import MySQLURL as MySQLURL  # noqa: PLC0414 (re-exported, as before)
 from idsync.urls import PostgresURL, mongo_userinfo_problem, url_secrets
@@ -26,50 +26,6 @@ _TABLE_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]{0,63}\.)?[A-Za-z_][A-Za-z0-9_]
 _COLLECTION = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,119}(\.[A-Za-z0-9_-]{1,119})*")
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63})*")
 _JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-
-
-class BadValue(ConfigError):
-    """A setting or job key with a value of the wrong type or out of range; ``key`` names it."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-# What each declared field type accepts. A bool is not an int here (Python says it is), and
-# nothing is converted: `check_exact = "no"` must not read as true.
-_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
-    "str": ((str,), "a string"),
-    "str | None": ((str, type(None)), "a string"),
-    "int": ((int,), "an integer"),
-    "int | None": ((int, type(None)), "an integer"),
-    "float": ((int, float), "a number"),
-    "float | None": ((int, float, type(None)), "a number"),
-    "bool": ((bool,), "true or false"),
-    "bool | None": ((bool, type(None)), "true or false"),
-}
-_NAMES = {bool: "a boolean", int: "an integer", float: "a number with a fraction", str: "a string",
-          list: "an array", dict: "a table", type(None): "nothing"}  # fmt: skip
-
-
-def check_type(key: str, value: object, declared: str) -> None:
-    """Raise :class:`BadValue` naming ``key`` unless ``value`` is of the ``declared`` type."""
-    allowed, words = _KINDS[declared]
-    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
-        found = _NAMES.get(type(value), type(value).__name__)
-        raise BadValue(key, f"{key} must be {words}, not {found}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise BadValue(key, f"{key} must be a finite number, not {value}")
-
-
-def _check_types(obj: object) -> None:
-    for item in fields(obj):  # type: ignore[arg-type]
-        check_type(item.name, getattr(obj, item.name), str(item.type))
-
-
-def _between(key: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise BadValue(key, f"{key} must be from {low:g} to {high:g}, not {value:g}")
 
 
 def _check(pattern: re.Pattern[str], value: object, what: str) -> str:
@@ -106,7 +62,7 @@ class Job:
     "Mirror mode"); off, orphans are counted and sampled only."""
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
         _check(_JOB_NAME, self.name, "job name")
         _check(_COLLECTION, self.collection, "collection")
         if self.collection.startswith("system."):
@@ -116,7 +72,7 @@ class Job:
         _check(_SQL_NAME, self.column, "column")
         if self.mongo_db is not None:
             _check(_SQL_NAME, self.mongo_db, "MongoDB database")
-        _between("batch_size", self.batch_size, 1, 100_000)
+        between("batch_size", self.batch_size, 1, 100_000)
 
     @property
     def noun(self) -> str:
@@ -173,7 +129,7 @@ class Settings:
     postgresql:// or postgres:// (PostgreSQL). The same as ``mysql_url`` if both are given."""
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
         if not self.mongo_uri.startswith(("mongodb://", "mongodb+srv://")):
             raise BadValue("mongo_uri", "MongoDB URI must start with mongodb:// (mongo_uri)")
         problem = mongo_userinfo_problem(self.mongo_uri)
@@ -185,16 +141,16 @@ class Settings:
             raise ConfigError("no target: set target_url (or mysql_url)")
         _ = self.target  # parsed now: a bad URL is refused before any server is asked
         # Drivers take milliseconds as integers: below 10 ms a timeout rounds to 0, "none".
-        _between("connect_timeout_s", self.connect_timeout_s, 0.01, _DAY_S)
-        _between("socket_timeout_s", self.socket_timeout_s, 0.01, _DAY_S)
-        _between("lock_timeout_s", self.lock_timeout_s, 0, _DAY_S)
-        _between("read_batch_size", self.read_batch_size, 1, 1_000_000)
-        _between("retries", self.retries, 0, 20)
-        _between("retry_backoff_s", self.retry_backoff_s, 0, 3600)
-        _between("memory_budget_mb", self.memory_budget_mb, 64, 1 << 20)
+        between("connect_timeout_s", self.connect_timeout_s, 0.01, _DAY_S)
+        between("socket_timeout_s", self.socket_timeout_s, 0.01, _DAY_S)
+        between("lock_timeout_s", self.lock_timeout_s, 0, _DAY_S)
+        between("read_batch_size", self.read_batch_size, 1, 1_000_000)
+        between("retries", self.retries, 0, 20)
+        between("retry_backoff_s", self.retry_backoff_s, 0, 3600)
+        between("memory_budget_mb", self.memory_budget_mb, 64, 1 << 20)
         if self.plan not in PLANS:
             raise BadValue("plan", f"plan must be one of {', '.join(PLANS)}, not {self.plan!r}")
-        _between("workers", self.workers, 1, 64)
+        between("workers", self.workers, 1, 64)
         if self.range_reads not in RANGE_READS:
             choices = ", ".join(RANGE_READS)
             raise BadValue("range_reads", f"range_reads must be one of {choices}")
@@ -265,7 +221,7 @@ class RunOptions:
     """What the history row calls the run: `run`, or `watch` for a watcher's full pass."""
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
 
 
 @dataclass(frozen=True)
@@ -407,16 +363,3 @@ def _target_of(level: Mapping[str, Any]) -> Any:
     if target and mysql and target != mysql:
         raise ConfigError("target_url and mysql_url name different targets: give one")
     return target or mysql
-
-
-_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``"90"``, ``"90s"``, ``"30m"``, ``"1h"``, ``"1.5h"``, ``"1d"``, ``"200ms"``:
-    the one reading of a duration for every option that takes one."""
-    match = _DURATION.fullmatch(text.strip())
-    if not match:
-        raise ConfigError(f"invalid duration {text!r}: use e.g. 90, 90s, 30m, 1h")
-    return float(match["number"]) * _UNITS[match["unit"] or "s"]

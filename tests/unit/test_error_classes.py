@@ -8,8 +8,8 @@ import pytest
 from pymongo.errors import ConfigurationError, OperationFailure
 
 from idsync.errors import ConfigError, IdsyncError, TerminalError, TransientError
+from idsync.mongo.errors import mongo_error
 from idsync.mongo.feeds import ChangeStreamsUnsupported, StreamLost
-from idsync.mongo.source import mongo_error
 from idsync.mysql.errors import mysql_error
 from idsync.postgres.errors import pg_error
 

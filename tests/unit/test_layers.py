@@ -10,8 +10,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 SHARED = {
-    "config", "deleting", "diff", "envelope", "errors", "export", "ids", "ledger", "locks", "merge",
-    "metrics", "plan",
+    "checks", "config", "deleting", "diff", "envelope", "errors", "export", "ids", "ledger",
+    "locks", "merge", "metrics", "plan",
     "retry", "runs", "session", "spans", "sqltext", "target", "urls", "version",
 }  # fmt: skip
 FACTORY = {"targets"}

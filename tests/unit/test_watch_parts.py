@@ -11,7 +11,7 @@ import pytest
 from bson import Int64, ObjectId
 from pymongo.errors import OperationFailure
 
-from idsync.config import parse_duration
+from idsync.checks import parse_duration
 from idsync.errors import ConfigError, TerminalError, TransientError
 from idsync.ids import ColumnFit
 from idsync.metrics import Metrics

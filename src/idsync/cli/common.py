@@ -15,11 +15,11 @@ from typing import Any, NoReturn
 
 import click
 
+from idsync.checks import BadValue
 from idsync.cli.args import CommonArgs, ExportArgs
 from idsync.cli.observability import configure_logging, error_logged
 from idsync.config import (
     BUILTIN_JOB,
-    BadValue,
     FileConfig,
     Job,
     Settings,

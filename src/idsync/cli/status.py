@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import click
 
+from idsync.checks import parse_duration
 from idsync.cli.args import CommonArgs, common_options
 from idsync.cli.common import Context, fail, finish, printing, resolve
-from idsync.config import parse_duration
 from idsync.errors import ConfigError, IdsyncError
 from idsync.ledger import Progress
 from idsync.runs import RunRecord

@@ -8,6 +8,7 @@ import logging
 
 import click
 
+from idsync.checks import parse_duration
 from idsync.cli.args import (
     CommonArgs,
     MirrorArgs,
@@ -17,7 +18,7 @@ from idsync.cli.args import (
     pass_options,
 )
 from idsync.cli.common import Context, fail, finish, resolve, stop_on_signals
-from idsync.config import RunOptions, parse_duration
+from idsync.config import RunOptions
 from idsync.errors import ConfigError, IdsyncError
 from idsync.metrics import Metrics
 from idsync.urls import redact

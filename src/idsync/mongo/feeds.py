@@ -22,8 +22,9 @@ from pymongo.change_stream import CollectionChangeStream
 from pymongo.errors import OperationFailure, PyMongoError
 
 from idsync.errors import IdsyncError, TerminalError, TransientError
+from idsync.mongo.errors import RETRYABLE_CODES, mongo_error
 from idsync.mongo.raw import field_values
-from idsync.mongo.source import RETRYABLE_CODES, MongoSource, mongo_error
+from idsync.mongo.source import MongoSource
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import MySQLdb
 
 from idsync.deleting import DeleteSteps, delete_exactly
 from idsync.ids import stored_text
-from idsync.mysql import dialect
+from idsync.mysql import mirror
 from idsync.mysql.connection import Connection
 from idsync.mysql.errors import mysql_error
 from idsync.target import DeleteResult
@@ -36,12 +36,12 @@ def delete_orphans(
         found: list[str] = []
         for start in range(0, len(chunk_of), _CHUNK):
             chunk = chunk_of[start : start + _CHUNK]
-            cur.execute(dialect.lock_values(table, column, len(chunk)), chunk)
+            cur.execute(mirror.lock_values(table, column, len(chunk)), chunk)
             found += [stored_text(value) for (value,) in cur.fetchall()]
         return found
 
     def send(part: list[str]) -> int:
-        cur.execute(dialect.delete_values(table, column, len(part)), part)
+        cur.execute(mirror.delete_values(table, column, len(part)), part)
         return int(cur.rowcount)
 
     def rollback() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from idsync.errors import IdsyncError
-from idsync.mysql import dialect
+from idsync.mysql import dialect, mirror
 from idsync.mysql.connection import Connection
 from idsync.mysql.errors import ABSENT_PASSED, CREATE_PASSED
 from idsync.target import RUNS_TABLE as RUNS_TABLE_NAME
@@ -54,7 +54,7 @@ class MySQLProbes:
 
     def delete_denials(self) -> list[str]:
         """What the server refuses of mirror mode's deletes (a delete of no row)."""
-        return self._denials([dialect.delete_nothing(self.table)], frozenset())
+        return self._denials([mirror.delete_nothing(self.table)], frozenset())
 
     def state_denials(self) -> list[str]:
         """What it refuses of what `watch` does to its state table: CREATE TABLE IF NOT EXISTS

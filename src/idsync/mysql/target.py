@@ -17,7 +17,7 @@ from idsync.errors import ConfigError, IdsyncError, LockHeldError
 from idsync.ids import stored_text
 from idsync.ledger import Ledger
 from idsync.locks import held_by, wait_for_lock
-from idsync.mysql import buckets, catalog, deleter, dialect, history, schema, state
+from idsync.mysql import buckets, catalog, deleter, dialect, history, mirror, schema, state
 from idsync.mysql.connection import Connection
 from idsync.mysql.errors import lock_failed
 from idsync.mysql.probes import MySQLProbes
@@ -151,8 +151,8 @@ class MySQLTarget(Connection):
 
     def references(self) -> tuple[Reference, ...]:
         where = (self.database, self.table)
-        rows = self.fetch(dialect.REFERENCES, where, "reading foreign keys")
-        triggers = self.fetch(dialect.DELETE_TRIGGERS, where, "reading triggers")
+        rows = self.fetch(mirror.REFERENCES, where, "reading foreign keys")
+        triggers = self.fetch(mirror.DELETE_TRIGGERS, where, "reading triggers")
         self.commit()
         return tuple(
             Reference(str(name), str(child), tuple(str(columns).split(",")), str(rule))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 
 from idsync.deleting import DeleteSteps, delete_exactly
-from idsync.postgres import dialect
+from idsync.postgres import mirror
 from idsync.postgres.connection import Connection
 from idsync.postgres.errors import pg_error
 from idsync.target import DeleteResult
@@ -38,11 +38,11 @@ def delete_orphans(
         # A deferred foreign key would refuse at the commit, the whole batch at once: checked
         # at each statement instead, so that a referenced row is found and kept.
         run("SET CONSTRAINTS ALL IMMEDIATE")
-        run(dialect.lock_values(relation, column), (values,))
+        run(mirror.lock_values(relation, column), (values,))
         return [str(value) for (value,) in cur.fetchall()]
 
     def send(part: list[str]) -> int:
-        run(dialect.delete_values(relation, column), (part,))
+        run(mirror.delete_values(relation, column), (part,))
         return int(cur.rowcount)
 
     def commit() -> None:

@@ -120,49 +120,6 @@ def values_of(table: str, column: str) -> str:
     return f"SELECT {value(column)} FROM {relation(table)} WHERE {quote(column)} = ANY(%s::text[])"
 
 
-def lock_values(table: str, column: str) -> str:
-    """:func:`values_of`, their rows locked until the transaction ends."""
-    return values_of(table, column) + " FOR UPDATE"
-
-
-def delete_nothing(table: str) -> str:
-    """A delete of no row: the server checks the DELETE privilege all the same."""
-    return f"DELETE FROM {relation(table)} WHERE false"
-
-
-def delete_values(table: str, column: str) -> str:
-    """Delete the rows equal to any of a text[] under the column's collation."""
-    return f"DELETE FROM {relation(table)} WHERE {quote(column)} = ANY(%s::text[])"
-
-
-# The foreign keys that reference a table (its name as to_regclass takes it): name,
-# referencing table, its columns, the delete action's letter (pg_constraint.confdeltype).
-# A delete reaches the table's partitions (at every level) and the tables that inherit from it:
-# their foreign keys and triggers are the table's too.
-# (pg_inherits holds both: a partition is an inheriting table.)
-_FAMILY = (
-    "WITH RECURSIVE fam(relid) AS (SELECT to_regclass(%s)::oid"
-    " UNION SELECT i.inhrelid FROM fam JOIN pg_inherits i ON i.inhparent = fam.relid)"
-)
-REFERENCES = (
-    f"{_FAMILY} SELECT c.conname, c.conrelid::regclass::text,"
-    " array_to_string(ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY AS k(n, i)"
-    " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i), ','),"
-    " c.confdeltype FROM pg_constraint c JOIN fam ON c.confrelid = fam.relid"
-    " WHERE c.contype = 'f' AND c.conparentid = 0 ORDER BY 2, 1"  # not a partition's clone
-)
-# The table's triggers on DELETE (tgtype bit 3), and its rules on DELETE (ev_type '4').
-DELETE_TRIGGERS = (
-    f"{_FAMILY} SELECT 'trigger ' || t.tgname FROM pg_trigger t JOIN fam ON t.tgrelid = fam.relid"
-    " WHERE NOT t.tgisinternal AND (t.tgtype & 8) <> 0"
-    " UNION SELECT 'rule ' || r.rulename FROM pg_rewrite r JOIN fam ON r.ev_class = fam.relid"
-    " WHERE r.ev_type = '4' ORDER BY 1"
-)
-DELETE_ACTIONS = {
-    "a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT",
-}  # fmt: skip
-
-
 def equal_to(table: str, column: str) -> str:
     return f"SELECT {value(column)} FROM {relation(table)} WHERE {quote(column)} = %s LIMIT 1"
 

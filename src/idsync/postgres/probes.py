@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from idsync.postgres import dialect
+from idsync.postgres import dialect, mirror
 from idsync.postgres.connection import Connection
 from idsync.target import RUNS_TABLE, STATE_TABLE
 
@@ -49,7 +49,7 @@ class PostgresProbes:
 
     def delete_denials(self) -> list[str]:
         """What the server refuses of mirror mode's deletes (a delete of no row)."""
-        return self._denials([dialect.delete_nothing(self.relation)])
+        return self._denials([mirror.delete_nothing(self.relation)])
 
     def state_denials(self) -> list[str]:
         exists = bool(self.conn.fetch(dialect.TABLE_EXISTS, (STATE_TABLE,)))

@@ -17,7 +17,7 @@ from idsync.errors import ConfigError, IdsyncError, LockHeldError
 from idsync.ids import HEX
 from idsync.ledger import Ledger
 from idsync.locks import held_by, wait_for_lock
-from idsync.postgres import catalog, deleter, dialect
+from idsync.postgres import catalog, deleter, dialect, mirror
 from idsync.postgres.connection import Connection
 from idsync.postgres.probes import PostgresProbes
 from idsync.postgres.writer import Writer
@@ -179,12 +179,12 @@ class PostgresTarget(Connection):
         return stored_among(list(texts), stored_of)
 
     def references(self) -> tuple[Reference, ...]:
-        rows = self.fetch(dialect.REFERENCES, (self._relation,), "reading foreign keys")
-        triggers = self.fetch(dialect.DELETE_TRIGGERS, (self._relation,), "reading triggers")
+        rows = self.fetch(mirror.REFERENCES, (self._relation,), "reading foreign keys")
+        triggers = self.fetch(mirror.DELETE_TRIGGERS, (self._relation,), "reading triggers")
         self.commit()
         return tuple(
             Reference(str(name), str(child), tuple(str(columns).split(",")),
-                      dialect.DELETE_ACTIONS.get(str(action), str(action)))
+                      mirror.DELETE_ACTIONS.get(str(action), str(action)))
             for name, child, columns, action in rows
         ) + tuple(Reference(str(name), str(name), (), TRIGGER) for (name,) in triggers)  # fmt: skip
 

@@ -41,6 +41,8 @@ class Orphans:
         run.report.mirror = self.on
         self.held: list[str] = []
         self.cap: int | None = None
+        self.not_text = 0
+        """Orphans left for not being UTF-8 text."""
 
     def begin(self, target_rows: int) -> None:
         """The target's rows are known: hold no more orphans than the guard could let through."""
@@ -52,11 +54,8 @@ class Orphans:
             return
         if not all(map(_utf8, texts)):
             # A binary column's bytes that are not UTF-8: no document can have them, and no
-            # statement can name them as text; left as they are.
-            kept = [text for text in texts if not _utf8(text)]
-            self.run.report.warnings.append(
-                f"{len(kept):,} orphans are not UTF-8 text: not deleted"
-            )
+            # statement can name them as text; left as they are, said once at the end.
+            self.not_text += sum(not _utf8(text) for text in texts)
             texts = [text for text in texts if _utf8(text)]
         room = len(texts) if self.cap is None else max(0, self.cap - len(self.held))
         self.held.extend(texts[:room])
@@ -84,6 +83,8 @@ class Orphans:
         report = self.run.report
         if not self.on or not report.orphans:
             return
+        if self.not_text:
+            report.warnings.append(f"{self.not_text:,} orphans are not UTF-8 text: not deleted")
         if not report.source_ids:  # whatever --allow-empty-source says about inserting
             report.warnings.append("the source gave no ids: no orphan deleted")
             return

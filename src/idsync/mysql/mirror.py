@@ -1,0 +1,44 @@
+"""Mirror mode's SQL text on MySQL: rows locked and deleted by value, what references the table
+(foreign keys, delete triggers), the DELETE privilege's probe. No connection."""
+
+from __future__ import annotations
+
+from idsync.mysql.dialect import marks, quote, values_of
+
+
+def lock_values(table: str, column: str, count: int) -> str:
+    """The stored values equal to any of ``count`` texts, their rows (and the gaps beside them,
+    under REPEATABLE READ) locked until the transaction ends."""
+    return values_of(table, column, count) + " FOR UPDATE"
+
+
+def delete_nothing(table: str) -> str:
+    """A delete of no row: the server checks the DELETE privilege all the same."""
+    return f"DELETE FROM {quote(table)} WHERE 1 = 0"
+
+
+def delete_values(table: str, column: str, count: int) -> str:
+    """Delete the rows equal to any of ``count`` texts under the column's collation."""
+    return f"DELETE FROM {quote(table)} WHERE {quote(column)} IN ({marks(count)})"
+
+
+# The foreign keys that reference a table (schema, table): name, referencing table, its columns,
+# the delete rule. The catalog shows those on tables the user has some privilege on.
+REFERENCES = (
+    "SELECT rc.CONSTRAINT_NAME, CONCAT(rc.CONSTRAINT_SCHEMA, '.', rc.TABLE_NAME),"
+    " GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR ','), rc.DELETE_RULE"
+    " FROM information_schema.REFERENTIAL_CONSTRAINTS rc"
+    " JOIN information_schema.KEY_COLUMN_USAGE k"
+    " ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME"
+    " AND k.TABLE_NAME = rc.TABLE_NAME"
+    " WHERE rc.UNIQUE_CONSTRAINT_SCHEMA = %s AND rc.REFERENCED_TABLE_NAME = %s"
+    " GROUP BY rc.CONSTRAINT_SCHEMA, rc.CONSTRAINT_NAME, rc.TABLE_NAME, rc.DELETE_RULE"
+    " ORDER BY 2, 1"
+)
+
+
+# The table's triggers on DELETE (those of tables the user has the TRIGGER privilege on).
+DELETE_TRIGGERS = (
+    "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS"
+    " WHERE EVENT_OBJECT_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s AND EVENT_MANIPULATION = 'DELETE'"
+)
