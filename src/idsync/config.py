@@ -60,6 +60,10 @@ class Job:
     delete_orphans: bool = False
     """Mirror the source: a run deletes the rows of ids no document has any more (README,
     "Mirror mode"); off, orphans are counted and sampled only."""
+    orphan_action: str = "delete"
+    """What mirroring does to an orphan's row: ``delete`` it, or ``mark:<column>``: set that
+    date-and-time column to the time instead (soft delete). With a mark column every command
+    reads only unmarked rows as the target's, and an id that comes back has its mark cleared."""
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -73,6 +77,19 @@ class Job:
         if self.mongo_db is not None:
             _check(_SQL_NAME, self.mongo_db, "MongoDB database")
         between("batch_size", self.batch_size, 1, 100_000)
+        action, _, mark = self.orphan_action.partition(":")
+        if self.orphan_action != "delete" and (action != "mark" or not _SQL_NAME.fullmatch(mark)):
+            raise BadValue(
+                "orphan_action",
+                f"invalid orphan_action {self.orphan_action!r}: use delete or mark:<column>",
+            )
+        if mark == self.column:
+            raise BadValue("orphan_action", "orphan_action's mark column is the ids' column")
+
+    @property
+    def mark_column(self) -> str | None:
+        """The column that marks an orphan's row (soft delete), if the job has one."""
+        return self.orphan_action.partition(":")[2] or None
 
     @property
     def noun(self) -> str:

@@ -155,6 +155,17 @@ def checksums(text: str, moduli: tuple[int, int] = PRIMES) -> tuple[int, int]:
     return first * first % moduli[0], second * second % moduli[1]
 
 
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` is UTF-8 as stored: not so a string decoded with its invalid bytes
+    escaped (a change stream's events are decoded that way, so that one bad value is
+    rejected instead of ending the stream)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_oid_text(text: str) -> bool:
     """True for the canonical text of an ObjectId: exactly 24 lowercase hex characters."""
     return len(text) == OID_CHARS and _OID_TEXT.fullmatch(text) is not None

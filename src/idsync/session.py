@@ -214,6 +214,7 @@ class BucketSQL(Protocol):
     def value(self, column: str) -> str: ...
     def oid_shaped(self, column: str, binary: bool) -> str: ...
     def checksum(self, column: str, prime: int) -> str: ...
+    def unmarked(self, mark: str | None) -> str: ...
 
 
 def shown(value: str | bytes) -> str:
@@ -236,14 +237,17 @@ class SqlBuckets:
         self,
         conn: Session[Any],
         sql: BucketSQL,
-        names: tuple[str, str],
+        names: tuple[str, str, str | None],
         column: Column,
         moduli: tuple[int, int],
     ) -> None:
         self.conn, self.sql, self.moduli = conn, sql, moduli
-        self.table, self.column = names
+        self.table, self.column, mark = names
         self.quoted, self.col = sql.relation(self.table), sql.value(self.column)
-        self.shaped = sql.oid_shaped(self.column, binary=not column.fit.charset)
+        self.live = sql.unmarked(mark)
+        self.shape = sql.oid_shaped(self.column, binary=not column.fit.charset)
+        self.shaped = self.shape + self.live
+        """Shaped like an ObjectId's text, and not marked."""
         self.ids_read = 0
         """Values read (summaries are not ids)."""
         self.count_s = 0.0
@@ -286,7 +290,7 @@ class SqlBuckets:
 
     def others(self) -> Iterator[str]:
         """Every value not shaped like an ObjectId's text."""
-        where = f"{self.col} IS NOT NULL AND NOT ({self.shaped})"
+        where = f"{self.col} IS NOT NULL AND NOT ({self.shape}){self.live}"
         sql = sqltext.select_where(self.quoted, self.col, where)
         for (value,) in self.conn.stream(sql, (), f"reading {self.table}"):
             self.ids_read += 1

@@ -20,3 +20,8 @@ def summaries(table: str, col: str, where: str, length: int, sums: list[str]) ->
 
 def select_where(table: str, col: str, where: str) -> str:
     return f"SELECT {col} FROM {table} WHERE {where}"
+
+
+def set_mark(table: str, mark: str, value: str, where: str) -> str:
+    """Set (or clear, ``value`` NULL) a soft delete's mark on the rows ``where`` says."""
+    return f"UPDATE {table} SET {mark} = {value} WHERE {where}"

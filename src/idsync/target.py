@@ -63,6 +63,8 @@ class BatchResult:
 
     inserted: int = 0
     """Rows this run added."""
+    restored: int = 0
+    """Rows whose mark (soft delete) this run cleared: their ids came back."""
     landed: list[str] = field(default_factory=list)
     """Ids now stored exactly (ours, or a concurrent writer's)."""
     rejected: list[tuple[str, str]] = field(default_factory=list)

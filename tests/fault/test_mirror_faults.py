@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from bson import ObjectId
 
+from idsync import Job, RunOptions, sync
+from idsync.errors import TransientError
+from idsync.targets import open_target
 from tests.conftest import BOTH_TARGETS, Env
 from tests.fault.conftest import load_ids, run_cli, spawn_cli, wait_for
 from tests.fault.toxiproxy import Proxy, reachable
@@ -77,3 +81,37 @@ def test_the_source_lost_mid_delete_deletes_nothing_more(env: Env) -> None:
     finally:
         link.delete()
     assert env.target_ids() == source
+
+
+@BOTH_TARGETS
+@pytest.mark.parametrize("action", ["delete", "mark:deleted_at"])
+def test_a_delete_batch_whose_commit_reply_was_lost_is_counted_once(
+    env: Env, action: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's rows are gone (or marked) but the reply never came: the next pass finds them
+    gone and counts them as this run's, as a lost insert's reply is settled."""
+    job = Job(batch_size=100, orphan_action=action)
+    load_ids(env.mongo_uri, [ObjectId() for _ in range(500)])
+    env.init_table(job)
+    orphans = sorted(str(ObjectId()) for _ in range(250))
+    cur = env.mysql.cursor()
+    cur.executemany("INSERT INTO cm_cluster_id (cluster_id) VALUES (%s)", [(t,) for t in orphans])
+    if env.kind == "mysql":
+        env.mysql.commit()
+    target_class = type(open_target(env.settings(), job))
+    real = target_class.delete_orphans
+    lost: list[int] = []
+
+    def committed_then_reply_lost(self: Any, texts: Any, live: Any) -> Any:
+        result = real(self, texts, live)
+        if not lost:
+            lost.append(len(result.deleted))
+            raise TransientError("the server's reply to COMMIT was lost (the link reset)")
+        return result
+
+    monkeypatch.setattr(target_class, "delete_orphans", committed_then_reply_lost)
+    options = RunOptions(delete_orphans=True, force=True, log_ids=False, record_history=False)
+    report = sync(job, env.settings(retries=2, retry_backoff_s=0.0), options)
+    assert lost == [100] and report.retried and report.status == "ok"
+    assert (report.deleted, report.deleted_rows, report.orphans) == (250, 250, 150)
+    assert len(report.deleted_samples) == 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from idsync import Job, RunOptions, Settings
 from idsync.doctor import diagnose
 from idsync.errors import ConfigError, GuardError, IdsyncError
 from idsync.run.sync import sync
+from idsync.targets import open_target
 from idsync.work.worker import WorkOptions, work
 from tests.conftest import BOTH_TARGETS, Env, limited_user, mysql_connect
 
@@ -151,32 +153,48 @@ def test_a_writer_racing_the_deletes_loses_nothing(env: Env) -> None:
     source, orphans = _oids(300), _oids(3000)
     _fill(env, source, orphans)
     back = orphans[::7]
+    insert = "INSERT IGNORE INTO" if env.kind == "mysql" else "INSERT INTO"
+    conflict = "" if env.kind == "mysql" else " ON CONFLICT DO NOTHING"
+    sql = f"{insert} cm_cluster_id (cluster_id) VALUES (%s){conflict}"
+    options = RunOptions(delete_orphans=True, log_ids=False, record_history=False, force=True)
+    racing(env, back, sql, lambda: sync(Job(batch_size=100), env.settings(), options))
+    stored = set(env.target_ids())
+    assert set(back) <= stored
+    assert set(source) <= stored
+
+
+def racing(env: Env, back: list[str], store: str | Job, run: Callable[[], object]) -> None:
+    """``run`` while another writer brings ``back``: each document first, then its row stored
+    again, by the statement ``store`` or by idsync's own writer of the job ``store`` (as a
+    watcher does)."""
 
     def writer() -> None:
+        if isinstance(store, Job):
+            with open_target(env.settings(), store) as target:
+                target.connect()
+                target.inspect()
+                for text in back:
+                    env.mongo_db.cluster_trips.insert_one({"_id": ObjectId(text)})
+                    target.insert_batch([text])
+            return
         conn: Any
         if env.kind == "mysql":
             conn = mysql_connect(env.mysql_url)
-            sql = "INSERT IGNORE INTO cm_cluster_id (cluster_id) VALUES (%s)"
         else:
             conn = psycopg.connect(env.mysql_url, autocommit=True)
-            sql = "INSERT INTO cm_cluster_id (cluster_id) VALUES (%s) ON CONFLICT DO NOTHING"
         with conn:
             for text in back:
                 env.mongo_db.cluster_trips.insert_one({"_id": ObjectId(text)})
-                conn.cursor().execute(sql, (text,))
+                conn.cursor().execute(store, (text,))
                 if env.kind == "mysql":
                     conn.commit()
 
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        options = RunOptions(delete_orphans=True, log_ids=False, record_history=False, force=True)
-        sync(Job(batch_size=100), env.settings(), options)
+        run()
     finally:
         thread.join()
-    stored = set(env.target_ids())
-    assert set(back) <= stored
-    assert set(source) <= stored
 
 
 def test_the_cli_mirrors_and_reports(env: Env, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ class CommonArgs:
     target_url: str | None
     mongo_db: str | None
     allow_missing_source: bool | None
+    orphan_action: str | None
     connect_timeout: float | None
     as_json: bool
     log_format: str
@@ -143,6 +144,12 @@ common_options = _gathered(CommonArgs, "common", [
         "--allow-missing-source", is_flag=True, default=None,
         help="Read a source collection that does not exist as empty (job key"
         " allow_missing_source); otherwise it is an error: a misspelt name reads as empty.",
+    ),
+    click.option(
+        "--orphan-action", metavar="delete|mark:COLUMN",
+        help="What mirroring does to an orphan's row: delete it, or set COLUMN (a nullable"
+        " date and time) instead; with a mark, only unmarked rows are the target's (job key"
+        " orphan_action, default delete).",
     ),
     click.option(
         "--connect-timeout", type=float, metavar="S",

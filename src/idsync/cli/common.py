@@ -105,6 +105,8 @@ def resolve(
         **extra_settings,
     }
     given = {key for key, value in flags.items() if value is not None}
+    if common.orphan_action is not None:
+        given.add("orphan_action")
     try:
         file: FileConfig | None = find_file(common.config_path, os.environ)
         job = resolve_job(common.job_name, file, common.mongo_db)
@@ -113,6 +115,8 @@ def resolve(
             job = replace(job, batch_size=batch_size)
         if common.allow_missing_source:
             job = replace(job, allow_missing_source=True)
+        if common.orphan_action is not None:
+            job = replace(job, orphan_action=common.orphan_action)
         settings = resolve_settings(flags, os.environ, file, need_mongo)
     except ConfigError as exc:
         message = str(exc)

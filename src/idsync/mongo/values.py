@@ -24,7 +24,7 @@ from bson import Binary, Decimal128, Int64, ObjectId, Regex, Timestamp
 from bson.binary import UUID_SUBTYPE
 from bson.datetime_ms import DatetimeMS
 
-from idsync.ids import ColumnFit, UnsupportedId
+from idsync.ids import ColumnFit, UnsupportedId, is_utf8
 
 _SAMPLE_CHARS = 120
 _BAD_UTF8 = "undecodable value: string is not valid UTF-8"
@@ -54,20 +54,9 @@ def _encode_undecodable(value: Undecodable) -> str:
 def _encode_str(value: str) -> str:
     if not value:
         raise UnsupportedId("empty string")
-    if not value.isascii() and not _utf8(value):
+    if not value.isascii() and not is_utf8(value):
         raise UnsupportedId(_BAD_UTF8, describe(value))
     return value
-
-
-def _utf8(text: str) -> bool:
-    """Whether ``text`` is UTF-8 as stored: not so a string decoded with its invalid bytes
-    escaped (a change stream's events are decoded that way, so that one bad value is
-    rejected instead of ending the stream)."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _encode_date_ms(_value: DatetimeMS) -> str:
@@ -123,7 +112,7 @@ def encode_id(value: object) -> str:
 def describe(value: object) -> str:
     """A short, printable form of a raw id for reports: never the basis of a stored value."""
     if isinstance(value, str):
-        text = value if value.isascii() or _utf8(value) else _escaped_bytes(value)
+        text = value if value.isascii() or is_utf8(value) else _escaped_bytes(value)
     elif isinstance(value, ObjectId | uuid.UUID):
         text = str(value)
     elif isinstance(value, Undecodable):

@@ -8,6 +8,7 @@ from typing import Any
 
 from idsync.errors import ConfigError
 from idsync.ids import ColumnFit, stored_text
+from idsync.marking import require_mark
 from idsync.mysql import dialect
 from idsync.mysql.connection import Connection
 from idsync.target import Column
@@ -18,6 +19,8 @@ Query = Callable[[str, Sequence[object], str], Any]
 _TEXT_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
 # Not fixed-length BINARY: it pads every id with zero bytes, so no value would read back as sent.
 _BINARY_TYPES = {"varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+MARK_DDL = "DATETIME(6) NULL"
+"""A mark column as `init` makes it."""
 _CATALOG_NAME = re.compile(r"[A-Za-z0-9_]+")  # a character set or collation, as catalogs name it
 
 
@@ -45,6 +48,14 @@ def describe_column(query: Query, database: str, table: str, column: str) -> Col
     triggers = _rewriting_triggers(query, database, table)
     names = (database, table, column)
     return Column(data_type, fit, collation, unique, names, triggers, ordered=ordered)
+
+
+def mark_time(query: Query, database: str, table: str, mark: str) -> str:
+    """What sets the mark column to now, once :func:`~idsync.marking.require_mark` accepts it: a
+    TIMESTAMP takes the session's time (it stores the instant), a DATETIME is given UTC."""
+    rows = query(dialect.MARK_FACTS, (database, table, mark), "inspecting the mark column")
+    kind = require_mark(rows[0] if rows else None, f"{database}.{table}", mark, MARK_DDL)
+    return "CURRENT_TIMESTAMP(6)" if kind == "timestamp" else "UTC_TIMESTAMP(6)"
 
 
 def _rewriting_triggers(query: Query, database: str, table: str) -> tuple[str, ...]:

@@ -23,12 +23,14 @@ _CHUNK = 1000
 
 def delete_orphans(
     conn: Connection,
-    table: str,
-    column: str,
+    names: tuple[str, str],
     texts: Sequence[str],
     live: Callable[[list[str]], set[str]],
+    marking: tuple[str, str] | None = None,
 ) -> DeleteResult:
-    """One committed transaction deleting the rows of ``texts`` the source does not have."""
+    """One committed transaction deleting the rows of ``texts`` the source does not have; or,
+    given ``marking`` (the mark column, what sets it to now), marking them."""
+    (table, column), mark = names, None if marking is None else marking[0]
     raw = conn.raw
     cur = raw.cursor()
 
@@ -36,12 +38,15 @@ def delete_orphans(
         found: list[str] = []
         for start in range(0, len(chunk_of), _CHUNK):
             chunk = chunk_of[start : start + _CHUNK]
-            cur.execute(mirror.lock_values(table, column, len(chunk)), chunk)
+            cur.execute(mirror.lock_values(table, column, len(chunk), mark), chunk)
             found += [stored_text(value) for (value,) in cur.fetchall()]
         return found
 
     def send(part: list[str]) -> int:
-        cur.execute(mirror.delete_values(table, column, len(part)), part)
+        if marking is None:
+            cur.execute(mirror.delete_values(table, column, len(part)), part)
+        else:
+            cur.execute(mirror.mark_values(table, column, marking, len(part)), part)
         return int(cur.rowcount)
 
     def rollback() -> None:

@@ -103,10 +103,16 @@ def pads_space(charset: str, collation: str) -> str:
     )
 
 
-def select_column(table: str, column: str) -> str:
+def unmarked(mark: str | None) -> str:
+    """The condition that keeps a soft-deleting job's marked rows out of what is read: they are
+    not the target's."""
+    return "" if mark is None else f" AND {quote(mark)} IS NULL"
+
+
+def select_column(table: str, column: str, mark: str | None = None) -> str:
     """Every non-null value of the column."""
     col = quote(column)
-    return f"SELECT {col} FROM {quote(table)} WHERE {col} IS NOT NULL"
+    return f"SELECT {col} FROM {quote(table)} WHERE {col} IS NOT NULL{unmarked(mark)}"
 
 
 ESTIMATED_ROWS = (
@@ -114,17 +120,31 @@ ESTIMATED_ROWS = (
 )
 
 
-def count_values(table: str, column: str) -> str:
+def count_values(table: str, column: str, mark: str | None = None) -> str:
     """The column's non-null values, counted (a full scan of its index)."""
-    return f"SELECT COUNT({quote(column)}) FROM {quote(table)}"
+    col = quote(column)
+    return f"SELECT COUNT({col}) FROM {quote(table)} WHERE {col} IS NOT NULL{unmarked(mark)}"
 
 
-def select_page(table: str, column: str, after: bool) -> str:
+def select_page(table: str, column: str, after: bool, mark: str | None = None) -> str:
     """A page of the column's values in its order, after the last one of the previous page:
     a range scan of its index, whatever the table's size."""
     col = quote(column)
-    where = f"{col} > %s" if after else f"{col} IS NOT NULL"
+    where = (f"{col} > %s" if after else f"{col} IS NOT NULL") + unmarked(mark)
     return f"SELECT {col} FROM {quote(table)} WHERE {where} ORDER BY {col} LIMIT %s"
+
+
+MARK_FACTS = (
+    "SELECT DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT FROM information_schema.COLUMNS"
+    " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s"
+)
+
+
+def unmark(table: str, column: str, mark: str, count: int) -> str:
+    """Clear the mark of the rows of ``count`` texts that have one: those ids came back."""
+    flag = quote(mark)
+    where = f"{quote(column)} IN ({marks(count)}) AND {flag} IS NOT NULL"
+    return sqltext.set_mark(quote(table), flag, "NULL", where)
 
 
 def upsert(table: str, column: str) -> str:
@@ -134,22 +154,23 @@ def upsert(table: str, column: str) -> str:
     return f"INSERT INTO {quote(table)} ({col}) VALUES (%s) ON DUPLICATE KEY UPDATE {col} = {col}"
 
 
-def equal_to(table: str, column: str) -> str:
+def equal_to(table: str, column: str, mark: str | None = None) -> str:
     """The first stored value equal to one text under the column's collation."""
     col = quote(column)
-    return f"SELECT {col} FROM {quote(table)} WHERE {col} = %s LIMIT 1"
+    return f"SELECT {col} FROM {quote(table)} WHERE {col} = %s{unmarked(mark)} LIMIT 1"
 
 
-def any_of(table: str, column: str, count: int) -> str:
+def any_of(table: str, column: str, count: int, mark: str | None = None) -> str:
     """Whether any of ``count`` texts is stored (equal under the collation)."""
     col = quote(column)
-    return f"SELECT 1 FROM {quote(table)} WHERE {col} IN ({marks(count)}) LIMIT 1"
+    where = f"{col} IN ({marks(count)}){unmarked(mark)}"
+    return f"SELECT 1 FROM {quote(table)} WHERE {where} LIMIT 1"
 
 
-def values_of(table: str, column: str, count: int) -> str:
+def values_of(table: str, column: str, count: int, mark: str | None = None) -> str:
     """The stored values equal to any of ``count`` texts."""
     col = quote(column)
-    return f"SELECT {col} FROM {quote(table)} WHERE {col} IN ({marks(count)})"
+    return f"SELECT {col} FROM {quote(table)} WHERE {col} IN ({marks(count)}){unmarked(mark)}"
 
 
 def weight_strings(charset: str, collation: str, count: int) -> str:
@@ -200,15 +221,16 @@ COLLATIONS_AMONG = (
 )
 
 
-def target_table(table: str, column: str, collation: str) -> str:
-    """The table `idsync init` creates: exact ids, unique."""
+def target_table(table: str, column: str, collation: str, mark: str | None = None) -> str:
+    """The table `idsync init` creates: exact ids, unique (and a soft-deleting job's mark)."""
     col = quote(column)
+    marked = f" {quote(mark)} DATETIME(6) NULL," if mark else ""
     return (
         f"CREATE TABLE IF NOT EXISTS {quote(table)} ("
         " `id` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
         f" {col} VARCHAR(64) CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL,"
         " `created_at` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
-        f" UNIQUE KEY {quote('uq_' + column)} ({col})"
+        f"{marked} UNIQUE KEY {quote('uq_' + column)} ({col})"
         ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
     )
 
@@ -365,7 +387,8 @@ LEDGER = ledger_sql(
 )
 
 
-def select_between(table: str, column: str) -> str:
+def select_between(table: str, column: str, mark: str | None = None) -> str:
     """The column's values from one text to another, both included."""
     col = quote(column)
-    return sqltext.select_where(quote(table), col, f"{col} >= %s AND {col} <= %s")
+    where = f"{col} >= %s AND {col} <= %s{unmarked(mark)}"
+    return sqltext.select_where(quote(table), col, where)

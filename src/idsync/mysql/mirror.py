@@ -3,18 +3,32 @@
 
 from __future__ import annotations
 
+from idsync import sqltext
 from idsync.mysql.dialect import marks, quote, values_of
 
 
-def lock_values(table: str, column: str, count: int) -> str:
-    """The stored values equal to any of ``count`` texts, their rows (and the gaps beside them,
-    under REPEATABLE READ) locked until the transaction ends."""
-    return values_of(table, column, count) + " FOR UPDATE"
+def lock_values(table: str, column: str, count: int, mark: str | None = None) -> str:
+    """The stored (unmarked) values equal to any of ``count`` texts, their rows (and the gaps
+    beside them, under REPEATABLE READ) locked until the transaction ends."""
+    return values_of(table, column, count, mark) + " FOR UPDATE"
 
 
 def delete_nothing(table: str) -> str:
     """A delete of no row: the server checks the DELETE privilege all the same."""
     return f"DELETE FROM {quote(table)} WHERE 1 = 0"
+
+
+def mark_values(table: str, column: str, marking: tuple[str, str], count: int) -> str:
+    """Mark the unmarked rows of ``count`` texts (soft delete): ``marking`` is the mark column
+    and what sets it to now."""
+    flag, now = quote(marking[0]), marking[1]
+    where = f"{quote(column)} IN ({marks(count)}) AND {flag} IS NULL"
+    return sqltext.set_mark(quote(table), flag, now, where)
+
+
+def mark_nothing(table: str, mark: str) -> str:
+    """An update of no row's mark: the server checks the UPDATE privilege all the same."""
+    return sqltext.set_mark(quote(table), quote(mark), "NULL", "1 = 0")
 
 
 def delete_values(table: str, column: str, count: int) -> str:

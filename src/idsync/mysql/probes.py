@@ -23,8 +23,8 @@ class MySQLProbes:
     # INSERT … ON DUPLICATE KEY UPDATE needs UPDATE as well as INSERT.
     write_privileges: tuple[str, ...] = ("SELECT", "INSERT", "UPDATE")
 
-    def __init__(self, conn: Connection, table: str, column: str) -> None:
-        self.conn, self.table, self.column = conn, table, column
+    def __init__(self, conn: Connection, table: str, column: str, mark: str | None) -> None:
+        self.conn, self.table, self.column, self.mark = conn, table, column, mark
 
     def server_version(self) -> str:
         return str(self.conn.fetch(dialect.VERSION)[0][0])
@@ -50,7 +50,10 @@ class MySQLProbes:
 
     def write_denials(self) -> list[str]:
         """What the server refuses of what `run` does to the table."""
-        return self._denials(dialect.write_probes(self.table, self.column), frozenset())
+        probes = dialect.write_probes(self.table, self.column)
+        if self.mark is not None:  # a soft delete's marks are set and cleared
+            probes.append(mirror.mark_nothing(self.table, self.mark))
+        return self._denials(probes, frozenset())
 
     def delete_denials(self) -> list[str]:
         """What the server refuses of mirror mode's deletes (a delete of no row)."""

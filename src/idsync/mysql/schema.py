@@ -11,13 +11,14 @@ from idsync.mysql.connection import Connection
 log = logging.getLogger(__name__)
 
 
-def create_target_table(conn: Connection, table: str, column: str) -> bool:
+def create_target_table(conn: Connection, table: str, column: str, mark: str | None) -> bool:
     """Create the job's table if it is missing; True if created. An existing one is left as is."""
     if conn.fetch(dialect.TABLE_EXISTS, (conn.database, table)):
         return False
-    if column in ("id", "created_at"):
-        raise ConfigError(f"column name {column!r} clashes with idsync's own columns")
-    ddl = dialect.target_table(table, column, exact_collation(conn))
+    clash = {column, mark} & {"id", "created_at"}
+    if clash:
+        raise ConfigError(f"column name {clash.pop()!r} clashes with idsync's own columns")
+    ddl = dialect.target_table(table, column, exact_collation(conn), mark)
     conn.execute(ddl, (), f"creating {table}")
     return True
 

@@ -17,6 +17,7 @@ from idsync.errors import ConfigError, IdsyncError, LockHeldError
 from idsync.ids import stored_text
 from idsync.ledger import Ledger
 from idsync.locks import held_by, wait_for_lock
+from idsync.marking import require_exact_unique
 from idsync.mysql import buckets, catalog, deleter, dialect, history, mirror, schema, state
 from idsync.mysql.connection import Connection
 from idsync.mysql.errors import lock_failed
@@ -50,6 +51,8 @@ class MySQLTarget(Connection):
         self.job = job.name
         self.table = job.table
         self.column = job.column
+        self.mark = job.mark_column
+        self._mark_time = ""  # what sets the mark to now: from inspect(), as the column's type
         self._verify_all = False  # set by inspect() when a trigger may rewrite what is sent
         self._state_key = state.target_key(job.table, job.column)
 
@@ -70,6 +73,9 @@ class MySQLTarget(Connection):
         self.database, self.table, self.column = column.catalog_names
         self._state_key = state.target_key(self.table, self.column)
         self._verify_all = bool(column.triggers)
+        if self.mark is not None:
+            require_exact_unique(self.table, self.column, column, "marking orphans in")
+            self._mark_time = catalog.mark_time(self.fetch, self.database, self.table, self.mark)
         return column
 
     @property
@@ -80,7 +86,7 @@ class MySQLTarget(Connection):
         return Ledger(self, dialect.LEDGER, key)
 
     def read_between(self, low: str, high: str) -> set[str]:
-        sql = dialect.select_between(self.table, self.column)
+        sql = dialect.select_between(self.table, self.column, self.mark)
         rows = self.fetch(sql, (low, high), f"reading {self.table}")
         self.commit()  # no transaction held between ranges
         return {stored_text(v) for (v,) in rows}
@@ -104,14 +110,14 @@ class MySQLTarget(Connection):
 
     def read_id_batches(self) -> Iterator[list[str]]:
         """Every non-null value of the column, a fetch at a time (a server-side cursor)."""
-        sql = dialect.select_column(self.table, self.column)
+        sql = dialect.select_column(self.table, self.column, self.mark)
         for rows in self.stream_batches(sql, (), f"reading {self.table}"):
             values = list(map(_first, rows))
             # A column's values are all text or all bytes (binary columns).
             yield [stored_text(v) for v in values] if type(values[0]) is bytes else values
 
     def count_values(self) -> int:
-        sql = dialect.count_values(self.table, self.column)
+        sql = dialect.count_values(self.table, self.column, self.mark)
         return int(self.fetch(sql, (), f"counting {self.table}")[0][0])
 
     def estimated_rows(self) -> int | None:
@@ -124,7 +130,7 @@ class MySQLTarget(Connection):
         each page a query of its own (nothing held open between pages)."""
         after: object = None
         while True:
-            sql = dialect.select_page(self.table, self.column, after is not None)
+            sql = dialect.select_page(self.table, self.column, after is not None, self.mark)
             args = (size,) if after is None else (after, size)
             values = list(map(_first, self.fetch(sql, args, f"reading {self.table}")))
             if not values:
@@ -137,14 +143,14 @@ class MySQLTarget(Connection):
     def insert_batch(self, ids: Sequence[str], checkpoint: Checkpoint | None = None) -> BatchResult:
         """Insert ``ids`` in one transaction, then prove each one is stored exactly; a
         ``checkpoint`` is saved in that same transaction: it lands with the batch or not at all."""
-        writer = Writer(self, self.table, self.column, self._verify_all)
+        writer = Writer(self, (self.table, self.column, self.mark), self._verify_all)
         if checkpoint is None:
             return writer.insert(ids)
         return writer.insert(ids, lambda cursor: self._save(cursor, checkpoint))
 
     def present(self, texts: Sequence[str]) -> set[str]:
         def stored_of(chunk: list[str]) -> list[str]:
-            sql = dialect.values_of(self.table, self.column, len(chunk))
+            sql = dialect.values_of(self.table, self.column, len(chunk), self.mark)
             return [stored_text(v) for (v,) in self.fetch(sql, chunk, f"reading {self.table}")]
 
         return stored_among(list(texts), stored_of)
@@ -162,7 +168,8 @@ class MySQLTarget(Connection):
     def delete_orphans(
         self, texts: Sequence[str], live: Callable[[list[str]], set[str]]
     ) -> DeleteResult:
-        return deleter.delete_orphans(self, self.table, self.column, texts, live)
+        marking = None if self.mark is None else (self.mark, self._mark_time)
+        return deleter.delete_orphans(self, (self.table, self.column), texts, live, marking)
 
     def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
         return catalog.stored_equal(self, self.table, self.column, texts)
@@ -177,11 +184,11 @@ class MySQLTarget(Connection):
         return buckets.bytes_sent(self)
 
     def buckets(self, column: Column, moduli: tuple[int, int]) -> SqlBuckets:
-        return SqlBuckets(self, dialect, (self.table, self.column), column, moduli)
+        return SqlBuckets(self, dialect, (self.table, self.column, self.mark), column, moduli)
 
     @property
     def probes(self) -> MySQLProbes:
-        return MySQLProbes(self, self.table, self.column)
+        return MySQLProbes(self, self.table, self.column, self.mark)
 
     # --- a watcher's lock and checkpoint -------------------------------------------------------
 
@@ -239,7 +246,7 @@ class MySQLTarget(Connection):
 
     def create_table(self) -> bool:
         """Create the job's table if missing (never altering one); True if created."""
-        return schema.create_target_table(self, self.table, self.column)
+        return schema.create_target_table(self, self.table, self.column, self.mark)
 
     def create_owned_tables(self) -> tuple[str, ...]:
         """Create the runs history and the watch state where missing; the names of those

@@ -28,13 +28,17 @@ log = logging.getLogger(__name__)
 
 # A batch that meets a deadlock or a lock wait timeout is sent again, this many times in all.
 _BATCH_ATTEMPTS = 3
+_CHUNK = 1000  # texts per statement that clears marks
 
 
 class Writer:
     """Inserts into one column on one connection."""
 
-    def __init__(self, conn: Connection, table: str, column: str, verify_all: bool) -> None:
-        self.conn, self.table, self.column, self.verify_all = conn, table, column, verify_all
+    def __init__(
+        self, conn: Connection, names: tuple[str, str, str | None], verify_all: bool
+    ) -> None:
+        self.conn, self.verify_all = conn, verify_all
+        self.table, self.column, self.mark = names
 
     def insert(
         self, ids: Sequence[str], before_commit: Callable[[Any], None] | None = None
@@ -64,10 +68,13 @@ class Writer:
             self._insert_isolating(list(ids), result)
             refused = {text for text, _reason in result.rejected}
             accepted = [i for i in ids if i not in refused] if refused else list(ids)
-            if self.verify_all or result.inserted != len(accepted) or raw.warning_count():
+            if self.mark is not None:
+                result.restored = self._unmark(accepted)
+            added = result.inserted + result.restored
+            if self.verify_all or added != len(accepted) or raw.warning_count():
                 self._verify(accepted, result)
                 # Rows a trigger rewrote were added, but none of them is an id that was sent.
-                result.inserted = min(result.inserted, len(result.landed))
+                result.inserted = min(result.inserted, len(result.landed) - result.restored)
             else:
                 result.landed = accepted
             if before_commit is not None:
@@ -81,6 +88,20 @@ class Writer:
                 raw.rollback()
             raise self._error(exc) from None
         return result
+
+    def _unmark(self, ids: Sequence[str]) -> int:
+        """Clear the marks of the batch's ids that have one (they came back); how many.
+
+        After the insert, never before: a row a delete batch is marking made the upsert wait
+        for that batch's end, so this statement reads its mark; one before, under READ
+        COMMITTED, may skip a locked row by its last committed (unmarked) version."""
+        assert self.mark is not None
+        cur, restored = self.conn.raw.cursor(), 0
+        for start in range(0, len(ids), _CHUNK):
+            chunk = list(ids[start : start + _CHUNK])
+            cur.execute(dialect.unmark(self.table, self.column, self.mark, len(chunk)), chunk)
+            restored += int(cur.rowcount)
+        return restored
 
     def _insert_isolating(self, ids: list[str], result: BatchResult) -> None:
         cur = self.conn.raw.cursor()
@@ -103,11 +124,11 @@ class Writer:
         """Find which ids are stored exactly; name what each of the others collided with."""
 
         def stored_of(chunk: list[str]) -> list[str]:
-            sql = dialect.values_of(self.table, self.column, len(chunk))
+            sql = dialect.values_of(self.table, self.column, len(chunk), self.mark)
             return [stored_text(value) for (value,) in self.conn.fetch(sql, chunk)]
 
         def equal_to(text: str) -> str | None:
-            found = self.conn.fetch(dialect.equal_to(self.table, self.column), (text,))
+            found = self.conn.fetch(dialect.equal_to(self.table, self.column, self.mark), (text,))
             return stored_text(found[0][0]) if found else None
 
         prove_stored(ids, stored_among(ids, stored_of), equal_to, result)

@@ -14,6 +14,7 @@ from typing import Any
 
 from idsync.errors import ConfigError
 from idsync.ids import ColumnFit
+from idsync.marking import require_mark
 from idsync.postgres import dialect
 from idsync.target import Column
 
@@ -49,3 +50,15 @@ def describe_column(query: Query, table: str, column: str) -> tuple[Column, str]
     exact = True if deterministic is None else bool(deterministic)
     column_facts = Column(data_type, fit, str(collation), unique, names, rewriters, exact, ordered)
     return column_facts, str(qualified or '"C"')
+
+
+MARK_DDL = "timestamptz NULL"
+"""A mark column as `init` makes it."""
+
+
+def mark_time(query: Query, table: str, mark: str) -> str:
+    """What sets the mark column to now, once :func:`~idsync.marking.require_mark` accepts it:
+    a ``timestamp`` without time zone is given UTC's wall time."""
+    rows = query(dialect.MARK_FACTS, (table, mark), "inspecting the mark column")
+    kind = require_mark(rows[0] if rows else None, table, mark, MARK_DDL)
+    return "now()" if kind == "timestamp with time zone" else "(now() AT TIME ZONE 'UTC')"

@@ -21,12 +21,14 @@ _CHILD = re.compile(r'constraint "([^"]*)" on table "([^"]*)"')
 
 def delete_orphans(
     conn: Connection,
-    relation: str,
-    column: str,
+    names: tuple[str, str],
     texts: Sequence[str],
     live: Callable[[list[str]], set[str]],
+    marking: tuple[str, str] | None = None,
 ) -> DeleteResult:
-    """One committed transaction deleting the rows of ``texts`` the source does not have."""
+    """One committed transaction deleting the rows of ``texts`` the source does not have; or,
+    given ``marking`` (the mark column, what sets it to now), marking them."""
+    (relation, column), mark = names, None if marking is None else marking[0]
     raw = conn.raw
     cur = raw.cursor()
 
@@ -38,11 +40,14 @@ def delete_orphans(
         # A deferred foreign key would refuse at the commit, the whole batch at once: checked
         # at each statement instead, so that a referenced row is found and kept.
         run("SET CONSTRAINTS ALL IMMEDIATE")
-        run(mirror.lock_values(relation, column), (values,))
+        run(mirror.lock_values(relation, column, mark), (values,))
         return [str(value) for (value,) in cur.fetchall()]
 
     def send(part: list[str]) -> int:
-        run(mirror.delete_values(relation, column), (part,))
+        if marking is None:
+            run(mirror.delete_values(relation, column), (part,))
+        else:
+            run(mirror.mark_values(relation, column, marking), (part,))
         return int(cur.rowcount)
 
     def commit() -> None:

@@ -72,23 +72,31 @@ def nothing_from(table: str) -> str:
     return f"SELECT 1 FROM {relation(table)} LIMIT 0"
 
 
-def select_column(table: str, column: str) -> str:
-    return f"SELECT {value(column)} FROM {relation(table)} WHERE {quote(column)} IS NOT NULL"
+def unmarked(mark: str | None) -> str:
+    """The condition that keeps a soft-deleting job's marked rows out of what is read: they are
+    not the target's."""
+    return "" if mark is None else f" AND {quote(mark)} IS NULL"
+
+
+def select_column(table: str, column: str, mark: str | None = None) -> str:
+    where = f"{quote(column)} IS NOT NULL{unmarked(mark)}"
+    return f"SELECT {value(column)} FROM {relation(table)} WHERE {where}"
 
 
 # -1 (or 0) until the table was first vacuumed or analysed: then there is no estimate.
 ESTIMATED_ROWS = "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)"
 
 
-def count_values(table: str, column: str) -> str:
+def count_values(table: str, column: str, mark: str | None = None) -> str:
     """The column's non-null values, counted (a full scan of its index)."""
-    return f"SELECT COUNT({quote(column)}) FROM {relation(table)}"
+    col = quote(column)
+    return f"SELECT COUNT({col}) FROM {relation(table)} WHERE {col} IS NOT NULL{unmarked(mark)}"
 
 
-def select_page(table: str, column: str, after: bool) -> str:
+def select_page(table: str, column: str, after: bool, mark: str | None = None) -> str:
     """A page of the column's values in its order, after the last one of the previous page."""
     col = quote(column)
-    where = f"{col} > %s" if after else f"{col} IS NOT NULL"
+    where = (f"{col} > %s" if after else f"{col} IS NOT NULL") + unmarked(mark)
     return f"SELECT {col} FROM {relation(table)} WHERE {where} ORDER BY {col} LIMIT %s"
 
 
@@ -115,13 +123,15 @@ def insert_incoming(table: str, column: str) -> str:
     )
 
 
-def values_of(table: str, column: str) -> str:
+def values_of(table: str, column: str, mark: str | None = None) -> str:
     """The stored values equal to any of a text[] under the column's collation."""
-    return f"SELECT {value(column)} FROM {relation(table)} WHERE {quote(column)} = ANY(%s::text[])"
+    where = f"{quote(column)} = ANY(%s::text[]){unmarked(mark)}"
+    return f"SELECT {value(column)} FROM {relation(table)} WHERE {where}"
 
 
-def equal_to(table: str, column: str) -> str:
-    return f"SELECT {value(column)} FROM {relation(table)} WHERE {quote(column)} = %s LIMIT 1"
+def equal_to(table: str, column: str, mark: str | None = None) -> str:
+    where = f"{quote(column)} = %s{unmarked(mark)}"
+    return f"SELECT {value(column)} FROM {relation(table)} WHERE {where} LIMIT 1"
 
 
 def representatives(collation: str) -> str:
@@ -188,14 +198,29 @@ REWRITERS = (
 # --- the tables idsync creates ------------------------------------------------------------------
 
 
-def target_table(table: str, column: str) -> str:
-    """The table `idsync init` creates: exact ids (the C collation compares bytes), unique."""
+def target_table(table: str, column: str, mark: str | None = None) -> str:
+    """The table `idsync init` creates: exact ids (the C collation compares bytes), unique (and
+    a soft-deleting job's mark)."""
+    marked = f", {quote(mark)} timestamptz NULL" if mark else ""
     return (
         f"CREATE TABLE IF NOT EXISTS {relation(table)} ("
         " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
         f' {quote(column)} text COLLATE "C" NOT NULL UNIQUE,'
-        " created_at timestamptz NOT NULL DEFAULT now())"
+        f" created_at timestamptz NOT NULL DEFAULT now(){marked})"
     )
+
+
+MARK_FACTS = (
+    "SELECT data_type, is_nullable, column_default FROM information_schema.columns"
+    " WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s"
+)
+
+
+def unmark(table: str, column: str, mark: str) -> str:
+    """Clear the mark of the rows of a text[] that have one: those ids came back."""
+    flag = quote(mark)
+    where = f"{quote(column)} = ANY(%s::text[]) AND {flag} IS NOT NULL"
+    return sqltext.set_mark(relation(table), flag, "NULL", where)
 
 
 RUNS_DDL = f"""CREATE TABLE IF NOT EXISTS {quote(RUNS_TABLE)} (
@@ -369,7 +394,8 @@ LEDGER = ledger_sql(
 )
 
 
-def select_between(table: str, column: str) -> str:
+def select_between(table: str, column: str, mark: str | None = None) -> str:
     """The column's values from one text to another, both included."""
     col = quote(column)
-    return sqltext.select_where(relation(table), col, f"{col} >= %s AND {col} <= %s")
+    where = f"{col} >= %s AND {col} <= %s{unmarked(mark)}"
+    return sqltext.select_where(relation(table), col, where)

@@ -4,17 +4,31 @@ DELETE privilege's probe. No connection."""
 
 from __future__ import annotations
 
+from idsync import sqltext
 from idsync.postgres.dialect import quote, relation, values_of
 
 
-def lock_values(table: str, column: str) -> str:
-    """:func:`values_of`, their rows locked until the transaction ends."""
-    return values_of(table, column) + " FOR UPDATE"
+def lock_values(table: str, column: str, mark: str | None = None) -> str:
+    """:func:`values_of` (unmarked), their rows locked until the transaction ends."""
+    return values_of(table, column, mark) + " FOR UPDATE"
 
 
 def delete_nothing(table: str) -> str:
     """A delete of no row: the server checks the DELETE privilege all the same."""
     return f"DELETE FROM {relation(table)} WHERE false"
+
+
+def mark_values(table: str, column: str, marking: tuple[str, str]) -> str:
+    """Mark the unmarked rows of a text[] (soft delete): ``marking`` is the mark column and
+    what sets it to now."""
+    flag, now = quote(marking[0]), marking[1]
+    where = f"{quote(column)} = ANY(%s::text[]) AND {flag} IS NULL"
+    return sqltext.set_mark(relation(table), flag, now, where)
+
+
+def mark_nothing(table: str, mark: str) -> str:
+    """An update of no row's mark: the server checks the UPDATE privilege all the same."""
+    return sqltext.set_mark(relation(table), quote(mark), "NULL", "false")
 
 
 def delete_values(table: str, column: str) -> str:

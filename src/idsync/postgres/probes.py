@@ -20,10 +20,11 @@ _PASSED = frozenset({"42P07", "42701", "42P01"})  # table exists, duplicate colu
 class PostgresProbes:
     """Doctor's questions about one target table, on an open connection."""
 
-    write_privileges: tuple[str, ...] = ("SELECT", "INSERT")  # ON CONFLICT DO NOTHING: no UPDATE
-
-    def __init__(self, conn: Connection, table: str, column: str, relation: str) -> None:
-        self.conn, self.table, self.column, self.relation = conn, table, column, relation
+    def __init__(self, conn: Connection, names: tuple[str, str, str | None], relation: str) -> None:
+        self.conn, self.relation = conn, relation
+        self.table, self.column, self.mark = names
+        # ON CONFLICT DO NOTHING needs no UPDATE; a soft delete's marks do.
+        self.write_privileges = ("SELECT", "INSERT") + (("UPDATE",) if self.mark else ())
 
     def server_version(self) -> str:
         return f"PostgreSQL {self.conn.fetch(dialect.VERSION)[0][0]}"
@@ -40,7 +41,10 @@ class PostgresProbes:
     def write_denials(self) -> list[str]:
         """Privileges refused; then what the insert of no row does not try on PostgreSQL (as
         MySQL's strict mode does): another column that needs a value."""
-        denials = self._denials(dialect.write_probes(self.relation, self.column))
+        probes = dialect.write_probes(self.relation, self.column)
+        if self.mark is not None:
+            probes.append(mirror.mark_nothing(self.relation, self.mark))
+        denials = self._denials(probes)
         if not denials and self.conn.fetch(dialect.TABLE_EXISTS, (self.table,)):
             unfilled = self.conn.fetch(dialect.UNFILLED_COLUMNS, (self.table, self.column))
             denials += [f"column {name} is NOT NULL without a default: an insert of the id"

@@ -17,6 +17,7 @@ from idsync.errors import ConfigError, IdsyncError, LockHeldError
 from idsync.ids import HEX
 from idsync.ledger import Ledger
 from idsync.locks import held_by, wait_for_lock
+from idsync.marking import require_exact_unique
 from idsync.postgres import catalog, deleter, dialect, mirror
 from idsync.postgres.connection import Connection
 from idsync.postgres.probes import PostgresProbes
@@ -48,6 +49,8 @@ class PostgresTarget(Connection):
         self.job = job.name
         self.table = table
         self.column = job.column
+        self.mark = job.mark_column
+        self._mark_time = ""  # what sets the mark to now: from inspect(), as the column's type
         self._relation = f"{self.schema}.{table}"  # in SQL: never another schema's table
         self._collation = '"C"'  # the column's, as COLLATE takes it, once inspected
         self._verify_all = False
@@ -73,6 +76,9 @@ class PostgresTarget(Connection):
         column, self._collation = catalog.describe_column(self.fetch, self.table, self.column)
         self._verify_all = bool(column.triggers)
         self._state_key = f"{column.catalog_names[1]}.{column.catalog_names[2]}"
+        if self.mark is not None:
+            require_exact_unique(self.shown_table, self.column, column, "marking orphans in")
+            self._mark_time = catalog.mark_time(self.fetch, self.table, self.mark)
         return column
 
     @property
@@ -83,7 +89,7 @@ class PostgresTarget(Connection):
         return Ledger(self, dialect.LEDGER, key)
 
     def read_between(self, low: str, high: str) -> set[str]:
-        sql = dialect.select_between(self._relation, self.column)
+        sql = dialect.select_between(self._relation, self.column, self.mark)
         rows = self.fetch(sql, (low, high), f"reading {self.table}")
         self.commit()  # no snapshot held between ranges
         return {str(v) for (v,) in rows}
@@ -130,7 +136,7 @@ class PostgresTarget(Connection):
         return dialect.lock_holder(rows)
 
     def count_values(self) -> int:
-        [(count,)] = self.fetch(dialect.count_values(self._relation, self.column))
+        [(count,)] = self.fetch(dialect.count_values(self._relation, self.column, self.mark))
         self.commit()
         return int(count)
 
@@ -145,7 +151,7 @@ class PostgresTarget(Connection):
         each page a query of its own."""
         after: str | None = None
         while True:
-            sql = dialect.select_page(self._relation, self.column, after is not None)
+            sql = dialect.select_page(self._relation, self.column, after is not None, self.mark)
             args = (size,) if after is None else (after, size)
             values = [str(v) for (v,) in self.fetch(sql, args, f"reading {self.table}")]
             self.commit()  # no snapshot held from page to page
@@ -157,7 +163,7 @@ class PostgresTarget(Connection):
                 return
 
     def read_id_batches(self) -> Iterator[list[str]]:
-        sql = dialect.select_column(self._relation, self.column)
+        sql = dialect.select_column(self._relation, self.column, self.mark)
         for rows in self.stream_batches(sql, (), f"reading {self.table}"):
             yield [str(value) for (value,) in rows]
 
@@ -165,7 +171,8 @@ class PostgresTarget(Connection):
         """Insert ``ids`` in one transaction, then prove each one is stored exactly; a
         ``checkpoint`` is saved in that same transaction: it lands with the batch or not at all."""
         with self._guard():
-            result = Writer(self, self._relation, self.column, self._verify_all).insert(ids)
+            names = (self._relation, self.column, self.mark)
+            result = Writer(self, names, self._verify_all).insert(ids)
         if checkpoint is not None:
             self.execute(dialect.SAVE_STATE, self._state_row(checkpoint), "saving the checkpoint")
         self.commit()
@@ -173,7 +180,7 @@ class PostgresTarget(Connection):
 
     def present(self, texts: Sequence[str]) -> set[str]:
         def stored_of(chunk: list[str]) -> list[str]:
-            sql = dialect.values_of(self._relation, self.column)
+            sql = dialect.values_of(self._relation, self.column, self.mark)
             return [str(v) for (v,) in self.fetch(sql, (chunk,), f"reading {self.table}")]
 
         return stored_among(list(texts), stored_of)
@@ -191,7 +198,8 @@ class PostgresTarget(Connection):
     def delete_orphans(
         self, texts: Sequence[str], live: Callable[[list[str]], set[str]]
     ) -> DeleteResult:
-        return deleter.delete_orphans(self, self._relation, self.column, texts, live)
+        marking = None if self.mark is None else (self.mark, self._mark_time)
+        return deleter.delete_orphans(self, (self._relation, self.column), texts, live, marking)
 
     def stored_equal(self, texts: Sequence[str]) -> dict[str, str]:
         """For texts with no exact copy in the column: the stored value each equals under the
@@ -222,11 +230,12 @@ class PostgresTarget(Connection):
         return None  # PostgreSQL keeps no per-session byte count
 
     def buckets(self, column: Column, moduli: tuple[int, int]) -> SqlBuckets:
-        return SqlBuckets(self, dialect, (self._relation, self.column), column, moduli)
+        names = (self._relation, self.column, self.mark)
+        return SqlBuckets(self, dialect, names, column, moduli)
 
     @property
     def probes(self) -> PostgresProbes:
-        return PostgresProbes(self, self.table, self.column, self._relation)
+        return PostgresProbes(self, (self.table, self.column, self.mark), self._relation)
 
     # --- a watcher's lock and checkpoint -------------------------------------------------------
 
@@ -266,10 +275,13 @@ class PostgresTarget(Connection):
     def create_table(self) -> bool:
         if self.fetch(dialect.TABLE_EXISTS, (self.table,)):
             return False
-        if self.column in ("id", "created_at"):
-            raise ConfigError(f"column name {self.column!r} clashes with idsync's own columns")
+        clash = {self.column, self.mark} & {"id", "created_at"}
+        if clash:
+            raise ConfigError(f"column name {clash.pop()!r} clashes with idsync's own columns")
         self.execute(
-            dialect.target_table(self._relation, self.column), (), f"creating {self.table}"
+            dialect.target_table(self._relation, self.column, self.mark),
+            (),
+            f"creating {self.table}",
         )
         self.commit()
         return True

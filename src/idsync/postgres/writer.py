@@ -31,8 +31,11 @@ _UNIQUE_VIOLATION = "23505"
 class Writer:
     """Inserts into one column on one connection."""
 
-    def __init__(self, conn: Connection, table: str, column: str, verify_all: bool) -> None:
-        self.conn, self.table, self.column, self.verify_all = conn, table, column, verify_all
+    def __init__(
+        self, conn: Connection, names: tuple[str, str, str | None], verify_all: bool
+    ) -> None:
+        self.conn, self.verify_all = conn, verify_all
+        self.table, self.column, self.mark = names
 
     def insert(self, ids: Sequence[str]) -> BatchResult:
         """Insert ``ids`` in one transaction, then prove each one is stored exactly; not
@@ -48,10 +51,12 @@ class Writer:
                 result.inserted = copied
             refused = {text for text, _reason in result.rejected}
             accepted = [i for i in ids if i not in refused] if refused else list(ids)
-            if self.verify_all or result.inserted != len(accepted):
+            if self.mark is not None:
+                result.restored = self._unmark(accepted)
+            if self.verify_all or result.inserted + result.restored != len(accepted):
                 self._verify(accepted, result)
                 # Rows a trigger rewrote were added, but none of them is an id that was sent.
-                result.inserted = min(result.inserted, len(result.landed))
+                result.inserted = min(result.inserted, len(result.landed) - result.restored)
             else:
                 result.landed = accepted
         except psycopg.Error as exc:
@@ -59,6 +64,17 @@ class Writer:
                 self.conn.raw.rollback()
             raise pg_error(exc, self.conn.address, f"inserting into {self.table}") from None
         return result
+
+    def _unmark(self, ids: list[str]) -> int:
+        """Clear the marks of the batch's ids that have one (they came back); how many.
+
+        After the insert, never before: a row a delete batch is marking made the insert wait
+        for that batch's end (the unique check waits for it), so this statement's snapshot has
+        the mark; one taken before could miss it and leave a live id marked."""
+        assert self.mark is not None
+        cur = self.conn.raw.cursor()
+        cur.execute(dialect.unmark(self.table, self.column, self.mark), (ids,))
+        return int(cur.rowcount)
 
     def _copy_straight(self, ids: Sequence[str]) -> int | None:
         """Rows the copy added, or None when it failed for a reason the careful way handles
@@ -101,11 +117,11 @@ class Writer:
 
     def _verify(self, ids: list[str], result: BatchResult) -> None:
         def stored_of(chunk: list[str]) -> list[str]:
-            sql = dialect.values_of(self.table, self.column)
+            sql = dialect.values_of(self.table, self.column, self.mark)
             return [str(value) for (value,) in self.conn.fetch(sql, (chunk,))]
 
         def equal_to(text: str) -> str | None:
-            found = self.conn.fetch(dialect.equal_to(self.table, self.column), (text,))
+            found = self.conn.fetch(dialect.equal_to(self.table, self.column, self.mark), (text,))
             return str(found[0][0]) if found else None
 
         prove_stored(ids, stored_among(ids, stored_of), equal_to, result)

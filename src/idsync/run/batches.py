@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from idsync.config import Job
 from idsync.errors import IdsyncError
 from idsync.ids import collision
 from idsync.target import Column, Target
@@ -87,11 +88,12 @@ class BatchWriter:
                 result = self.target.insert_batch(batch)
         except IdsyncError:
             # Its commit may have happened, its reply lost: the next pass settles it.
-            self.run.doubt[:] = batch
+            self.run.doubt.inserts[:] = batch
             raise
         report.batches += 1
         report.inserted += result.inserted
-        report.concurrent += max(0, len(result.landed) - result.inserted)
+        report.restored += result.restored
+        report.concurrent += max(0, len(result.landed) - result.inserted - result.restored)
         self.rejected += len(result.rejected)
         for text, reason in result.rejected:
             report.reject(text, reason)
@@ -130,3 +132,18 @@ class IdLines:
 
     def __str__(self) -> str:
         return "\n".join(self.prefix + text for text in self.ids)
+
+
+def log_gone(job: Job, texts: list[str], run_id: str | None = None) -> None:
+    """One "Deleted orphan <column>: <id>" line per orphan gone ("Marked" for a soft delete),
+    as the inserts' lines are written."""
+    if not texts or not log.isEnabledFor(logging.INFO):
+        return
+    verb = "Marked" if job.mark_column else "Deleted"
+    extra: dict[str, object] = {
+        "job": job.name, "event": "deleted", "ids": texts,
+        "summary": f"[{job.name}] {verb} {len(texts)} orphan {job.column} values",
+    }  # fmt: skip
+    if run_id is not None:
+        extra["run_id"] = run_id
+    log.info("%s", IdLines(f"[{job.name}] {verb} orphan {job.column}: ", texts), extra=extra)

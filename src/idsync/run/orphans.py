@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from idsync.config import Job
 from idsync.envelope import MAX_SAMPLES, Rejected
-from idsync.errors import ConfigError, GuardError, InterruptedRun
-from idsync.ids import shown_text
+from idsync.errors import GuardError, IdsyncError, InterruptedRun
+from idsync.ids import is_utf8, shown_text
+from idsync.marking import require_exact_unique
 from idsync.mongo.source import MongoSource
-from idsync.run.batches import IdLines
+from idsync.run.batches import log_gone
 from idsync.target import Column, DeleteResult, Target
 
 if TYPE_CHECKING:  # the pass hands itself in; it imports this module
@@ -39,6 +39,7 @@ class Orphans:
         self.run = run
         self.on = run.options.mirrors(run.job)
         run.report.mirror = self.on
+        run.report.orphan_action = run.job.orphan_action
         self.held: list[str] = []
         self.cap: int | None = None
         self.not_text = 0
@@ -52,11 +53,11 @@ class Orphans:
     def add(self, texts: list[str]) -> None:
         if not self.on:
             return
-        if not all(map(_utf8, texts)):
+        if not all(map(is_utf8, texts)):
             # A binary column's bytes that are not UTF-8: no document can have them, and no
             # statement can name them as text; left as they are, said once at the end.
-            self.not_text += sum(not _utf8(text) for text in texts)
-            texts = [text for text in texts if _utf8(text)]
+            self.not_text += sum(not is_utf8(text) for text in texts)
+            texts = [text for text in texts if is_utf8(text)]
         room = len(texts) if self.cap is None else max(0, self.cap - len(self.held))
         self.held.extend(texts[:room])
 
@@ -76,7 +77,9 @@ class Orphans:
         """Refuse, before anything is written, a column where deleting one text could delete
         another's row (:func:`require_exact_unique`)."""
         if self.on:
-            require_exact_unique(self.run.job, column)
+            require_exact_unique(
+                self.run.job.table, self.run.job.column, column, "deleting orphans from"
+            )
 
     def finish(self, source: MongoSource, target: Target) -> None:
         """Delete the held orphans (a dry run: count what would go), or refuse."""
@@ -105,6 +108,8 @@ class Orphans:
                 f" (target has {report.target_ids_before:,}); nothing deleted;"
                 " --max-deletes N|P% or --force to delete them"
             )
+        if job.mark_column is not None:
+            return  # a mark changes no key: nothing references it
         changing = [ref for ref in target.references() if ref.changes_rows]
         if changing and not options.allow_cascade:
             report.delete_refused = report.orphans
@@ -130,10 +135,27 @@ class Orphans:
                 raise InterruptedRun(
                     f"interrupted after deleting {report.deleted:,} orphans; run again to finish"
                 )
-            with report.timing("delete_s"):
-                result = target.delete_orphans(self.held[start : start + size], source.live)
+            batch = self.held[start : start + size]
+            try:
+                with report.timing("delete_s"):
+                    result = target.delete_orphans(batch, source.live)
+            except IdsyncError:
+                # Its commit may have happened, its reply lost: the next pass settles it.
+                self.run.doubt.deletes[:] = batch
+                raise
             self._count(result)
             run.progress.advance("delete", len(result.deleted))
+
+    def settle(self, target: Target, doubt: list[str]) -> None:
+        """The delete batch in flight when the previous pass failed may have committed, its
+        reply lost: those of its orphans the table no longer has (unmarked) are taken for this
+        run's, as a lost insert's ids are (:meth:`SyncPass._settle`)."""
+        if not doubt:
+            return
+        present = target.present(doubt)
+        gone = [text for text in doubt if text not in present]
+        self._count(DeleteResult(gone, rows=len(gone)))
+        doubt.clear()
 
     def _count(self, result: DeleteResult) -> None:
         report = self.run.report
@@ -145,38 +167,9 @@ class Orphans:
         for text, reason in result.referenced[: MAX_SAMPLES - len(samples)]:
             samples.append(Rejected(shown_text(text), reason))
         self._sample(result.deleted)
-        if result.deleted and self.run.options.log_ids and log.isEnabledFor(logging.INFO):
-            name, column = self.run.job.name, self.run.job.column
-            extra = {
-                "job": name, "run_id": report.run_id, "event": "deleted", "ids": result.deleted,
-                "summary": f"[{name}] Deleted {len(result.deleted)} orphan {column} values",
-            }  # fmt: skip
-            log.info(
-                "%s", IdLines(f"[{name}] Deleted orphan {column}: ", result.deleted), extra=extra
-            )
+        if self.run.options.log_ids:
+            log_gone(self.run.job, result.deleted, report.run_id)
 
     def _sample(self, texts: list[str]) -> None:
         samples = self.run.report.deleted_samples
         samples.extend(shown_text(text) for text in texts[: MAX_SAMPLES - len(samples)])
-
-
-def require_exact_unique(job: Job, column: Column) -> None:
-    """Mirror mode needs a UNIQUE index on a column where only equal bytes are equal: a text
-    then names one row, and deleting it deletes no other (under a case-insensitive or PAD SPACE
-    collation `abc` deletes `ABC` and `abc `, which may be live)."""
-    problems = [] if column.unique else [f"a UNIQUE index on {job.column}"]
-    if not column.exact:
-        problems.append(f"a binary, NO PAD collation (it has {column.collation})")
-    if problems:
-        raise ConfigError(
-            f"deleting orphans from {job.table} needs {' and '.join(problems)}; run `idsync"
-            " doctor` for the column to create, or keep orphans (--keep-orphans)"
-        )
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True

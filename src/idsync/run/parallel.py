@@ -45,7 +45,16 @@ from idsync.targets import range_connections
 log = logging.getLogger("idsync")
 _T = TypeVar("_T")
 
-COUNTS = ("source_ids", "present", "missing", "inserted", "concurrent", "orphans", "batches")
+COUNTS = (
+    "source_ids",
+    "present",
+    "missing",
+    "inserted",
+    "restored",
+    "concurrent",
+    "orphans",
+    "batches",
+)
 
 
 def why_one_pass(run: SyncPass, source: MongoSource, target: Target, column: Column) -> str | None:

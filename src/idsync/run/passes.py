@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from idsync import plan
@@ -56,6 +57,15 @@ class Silent:
         pass
 
 
+@dataclass
+class InFlight:
+    """The batches in flight when a pass failed: committed or not, unknown (a lost reply)."""
+
+    inserts: list[str] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    """Orphans being deleted (or marked)."""
+
+
 class SyncPass:
     """The parts of one run, wired together once."""
 
@@ -69,12 +79,11 @@ class SyncPass:
         *,
         stop: threading.Event,
         missing: MissingSink | None = None,
-        doubt: list[str] | None = None,
+        doubt: InFlight | None = None,
     ) -> None:
         self.job, self.settings, self.options = job, settings, options
         self.missing = missing
-        self.doubt = doubt if doubt is not None else []
-        """The batch in flight when the previous pass failed: committed or not, unknown."""
+        self.doubt = doubt if doubt is not None else InFlight()
         self.report, self.progress, self.stop = report, progress, stop
         self.shown = not isinstance(progress, Silent)
         self.earlier_inserts = report.inserted  # committed by failed attempts of this run
@@ -288,11 +297,12 @@ class SyncPass:
         out; a watcher's batch could land one meanwhile, counted here too). The rest is missing
         still: this pass's diff finds it, never a blind insert (a column without a UNIQUE index
         would store it twice)."""
-        if not self.doubt:
+        self.orphans.settle(target, self.doubt.deletes)
+        if not self.doubt.inserts:
             return
-        stored = target.present(self.doubt)
-        landed = [text for text in self.doubt if text in stored]
-        self.doubt.clear()
+        stored = target.present(self.doubt.inserts)
+        landed = [text for text in self.doubt.inserts if text in stored]
+        self.doubt.inserts.clear()
         if landed:
             self.report.batches += 1
             self.report.inserted += len(landed)

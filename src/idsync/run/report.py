@@ -36,6 +36,8 @@ class SyncReport(BaseReport):
     """The first of them stored (a dry run's answer to "what would be inserted")."""
     inserted: int = 0
     """Rows this run added."""
+    restored: int = 0
+    """Missing ids whose row was there, marked as an orphan's (soft delete): the mark cleared."""
     concurrent: int = 0
     """Missing ids that another writer stored while this run was inserting."""
     orphans: int = 0
@@ -43,8 +45,10 @@ class SyncReport(BaseReport):
     orphan_samples: list[str] = field(default_factory=list)
     mirror: bool = False
     """Whether the run deletes orphans (``delete_orphans``)."""
+    orphan_action: str = "delete"
+    """How: ``delete`` their rows, or ``mark:<column>`` them (the job's ``orphan_action``)."""
     deleted: int = 0
-    """Orphans whose rows this run deleted (a dry run: would delete, re-verified)."""
+    """Orphans whose rows this run deleted, or marked (a dry run: would, re-verified)."""
     deleted_rows: int = 0
     """Rows deleted: more than ``deleted`` where a column without a UNIQUE index held a text
     twice."""
@@ -75,9 +79,9 @@ class SyncReport(BaseReport):
         "job", "dry_run", "status", "run_id", "started_at", "duration_s", "phases", "bound_by",
         "plan", "plan_reason", "workers", "workers_reason",
         "source_ids", "target_ids_before", "present", "missing", "missing_samples", "inserted",
-        "concurrent", "rejected", "rejected_samples", "orphans", "orphan_samples", "mirror",
-        "deleted", "deleted_rows", "deleted_samples", "kept_live", "kept_referenced",
-        "kept_referenced_samples", "delete_refused", "batches",
+        "restored", "concurrent", "rejected", "rejected_samples", "orphans", "orphan_samples",
+        "mirror", "orphan_action", "deleted", "deleted_rows", "deleted_samples", "kept_live",
+        "kept_referenced", "kept_referenced_samples", "delete_refused", "batches",
         "attempts", "retried", "source", "target", "warnings", "error", "exit_code",
     )  # fmt: skip
 
@@ -107,6 +111,13 @@ class SyncReport(BaseReport):
         figures = f"{self.inserted} inserted, {self.rejected} rejected, {self.duration_s:.2f} s"
         return figures, {"inserted": self.inserted, "rejected": self.rejected}
 
+    @property
+    def orphans_done(self) -> str:
+        """What happens to orphans, as a verb: ``deleted``, ``marked (gone_at)``."""
+        mark = self.orphan_action.partition(":")[2]
+        verb = f"mark{'' if self.dry_run else 'ed'} ({mark})" if mark else "delete"
+        return verb if mark or self.dry_run else "deleted"
+
     def time_line(self) -> str:
         shown = " · ".join(
             f"{name.removesuffix('_s').replace('_', ' ')} {seconds:.2f}"
@@ -127,11 +138,12 @@ class SyncReport(BaseReport):
             f" {tgt.get('table', '?')}.{tgt.get('column', '?')}: {self.target_ids_before:,} before",
             f"  missing {self.missing:,} · {'would insert' if self.dry_run else 'inserted'}"
             f" {self.missing if self.dry_run else self.inserted:,}"
-            f" · rejected {self.rejected:,} · orphans {self.orphans:,} · {self.duration_s:.2f} s",
+            + (f" · restored {self.restored:,}" if self.restored else "")
+            + f" · rejected {self.rejected:,} · orphans {self.orphans:,} · {self.duration_s:.2f} s",
         ]
         if self.mirror:
             lines.append(
-                f"  orphans {'would delete' if self.dry_run else 'deleted'} {self.deleted:,}"
+                f"  orphans {'would ' if self.dry_run else ''}{self.orphans_done} {self.deleted:,}"
                 f" · kept: live again {self.kept_live:,}, referenced {self.kept_referenced:,}"
                 + (f" · refused {self.delete_refused:,}" if self.delete_refused else "")
             )

@@ -10,7 +10,7 @@ from typing import Any
 from idsync.config import Job, RunOptions, Settings
 from idsync.envelope import Command, enveloped
 from idsync.mongo.source import ScanOrder
-from idsync.run.passes import MissingSink, Progress, Silent, SyncPass
+from idsync.run.passes import InFlight, MissingSink, Progress, Silent, SyncPass
 from idsync.run.report import SyncReport
 from idsync.targets import record_run
 
@@ -51,7 +51,7 @@ def sync(
     report = report or SyncReport(job=job.name, dry_run=options.dry_run)
     bar = progress or Silent()
 
-    doubt: list[str] = []  # a batch whose commit a failed pass did not see confirmed
+    doubt = InFlight()  # batches whose commit a failed pass did not see confirmed
 
     def attempt() -> None:
         SyncPass(

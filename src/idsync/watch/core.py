@@ -15,6 +15,7 @@ from idsync.errors import LockHeldError, TransientError
 from idsync.metrics import Metrics
 from idsync.mongo.feeds import Poller, now_utc
 from idsync.mongo.source import MongoSource
+from idsync.run.batches import log_gone
 from idsync.run.report import SyncReport
 from idsync.run.sync import sync
 from idsync.target import Checkpoint
@@ -36,8 +37,10 @@ class WatchSummary:
     mode: str = "starting"
     seen: int = 0
     inserted: int = 0
+    restored: int = 0
+    """Rows marked as orphans' (soft delete) whose ids came back: their marks cleared."""
     deleted: int = 0
-    """Rows of deleted documents' ids deleted (mirror mode), by events and full passes."""
+    """Rows of deleted documents' ids deleted or marked (mirror mode), by events and passes."""
     rejected: int = 0
     batches: int = 0
     full_passes: int = 0
@@ -143,6 +146,7 @@ class Core:
         finally:  # what a stopped or failed pass committed is the watcher's work too
             self.summary.seen += report.source_ids
             self.summary.inserted += report.inserted
+            self.summary.restored += report.restored
             self.summary.deleted += report.deleted
             self.summary.rejected += report.rejected
             self.summary.batches += report.batches
@@ -197,6 +201,7 @@ class Core:
         summary, metrics = self.summary, self.metrics
         summary.seen += batch.seen
         summary.inserted += result.inserted
+        summary.restored += result.restored
         summary.rejected += len(rejected)
         summary.batches += 1
         metrics.seen.inc(batch.seen)
@@ -214,14 +219,11 @@ class Core:
         result = self.sink.delete(texts, live)
         self.summary.deleted += len(result.deleted)
         self.metrics.deleted.inc(len(result.deleted))
-        name, column = self.job.name, self.job.column
+        name = self.job.name
         for text, reason in result.referenced:
             log.warning("[%s] kept %r (its document was deleted): %s", name, text, reason)
-        if result.deleted and self.run_options.log_ids and log.isEnabledFor(logging.INFO):
-            lines = "\n".join(
-                f"[{name}] Deleted orphan {column}: {text}" for text in result.deleted
-            )
-            log.info("%s", lines, extra={"job": name, "event": "deleted", "ids": result.deleted})
+        if self.run_options.log_ids:
+            log_gone(self.job, result.deleted)
 
     def save(self, checkpoint: Checkpoint) -> None:
         self.sink.save(checkpoint)

@@ -18,9 +18,9 @@ from typing import Any
 from idsync.config import Job, RunOptions, Settings
 from idsync.errors import GuardError, IdsyncError
 from idsync.ids import DUPLICATE_TEXT, ColumnFit
+from idsync.marking import require_exact_unique
 from idsync.mongo.feeds import Change
 from idsync.mongo.values import encode_batch
-from idsync.run.orphans import require_exact_unique
 from idsync.target import BatchResult, Checkpoint, Column, DeleteResult, Target
 from idsync.targets import open_target
 
@@ -123,7 +123,9 @@ class Sink:
             target.connect()
             column = target.inspect()
             if self.mirror:
-                require_exact_unique(self.job, column)
+                require_exact_unique(
+                    self.job.table, self.job.column, column, "deleting orphans from"
+                )
             self._refuse_cascades(target)
             checkpoint = target.claim_watch(self.settings.lock_timeout_s, self.stop)
         except BaseException:

@@ -19,6 +19,8 @@ class WorkReport(BaseReport):
     source_ids: int = 0
     """Ids read from the source in the ranges this worker finished (and began)."""
     inserted: int = 0
+    restored: int = 0
+    """Ids whose row was marked as an orphan's (soft delete): the mark cleared."""
     concurrent: int = 0
     """Missing ids another writer stored while this worker was inserting them."""
     batches: int = 0
@@ -27,8 +29,9 @@ class WorkReport(BaseReport):
 
     KEYS: ClassVar[tuple[str, ...]] = (
         "job", "status", "run_id", "started_at", "duration_s", "phases", "round_id", "ranges",
-        "ranges_in_round", "source_ids", "inserted", "concurrent", "rejected", "rejected_samples",
-        "round_rejected", "batches", "attempts", "retried", "warnings", "error", "exit_code",
+        "ranges_in_round", "source_ids", "inserted", "restored", "concurrent", "rejected",
+        "rejected_samples", "round_rejected", "batches", "attempts", "retried", "warnings", "error",
+        "exit_code",
     )  # fmt: skip
 
     def outcome(self) -> Status:

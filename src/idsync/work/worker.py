@@ -264,6 +264,7 @@ class Worker:
             result = target.insert_batch(texts)
         self.report.batches += 1
         self.report.inserted += result.inserted
-        self.report.concurrent += max(0, len(result.landed) - result.inserted)
+        self.report.restored += result.restored
+        self.report.concurrent += max(0, len(result.landed) - result.inserted - result.restored)
         for text, reason in result.rejected:
             self.report.reject(text, reason)

@@ -1,0 +1,51 @@
+"""Soft delete's mark column (``orphan_action = "mark:<column>"``): what it must be to mark.
+
+A marked row is not the target's: every read leaves it out, an orphan's row is marked instead of
+deleted, and an id that comes back has its mark cleared. So the column must take NULL (unmarked),
+be NULL by default (a new row is the target's), and hold a date and time (when it was marked).
+"""
+
+from __future__ import annotations
+
+from idsync.errors import ConfigError
+from idsync.target import Column
+
+DATE_TIMES = {"datetime", "timestamp", "timestamp without time zone", "timestamp with time zone"}
+
+
+def require_mark(
+    facts: tuple[object, object, object] | None, table: str, mark: str, added: str
+) -> str:
+    """The mark column's type, from its (type, nullable, default) in the catalog; or why it
+    cannot mark (``added``: the column to add, as the server's DDL spells it)."""
+    if facts is None:
+        raise ConfigError(
+            f"table {table} has no column {mark} to mark orphans with: add it"
+            f" (ALTER TABLE {table} ADD COLUMN {mark} {added}) or run `idsync init` on a new table"
+        )
+    data_type, nullable, default = facts
+    kind = str(data_type).lower()
+    problems = [] if kind in DATE_TIMES else [f"be a date and time (it is {kind})"]
+    if str(nullable).upper() != "YES":
+        problems.append("allow NULL (NULL: not marked)")
+    # MariaDB's catalog writes a NULL default as the word NULL.
+    if default is not None and str(default).upper() != "NULL":
+        problems.append(f"default to NULL (it defaults to {default}: new rows would be marked)")
+    if problems:
+        raise ConfigError(f"{table}.{mark}, orphans' mark column, must {' and '.join(problems)}")
+    return kind
+
+
+def require_exact_unique(table: str, name: str, column: Column, doing: str) -> None:
+    """Mirror mode and marks need a UNIQUE index on a column where only equal bytes are equal: a
+    text then names one row, and deleting (or marking, or unmarking) it touches no other (under
+    a case-insensitive or PAD SPACE collation `abc` deletes `ABC` and `abc `, which may be
+    live)."""
+    problems = [] if column.unique else [f"a UNIQUE index on {name}"]
+    if not column.exact:
+        problems.append(f"a binary, NO PAD collation (it has {column.collation})")
+    if problems:
+        raise ConfigError(
+            f"{doing} {table} needs {' and '.join(problems)}; run `idsync doctor`"
+            " for the column to create, or keep orphans (--keep-orphans)"
+        )
