@@ -230,3 +230,20 @@ def test_init_makes_the_mark_column(env: Env) -> None:
     report = sync(job, env.settings(), RunOptions(log_ids=False, record_history=False))
     assert report.status == "ok" and report.inserted == 1
     assert env.sql("SELECT COUNT(*) FROM cm_cluster_id WHERE gone_at IS NULL") == [(1,)]
+
+
+@WATCH_BOTH_TARGETS
+def test_a_marking_watcher_starts_beside_a_cascading_foreign_key(watch_env: Env) -> None:
+    """Marks change no key: a cascade is no reason to refuse them, in `watch` as in `run`."""
+    env = watch_env
+    env.init_table(SOFT)
+    kept = [ObjectId() for _ in range(3)]
+    env.add_source(kept)
+    _child(env, "CASCADE")
+    with Running(env, fast(), replace(SOFT, delete_orphans=True)) as running:
+        wait_until(lambda: len(_unmarked(env)) == 3, "the first pass")
+        _refer(env, [str(kept[0])])
+        wait_until(lambda: running.health.report()[1]["mode"] == "change-stream", "the stream")
+        env.mongo_db["cluster_trips"].delete_one({"_id": kept[0]})
+        wait_until(lambda: _marked(env) == [str(kept[0])], "the delete marked")
+    assert env.sql("SELECT cluster_ref FROM trip") == [(str(kept[0]),)]

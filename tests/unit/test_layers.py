@@ -11,7 +11,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 SHARED = {
     "checks", "config", "deleting", "diff", "envelope", "errors", "export", "ids", "ledger",
-    "locks", "marking", "merge", "metrics", "plan",
+    "locks", "mirroring", "merge", "metrics", "plan",
     "retry", "runs", "session", "spans", "sqltext", "target", "urls", "version",
 }  # fmt: skip
 FACTORY = {"targets"}

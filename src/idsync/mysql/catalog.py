@@ -8,7 +8,7 @@ from typing import Any
 
 from idsync.errors import ConfigError
 from idsync.ids import ColumnFit, stored_text
-from idsync.marking import require_mark
+from idsync.mirroring import require_mark
 from idsync.mysql import dialect
 from idsync.mysql.connection import Connection
 from idsync.target import Column
@@ -51,7 +51,7 @@ def describe_column(query: Query, database: str, table: str, column: str) -> Col
 
 
 def mark_time(query: Query, database: str, table: str, mark: str) -> str:
-    """What sets the mark column to now, once :func:`~idsync.marking.require_mark` accepts it: a
+    """What sets the mark column to now, once :func:`~idsync.mirroring.require_mark` accepts it: a
     TIMESTAMP takes the session's time (it stores the instant), a DATETIME is given UTC."""
     rows = query(dialect.MARK_FACTS, (database, table, mark), "inspecting the mark column")
     kind = require_mark(rows[0] if rows else None, f"{database}.{table}", mark, MARK_DDL)

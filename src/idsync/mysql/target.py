@@ -17,7 +17,7 @@ from idsync.errors import ConfigError, IdsyncError, LockHeldError
 from idsync.ids import stored_text
 from idsync.ledger import Ledger
 from idsync.locks import held_by, wait_for_lock
-from idsync.marking import require_exact_unique
+from idsync.mirroring import require_exact_unique
 from idsync.mysql import buckets, catalog, deleter, dialect, history, mirror, schema, state
 from idsync.mysql.connection import Connection
 from idsync.mysql.errors import lock_failed

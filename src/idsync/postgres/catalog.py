@@ -14,7 +14,7 @@ from typing import Any
 
 from idsync.errors import ConfigError
 from idsync.ids import ColumnFit
-from idsync.marking import require_mark
+from idsync.mirroring import require_mark
 from idsync.postgres import dialect
 from idsync.target import Column
 
@@ -57,7 +57,7 @@ MARK_DDL = "timestamptz NULL"
 
 
 def mark_time(query: Query, table: str, mark: str) -> str:
-    """What sets the mark column to now, once :func:`~idsync.marking.require_mark` accepts it:
+    """What sets the mark column to now, once :func:`~idsync.mirroring.require_mark` accepts it:
     a ``timestamp`` without time zone is given UTC's wall time."""
     rows = query(dialect.MARK_FACTS, (table, mark), "inspecting the mark column")
     kind = require_mark(rows[0] if rows else None, table, mark, MARK_DDL)

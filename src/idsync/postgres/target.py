@@ -17,7 +17,7 @@ from idsync.errors import ConfigError, IdsyncError, LockHeldError
 from idsync.ids import HEX
 from idsync.ledger import Ledger
 from idsync.locks import held_by, wait_for_lock
-from idsync.marking import require_exact_unique
+from idsync.mirroring import require_exact_unique
 from idsync.postgres import catalog, deleter, dialect, mirror
 from idsync.postgres.connection import Connection
 from idsync.postgres.probes import PostgresProbes

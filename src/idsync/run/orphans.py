@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from idsync.envelope import MAX_SAMPLES, Rejected
 from idsync.errors import GuardError, IdsyncError, InterruptedRun
 from idsync.ids import is_utf8, shown_text
-from idsync.marking import require_exact_unique
+from idsync.mirroring import refuse_cascades, require_exact_unique
 from idsync.mongo.source import MongoSource
 from idsync.run.batches import log_gone
 from idsync.target import Column, DeleteResult, Target
@@ -108,16 +108,11 @@ class Orphans:
                 f" (target has {report.target_ids_before:,}); nothing deleted;"
                 " --max-deletes N|P% or --force to delete them"
             )
-        if job.mark_column is not None:
-            return  # a mark changes no key: nothing references it
-        changing = [ref for ref in target.references() if ref.changes_rows]
-        if changing and not options.allow_cascade:
+        try:
+            refuse_cascades(job, target, options.allow_cascade)
+        except GuardError:
             report.delete_refused = report.orphans
-            named = "; ".join(str(ref) for ref in changing)
-            raise GuardError(
-                f"deleting from {job.table} would delete or change rows of other tables"
-                f" ({named}); nothing deleted; --allow-cascade to delete anyway"
-            )
+            raise
 
     def _predict(self, source: MongoSource) -> None:
         report = self.run.report

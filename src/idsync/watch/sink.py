@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from idsync.config import Job, RunOptions, Settings
-from idsync.errors import GuardError, IdsyncError
+from idsync.errors import IdsyncError
 from idsync.ids import DUPLICATE_TEXT, ColumnFit
-from idsync.marking import require_exact_unique
+from idsync.mirroring import refuse_cascades, require_exact_unique
 from idsync.mongo.feeds import Change
 from idsync.mongo.values import encode_batch
 from idsync.target import BatchResult, Checkpoint, Column, DeleteResult, Target
@@ -126,7 +126,7 @@ class Sink:
                 require_exact_unique(
                     self.job.table, self.job.column, column, "deleting orphans from"
                 )
-            self._refuse_cascades(target)
+                refuse_cascades(self.job, target, self.allow_cascade)
             checkpoint = target.claim_watch(self.settings.lock_timeout_s, self.stop)
         except BaseException:
             target.close()
@@ -141,17 +141,6 @@ class Sink:
                 " ALTER TABLE %s ADD UNIQUE (%s)",
                 self.job.name, self.job.table, self.job.column, self.job.table, self.job.column,
             )  # fmt: skip
-
-    def _refuse_cascades(self, target: Target) -> None:
-        """A mirroring watcher's deletes would delete or change rows of other tables."""
-        if not self.mirror or self.allow_cascade:
-            return
-        changing = [str(ref) for ref in target.references() if ref.changes_rows]
-        if changing:
-            raise GuardError(
-                f"deleting from {self.job.table} would delete or change rows of other tables"
-                f" ({'; '.join(changing)}); --allow-cascade to delete anyway"
-            )
 
     def new_batch(self) -> PendingBatch:
         assert self._column is not None, "open() first"

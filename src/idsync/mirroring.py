@@ -1,4 +1,5 @@
-"""Soft delete's mark column (``orphan_action = "mark:<column>"``): what it must be to mark.
+"""What mirror mode needs of the table: an exact UNIQUE column, no cascade it did not allow,
+and for a soft delete (``orphan_action = "mark:<column>"``) a mark column that can mark.
 
 A marked row is not the target's: every read leaves it out, an orphan's row is marked instead of
 deleted, and an id that comes back has its mark cleared. So the column must take NULL (unmarked),
@@ -7,8 +8,9 @@ be NULL by default (a new row is the target's), and hold a date and time (when i
 
 from __future__ import annotations
 
-from idsync.errors import ConfigError
-from idsync.target import Column
+from idsync.config import Job
+from idsync.errors import ConfigError, GuardError
+from idsync.target import Column, Target
 
 DATE_TIMES = {"datetime", "timestamp", "timestamp without time zone", "timestamp with time zone"}
 
@@ -48,4 +50,18 @@ def require_exact_unique(table: str, name: str, column: Column, doing: str) -> N
         raise ConfigError(
             f"{doing} {table} needs {' and '.join(problems)}; run `idsync doctor`"
             " for the column to create, or keep orphans (--keep-orphans)"
+        )
+
+
+def refuse_cascades(job: Job, target: Target, allowed: bool) -> None:
+    """Refuse (:class:`GuardError`) deletes that would delete or change rows of other tables
+    (a foreign key's CASCADE, SET NULL or SET DEFAULT; a trigger or rule on deletes), unless
+    ``allowed``. A soft delete changes no key and deletes nothing: never refused."""
+    if allowed or job.mark_column is not None:
+        return
+    changing = [str(ref) for ref in target.references() if ref.changes_rows]
+    if changing:
+        raise GuardError(
+            f"deleting from {job.table} would delete or change rows of other tables"
+            f" ({'; '.join(changing)}); nothing deleted; --allow-cascade to delete anyway"
         )
