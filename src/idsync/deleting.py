@@ -1,4 +1,5 @@
 """Deleting orphans exactly, whatever the server: lock, re-verify, delete, re-verify, commit.
+(A soft delete runs the same steps; its "delete" sets the mark of unmarked rows.)
 
 Mirror mode needs a UNIQUE index on an exact column (binary, NO PAD, deterministic): a text
 then names one row, and no other text is equal to it. What keeps a live id is the second look.
@@ -50,7 +51,6 @@ def delete_exactly(
                 steps.commit()
                 return result
             steps.rollback()
-        steps.rollback()
     except BaseException:
         steps.rollback()
         raise

@@ -16,16 +16,17 @@ DATE_TIMES = {"datetime", "timestamp", "timestamp without time zone", "timestamp
 
 
 def require_mark(
-    facts: tuple[object, object, object] | None, table: str, mark: str, added: str
+    facts: tuple[object, object, object, object] | None, table: str, mark: str, added: str
 ) -> str:
-    """The mark column's type, from its (type, nullable, default) in the catalog; or why it
-    cannot mark (``added``: the column to add, as the server's DDL spells it)."""
+    """The mark column's type, from its (type, nullable, default, how else it is set) in the
+    catalog; or why it cannot mark (``added``: the column to add, as the server's DDL spells
+    it)."""
     if facts is None:
         raise ConfigError(
             f"table {table} has no column {mark} to mark orphans with: add it"
             f" (ALTER TABLE {table} ADD COLUMN {mark} {added}) or run `idsync init` on a new table"
         )
-    data_type, nullable, default = facts
+    data_type, nullable, default, extra = facts
     kind = str(data_type).lower()
     problems = [] if kind in DATE_TIMES else [f"be a date and time (it is {kind})"]
     if str(nullable).upper() != "YES":
@@ -33,6 +34,9 @@ def require_mark(
     # MariaDB's catalog writes a NULL default as the word NULL.
     if default is not None and str(default).upper() != "NULL":
         problems.append(f"default to NULL (it defaults to {default}: new rows would be marked)")
+    if "generated" in str(extra).lower() or "on update" in str(extra).lower():
+        # Generated: no statement may set it. ON UPDATE: any other update would mark the row.
+        problems.append(f"be set by statements alone (it is {extra})")
     if problems:
         raise ConfigError(f"{table}.{mark}, orphans' mark column, must {' and '.join(problems)}")
     return kind

@@ -146,6 +146,8 @@ def test_a_writer_racing_the_marks_loses_nothing(env: Env) -> None:
         (None, "has no column deleted_at"),
         ("INT NULL", "a date and time"),
         ("{timestamp} NOT NULL DEFAULT {now}", "must allow NULL"),
+        ("{timestamp} NULL DEFAULT {now}", "default to NULL"),
+        ("{timestamp} {generated}", "set by statements alone"),
     ],
 )
 def test_a_mark_column_that_cannot_mark_is_refused_before_writing(
@@ -154,12 +156,14 @@ def test_a_mark_column_that_cannot_mark_is_refused_before_writing(
     env.add_source([ObjectId()])
     env.init_table()  # without the mark column
     if ddl is not None:
-        timestamp, now = (
-            ("DATETIME(6)", "'2000-01-01'") if env.kind == "mysql" else ("timestamptz", "now()")
-        )
+        if env.kind == "mysql":
+            words = ("DATETIME(6)", "'2000-01-01'", "AS ('2000-01-01') VIRTUAL")
+        else:
+            words = ("timestamptz", "now()", "GENERATED ALWAYS AS ('2000-01-01') STORED")
+        timestamp, now, generated = words
         env.sql(
             "ALTER TABLE cm_cluster_id ADD COLUMN deleted_at "
-            + ddl.format(timestamp=timestamp, now=now)
+            + ddl.format(timestamp=timestamp, now=now, generated=generated)
         )
         if env.kind == "mysql":
             env.mysql.commit()

@@ -135,7 +135,7 @@ def select_page(table: str, column: str, after: bool, mark: str | None = None) -
 
 
 MARK_FACTS = (
-    "SELECT DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT FROM information_schema.COLUMNS"
+    "SELECT DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA FROM information_schema.COLUMNS"
     " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s"
 )
 

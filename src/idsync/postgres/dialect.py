@@ -211,7 +211,9 @@ def target_table(table: str, column: str, mark: str | None = None) -> str:
 
 
 MARK_FACTS = (
-    "SELECT data_type, is_nullable, column_default FROM information_schema.columns"
+    "SELECT data_type, is_nullable, column_default,"
+    " CASE WHEN is_generated = 'ALWAYS' THEN 'generated' ELSE '' END"
+    " FROM information_schema.columns"
     " WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s"
 )
 

@@ -1,4 +1,5 @@
-"""Mirror mode: the rows of orphans (ids no document has) deleted after a run's inserts.
+"""Mirror mode: the rows of orphans (ids no document has) deleted after a run's inserts (or
+marked, for a job whose ``orphan_action`` is ``mark:<column>``).
 
 Guarded three ways before anything is deleted: a source that gave no ids deletes nothing, ever;
 more orphans than ``--max-deletes`` (1% of the table by default) deletes nothing; a foreign key
