@@ -160,7 +160,8 @@ def _references(target: Target, job: Job) -> Finding:
             "foreign-keys", Level.OK, f"none reference {job.table} (that this user sees)"
         )
     listed = "; ".join(str(ref) for ref in found)
-    if job.delete_orphans and any(ref.changes_rows for ref in found):
+    deletes = job.delete_orphans and job.mark_column is None  # a mark changes no key
+    if deletes and any(ref.changes_rows for ref in found):
         return Finding(
             "foreign-keys", Level.WARN,
             f"{listed}: deleting an orphan would delete or change rows there; a mirroring run"
@@ -208,7 +209,7 @@ def _privileges(target: Target, job: Job) -> Finding:
     probes, where = target.probes, f"{target.database}.{job.table}"
     denied = probes.write_denials()
     needed = probes.write_privileges
-    if job.delete_orphans:  # mirror mode deletes too
+    if job.delete_orphans and job.mark_column is None:  # mirror mode deletes too
         denied += probes.delete_denials()
         needed = (*needed, "DELETE")
     if not denied:

@@ -23,6 +23,7 @@ from tests.integration.test_watch import Running, fast
 from tests.watch_support import wait_until
 
 SOFT = Job(orphan_action="mark:deleted_at")
+MIRROR = replace(SOFT, delete_orphans=True)
 
 
 def _fill(env: Env, source: list[str], orphans: list[str], job: Job = SOFT) -> None:
@@ -222,8 +223,12 @@ def test_without_update_privilege_doctor_fails_a_marking_job(env: Env) -> None:
     _fill(env, _oids(5), [])
     with limited_user(env, ["SELECT, INSERT ON cm_cluster_id"]) as url:
         settings = Settings(mongo_uri=env.mongo_uri, mysql_url=url)
-        found = {f.check: f for f in diagnose(SOFT, settings).findings}
+        found = {f.check: f for f in diagnose(MIRROR, settings).findings}
     assert found["privileges"].level == "fail" and "UPDATE" in found["privileges"].fix
+    assert "DELETE" not in found["privileges"].fix  # a mirror that marks deletes nothing
+    _child(env, "CASCADE")
+    found = {f.check: f for f in diagnose(MIRROR, env.settings()).findings}
+    assert found["foreign-keys"].level == "ok"
 
 
 def test_init_makes_the_mark_column(env: Env) -> None:
