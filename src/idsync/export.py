@@ -39,6 +39,7 @@ def run_metrics(
     metrics.rejected.inc(int(report.get("rejected") or 0))
     if not report.get("dry_run"):
         metrics.deleted.inc(int(report.get("deleted") or 0))
+        metrics.restored.inc(int(report.get("restored") or 0))
     metrics.batches.inc(int(report.get("batches") or 0))
     finished = time.time()
     metrics.healthy.set(1.0 if report["status"] in SUCCESS else 0.0)  # this run's outcome

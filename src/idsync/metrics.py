@@ -35,7 +35,12 @@ class Metrics:
         self.seen = counter("idsync_ids_seen", "Ids read from the source.")
         self.inserted = counter("idsync_ids_inserted", "Rows added to the target.")
         self.rejected = counter("idsync_ids_rejected", "Ids that cannot be stored exactly.")
-        self.deleted = counter("idsync_ids_deleted", "Rows of orphans deleted (mirror mode).")
+        self.deleted = counter(
+            "idsync_ids_deleted", "Rows of orphans deleted, or marked (mirror mode)."
+        )
+        self.restored = counter(
+            "idsync_ids_restored", "Rows marked as orphans' whose ids came back (soft delete)."
+        )
         self.batches = counter("idsync_batches", "Committed insert transactions.")
         self.full_passes = counter("idsync_full_passes", "Full passes (as `idsync run`) finished.")
         self.gap_passes = counter("idsync_gap_passes", "Passes over the ids since a checkpoint.")

@@ -215,6 +215,7 @@ def test_a_watcher_marks_deleted_documents_and_unmarks_returning_ones(watch_env:
     assert _marked(env) == sorted(str(oid) for oid in kept[1:3])
     assert len(env.target_ids()) == 11
     assert running.summary is not None and running.summary.restored == 1
+    assert running.value("idsync_ids_restored_total") == 1
 
 
 @BOTH_TARGETS

@@ -152,6 +152,7 @@ class Core:
             self.summary.batches += report.batches
             self.metrics.seen.inc(report.source_ids)
             self.metrics.inserted.inc(report.inserted)
+            self.metrics.restored.inc(report.restored)
             self.metrics.deleted.inc(report.deleted)
             self.metrics.rejected.inc(report.rejected)
             self.metrics.batches.inc(report.batches)
@@ -206,6 +207,7 @@ class Core:
         summary.batches += 1
         metrics.seen.inc(batch.seen)
         metrics.inserted.inc(result.inserted)
+        metrics.restored.inc(result.restored)
         metrics.rejected.inc(len(rejected))
         metrics.batches.inc()
         lag = (now_utc() - batch.oldest_at).total_seconds() if batch.oldest_at else 0.0
