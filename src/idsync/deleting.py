@@ -6,7 +6,8 @@ then names one row, and no other text is equal to it. What keeps a live id is th
 Once its row is deleted (not yet committed), a writer inserting the id waits for this
 transaction and inserts it after the commit; a writer that upserted it before the delete did
 so because the source had it by then, and the look after the delete sees that: the whole batch
-is rolled back and tried again. The look before the delete only spares most batches that try.
+is rolled back and tried again without it. The look before the delete only spares most batches
+that try.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from dataclasses import dataclass
 
 from idsync.session import isolating
 from idsync.target import DeleteResult
-
-ATTEMPTS = 3
-"""Tries of a batch whose texts the source gained while it was being deleted."""
 
 NOT_DELETED = "not deleted by the server (a trigger, rule or row security kept the row)"
 
@@ -43,25 +41,30 @@ def delete_exactly(
     texts: Sequence[str], live: Callable[[list[str]], set[str]], steps: DeleteSteps
 ) -> DeleteResult:
     """Delete the rows of ``texts`` that the source does not have (``live`` says which it has),
-    in one committed transaction; roll back on any error, ``live``'s included."""
+    in one committed transaction; roll back on any error, ``live``'s included.
+
+    A try whose second look finds a text live again is rolled back, and the next try leaves
+    that text out (kept, live): each failed try keeps one text more, so it ends."""
+    back: list[str] = []
     try:
-        for _attempt in range(ATTEMPTS):
-            result = _attempt_once(texts, live, steps)
-            if result is not None:
+        while True:
+            tried = [text for text in texts if text not in back] if back else list(texts)
+            result = _attempt_once(tried, live, steps)
+            if isinstance(result, DeleteResult):
                 steps.commit()
+                result.live += back
                 return result
             steps.rollback()
+            back += result
     except BaseException:
         steps.rollback()
         raise
-    # The source kept gaining these texts: keep every one of them, this time.
-    return DeleteResult(live=list(texts))
 
 
 def _attempt_once(
     texts: Sequence[str], live: Callable[[list[str]], set[str]], steps: DeleteSteps
-) -> DeleteResult | None:
-    """One try, not committed; None when the source gained a deleted text meanwhile."""
+) -> DeleteResult | list[str]:
+    """One try, not committed; or the deleted texts the source gained meanwhile."""
     result = DeleteResult()
     present = set(steps.lock(list(texts)))
     alive = live(sorted(present)) if present else set()
@@ -75,6 +78,7 @@ def _attempt_once(
     still = set(steps.lock(tried)) if tried and result.rows < len(tried) else set()
     result.referenced += [(text, NOT_DELETED) for text in tried if text in still]
     result.deleted = [text for text in tried if text not in still]
-    if result.deleted and live(result.deleted):
-        return None
+    regained = live(result.deleted) if result.deleted else set()
+    if regained:
+        return sorted(regained)
     return result

@@ -14,6 +14,7 @@ from typing import Any
 from idsync.config import Job, Settings
 from idsync.errors import IdsyncError
 from idsync.ids import UnsupportedId
+from idsync.mirroring import changing
 from idsync.mongo.source import MongoSource
 from idsync.mongo.values import encode_id
 from idsync.target import RUNS_TABLE, STATE_TABLE, Column, Target
@@ -160,11 +161,10 @@ def _references(target: Target, job: Job) -> Finding:
             "foreign-keys", Level.OK, f"none reference {job.table} (that this user sees)"
         )
     listed = "; ".join(str(ref) for ref in found)
-    deletes = job.delete_orphans and job.mark_column is None  # a mark changes no key
-    if deletes and any(ref.changes_rows for ref in found):
+    if job.delete_orphans and changing(job, found):
         return Finding(
             "foreign-keys", Level.WARN,
-            f"{listed}: deleting an orphan would delete or change rows there; a mirroring run"
+            f"{listed}: removing an orphan may delete or change rows elsewhere; a mirroring run"
             " refuses (exit 3)", "drop delete_orphans, or run with --allow-cascade if meant",
         )  # fmt: skip
     return Finding("foreign-keys", Level.OK, f"{listed} (a mirror keeps referenced rows)")
@@ -209,9 +209,11 @@ def _privileges(target: Target, job: Job) -> Finding:
     probes, where = target.probes, f"{target.database}.{job.table}"
     denied = probes.write_denials()
     needed = probes.write_privileges
-    if job.delete_orphans and job.mark_column is None:  # mirror mode deletes too
-        denied += probes.delete_denials()
-        needed = (*needed, "DELETE")
+    if job.delete_orphans:  # mirror mode locks its rows, then deletes (or marks) them
+        deletes = job.mark_column is None
+        denied += probes.mirror_denials(deletes)
+        more = ("UPDATE", "DELETE") if deletes else ("UPDATE",)  # FOR UPDATE: PostgreSQL's UPDATE
+        needed = tuple(dict.fromkeys((*needed, *more)))
     if not denied:
         return Finding("privileges", Level.OK, f"{', '.join(needed)} on {where}")
     return Finding("privileges", Level.FAIL, "; ".join(denied), probes.grant(needed, job.table))

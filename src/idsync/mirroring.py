@@ -8,9 +8,11 @@ be NULL by default (a new row is the target's), and hold a date and time (when i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from idsync.config import Job
 from idsync.errors import ConfigError, GuardError
-from idsync.target import Column, Target
+from idsync.target import TRIGGER, Column, Reference, Target
 
 DATE_TIMES = {"datetime", "timestamp", "timestamp without time zone", "timestamp with time zone"}
 
@@ -57,15 +59,24 @@ def require_exact_unique(table: str, name: str, column: Column, doing: str) -> N
         )
 
 
+def changing(job: Job, references: Sequence[Reference]) -> list[Reference]:
+    """What the job's mirror would set off in other tables: a foreign key's CASCADE, SET NULL
+    or SET DEFAULT and a trigger or rule on deletes; for a soft delete, which changes no key,
+    a trigger or rule on updates alone."""
+    if job.mark_column is not None:
+        return [ref for ref in references if ref.on_delete == TRIGGER]
+    return [ref for ref in references if ref.changes_rows]
+
+
 def refuse_cascades(job: Job, target: Target, allowed: bool) -> None:
-    """Refuse (:class:`GuardError`) deletes that would delete or change rows of other tables
-    (a foreign key's CASCADE, SET NULL or SET DEFAULT; a trigger or rule on deletes), unless
-    ``allowed``. A soft delete changes no key and deletes nothing: never refused."""
-    if allowed or job.mark_column is not None:
+    """Refuse (:class:`GuardError`) a mirror that would delete or change rows of other tables
+    (:func:`changing`), unless ``allowed``."""
+    if allowed:
         return
-    changing = [str(ref) for ref in target.references() if ref.changes_rows]
-    if changing:
+    found = changing(job, target.references())
+    if found:
+        doing = f"marking rows of {job.table}" if job.mark_column else f"deleting from {job.table}"
         raise GuardError(
-            f"deleting from {job.table} would delete or change rows of other tables"
-            f" ({'; '.join(changing)}); nothing deleted; --allow-cascade to delete anyway"
+            f"{doing} would delete or change rows of other tables"
+            f" ({'; '.join(map(str, found))}); nothing deleted; --allow-cascade to go on anyway"
         )

@@ -87,6 +87,9 @@ class Reference:
     columns: tuple[str, ...]
     on_delete: str
     """``NO ACTION``, ``RESTRICT``, ``CASCADE``, ``SET NULL`` or ``SET DEFAULT``."""
+    event: str = "DELETE"
+    """For a trigger (or rule): the event it fires on, what the mirror does to a row (DELETE, or
+    UPDATE for a soft delete's marks)."""
 
     @property
     def changes_rows(self) -> bool:
@@ -95,7 +98,7 @@ class Reference:
 
     def __str__(self) -> str:
         if self.on_delete == TRIGGER:
-            return f"{self.table} ON DELETE: may change any table"
+            return f"{self.table} ON {self.event}: may change any table"
         return f"{self.table}({', '.join(self.columns)}) ON DELETE {self.on_delete}"
 
 
@@ -157,7 +160,7 @@ class Probes(Protocol):
     def grant(self, privileges: Sequence[str], table: str) -> str: ...
     def pads(self, collation: str) -> bool: ...
     def write_denials(self) -> list[str]: ...
-    def delete_denials(self) -> list[str]: ...
+    def mirror_denials(self, deletes: bool) -> list[str]: ...
     def state_denials(self) -> list[str]: ...
     def history_present(self) -> bool: ...
     def history_denials(self) -> list[str]: ...
@@ -211,7 +214,8 @@ class Target(Protocol):
         """The column's values from ``low`` to ``high``, both included."""
 
     def references(self) -> tuple[Reference, ...]:
-        """The foreign keys that reference the table, as far as the catalog shows them."""
+        """The foreign keys that reference the table, as far as the catalog shows them, and the
+        triggers on what the mirror does to a row (DELETE; UPDATE for a soft delete)."""
 
     def delete_orphans(
         self, texts: Sequence[str], live: Callable[[list[str]], set[str]]

@@ -170,6 +170,15 @@ def _fitting(
 
 
 _INT64 = range(-(2**63), 2**63)
+_DOUBLE_DIGITS = 309
+"""Digits of the largest whole double: a longer text of digits can only be a string's."""
+
+
+def _double(number: int) -> float | None:
+    try:
+        return float(number)
+    except OverflowError:  # 309 digits above the largest double
+        return None
 
 
 def candidates(text: str) -> list[object]:
@@ -179,11 +188,12 @@ def candidates(text: str) -> list[object]:
     found: list[object] = [text]
     if len(text) == 24 and ObjectId.is_valid(text) and text == text.lower():
         found.append(ObjectId(text))
-    if text.lstrip("-").isdigit() and text.isascii():
+    digits = text.removeprefix("-")
+    if digits.isdigit() and text.isascii() and len(digits) <= _DOUBLE_DIGITS:
         number = int(text)
         if str(number) == text and number in _INT64:
             found.append(Int64(number))  # MongoDB compares numbers by value, of any type
-        elif str(number) == text and float(number) == number:
+        elif str(number) == text and _double(number) == number:
             found.append(float(number))  # beyond int64, only a double can hold it
     if len(text) == 36:
         try:

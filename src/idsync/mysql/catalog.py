@@ -9,7 +9,7 @@ from typing import Any
 from idsync.errors import ConfigError
 from idsync.ids import ColumnFit, stored_text
 from idsync.mirroring import require_mark
-from idsync.mysql import dialect
+from idsync.mysql import dialect, mirror
 from idsync.mysql.connection import Connection
 from idsync.target import Column
 
@@ -53,7 +53,7 @@ def describe_column(query: Query, database: str, table: str, column: str) -> Col
 def mark_time(query: Query, database: str, table: str, mark: str) -> str:
     """What sets the mark column to now, once :func:`~idsync.mirroring.require_mark` accepts it: a
     TIMESTAMP takes the session's time (it stores the instant), a DATETIME is given UTC."""
-    rows = query(dialect.MARK_FACTS, (database, table, mark), "inspecting the mark column")
+    rows = query(mirror.MARK_FACTS, (database, table, mark), "inspecting the mark column")
     kind = require_mark(rows[0] if rows else None, f"{database}.{table}", mark, MARK_DDL)
     return "CURRENT_TIMESTAMP(6)" if kind == "timestamp" else "UTC_TIMESTAMP(6)"
 

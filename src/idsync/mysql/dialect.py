@@ -134,19 +134,6 @@ def select_page(table: str, column: str, after: bool, mark: str | None = None) -
     return f"SELECT {col} FROM {quote(table)} WHERE {where} ORDER BY {col} LIMIT %s"
 
 
-MARK_FACTS = (
-    "SELECT DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA FROM information_schema.COLUMNS"
-    " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s"
-)
-
-
-def unmark(table: str, column: str, mark: str, count: int) -> str:
-    """Clear the mark of the rows of ``count`` texts that have one: those ids came back."""
-    flag = quote(mark)
-    where = f"{quote(column)} IN ({marks(count)}) AND {flag} IS NOT NULL"
-    return sqltext.set_mark(quote(table), flag, "NULL", where)
-
-
 def upsert(table: str, column: str) -> str:
     """Insert one id; an id already there is a no-op. Not INSERT IGNORE: IGNORE would also turn
     "data too long" into a warning and store a truncated id; this skips only the duplicate."""

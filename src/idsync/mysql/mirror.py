@@ -1,5 +1,6 @@
-"""Mirror mode's SQL text on MySQL: rows locked and deleted by value, what references the table
-(foreign keys, delete triggers), the DELETE privilege's probe. No connection."""
+"""Mirror mode's SQL text on MySQL: rows locked and deleted (or marked, and their marks cleared)
+by value, what references the table (foreign keys, triggers on deletes or updates), the mark
+column's facts, the privileges' probes. No connection."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ def lock_values(table: str, column: str, count: int, mark: str | None = None) ->
     """The stored (unmarked) values equal to any of ``count`` texts, their rows (and the gaps
     beside them, under REPEATABLE READ) locked until the transaction ends."""
     return values_of(table, column, count, mark) + " FOR UPDATE"
+
+
+def lock_nothing(table: str, column: str) -> str:
+    """A lock of no row: the server checks what SELECT … FOR UPDATE needs all the same."""
+    return f"SELECT {quote(column)} FROM {quote(table)} WHERE 1 = 0 FOR UPDATE"
 
 
 def delete_nothing(table: str) -> str:
@@ -51,8 +57,22 @@ REFERENCES = (
 )
 
 
-# The table's triggers on DELETE (those of tables the user has the TRIGGER privilege on).
-DELETE_TRIGGERS = (
+# The table's triggers on an event, DELETE or UPDATE (what marks do), those of tables the user
+# has the TRIGGER privilege on.
+EVENT_TRIGGERS = (
     "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS"
-    " WHERE EVENT_OBJECT_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s AND EVENT_MANIPULATION = 'DELETE'"
+    " WHERE EVENT_OBJECT_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s AND EVENT_MANIPULATION = %s"
 )
+
+
+MARK_FACTS = (
+    "SELECT DATA_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA FROM information_schema.COLUMNS"
+    " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = %s"
+)
+
+
+def unmark(table: str, column: str, mark: str, count: int) -> str:
+    """Clear the mark of the rows of ``count`` texts that have one: those ids came back."""
+    flag = quote(mark)
+    where = f"{quote(column)} IN ({marks(count)}) AND {flag} IS NOT NULL"
+    return sqltext.set_mark(quote(table), flag, "NULL", where)

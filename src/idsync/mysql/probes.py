@@ -55,9 +55,12 @@ class MySQLProbes:
             probes.append(mirror.mark_nothing(self.table, self.mark))
         return self._denials(probes, frozenset())
 
-    def delete_denials(self) -> list[str]:
-        """What the server refuses of mirror mode's deletes (a delete of no row)."""
-        return self._denials([mirror.delete_nothing(self.table)], frozenset())
+    def mirror_denials(self, deletes: bool) -> list[str]:
+        """What the server refuses of mirror mode: its lock of no row (SELECT … FOR UPDATE),
+        then, when it ``deletes`` (not marks), its delete of no row."""
+        probes = [mirror.lock_nothing(self.table, self.column)]
+        probes += [mirror.delete_nothing(self.table)] if deletes else []
+        return self._denials(probes, frozenset())
 
     def state_denials(self) -> list[str]:
         """What it refuses of what `watch` does to its state table: CREATE TABLE IF NOT EXISTS

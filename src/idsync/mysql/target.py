@@ -158,12 +158,15 @@ class MySQLTarget(Connection):
     def references(self) -> tuple[Reference, ...]:
         where = (self.database, self.table)
         rows = self.fetch(mirror.REFERENCES, where, "reading foreign keys")
-        triggers = self.fetch(mirror.DELETE_TRIGGERS, where, "reading triggers")
+        event = "DELETE" if self.mark is None else "UPDATE"  # what the mirror does to a row
+        triggers = self.fetch(mirror.EVENT_TRIGGERS, (*where, event), "reading triggers")
         self.commit()
         return tuple(
             Reference(str(name), str(child), tuple(str(columns).split(",")), str(rule))
             for name, child, columns, rule in rows
-        ) + tuple(Reference(str(name), f"trigger {name}", (), TRIGGER) for (name,) in triggers)
+        ) + tuple(
+            Reference(str(name), f"trigger {name}", (), TRIGGER, event) for (name,) in triggers
+        )
 
     def delete_orphans(
         self, texts: Sequence[str], live: Callable[[list[str]], set[str]]

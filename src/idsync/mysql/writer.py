@@ -18,7 +18,7 @@ from typing import Any
 import MySQLdb
 
 from idsync.ids import stored_text
-from idsync.mysql import dialect
+from idsync.mysql import dialect, mirror
 from idsync.mysql.connection import Connection
 from idsync.mysql.errors import DATA_ERRORS, LOCK_CONFLICTS, mysql_error
 from idsync.session import insert_isolating, prove_stored, stored_among
@@ -99,7 +99,7 @@ class Writer:
         cur, restored = self.conn.raw.cursor(), 0
         for start in range(0, len(ids), _CHUNK):
             chunk = list(ids[start : start + _CHUNK])
-            cur.execute(dialect.unmark(self.table, self.column, self.mark, len(chunk)), chunk)
+            cur.execute(mirror.unmark(self.table, self.column, self.mark, len(chunk)), chunk)
             restored += int(cur.rowcount)
         return restored
 

@@ -15,7 +15,7 @@ from typing import Any
 from idsync.errors import ConfigError
 from idsync.ids import ColumnFit
 from idsync.mirroring import require_mark
-from idsync.postgres import dialect
+from idsync.postgres import dialect, mirror
 from idsync.target import Column
 
 Query = Callable[[str, Sequence[object], str], Any]
@@ -59,6 +59,6 @@ MARK_DDL = "timestamptz NULL"
 def mark_time(query: Query, table: str, mark: str) -> str:
     """What sets the mark column to now, once :func:`~idsync.mirroring.require_mark` accepts it:
     a ``timestamp`` without time zone is given UTC's wall time."""
-    rows = query(dialect.MARK_FACTS, (table, mark), "inspecting the mark column")
+    rows = query(mirror.MARK_FACTS, (table, mark), "inspecting the mark column")
     kind = require_mark(rows[0] if rows else None, table, mark, MARK_DDL)
     return "now()" if kind == "timestamp with time zone" else "(now() AT TIME ZONE 'UTC')"

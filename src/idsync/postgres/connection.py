@@ -75,6 +75,9 @@ class Connection(Session[PostgresURL]):
             )
         except psycopg.Error as exc:
             raise pg_error(exc, self.address, "connecting") from None
+        # Whatever the server's default: the exact inserts and deletes reason statement by
+        # statement (each sees what committed before it), as on MySQL (its session is set so).
+        self._conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
 
     def _guard(self) -> contextlib.AbstractContextManager[object]:
         return self._dog.armed(self._conn)

@@ -210,21 +210,6 @@ def target_table(table: str, column: str, mark: str | None = None) -> str:
     )
 
 
-MARK_FACTS = (
-    "SELECT data_type, is_nullable, column_default,"
-    " CASE WHEN is_generated = 'ALWAYS' THEN 'generated' ELSE '' END"
-    " FROM information_schema.columns"
-    " WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s"
-)
-
-
-def unmark(table: str, column: str, mark: str) -> str:
-    """Clear the mark of the rows of a text[] that have one: those ids came back."""
-    flag = quote(mark)
-    where = f"{quote(column)} = ANY(%s::text[]) AND {flag} IS NOT NULL"
-    return sqltext.set_mark(relation(table), flag, "NULL", where)
-
-
 RUNS_DDL = f"""CREATE TABLE IF NOT EXISTS {quote(RUNS_TABLE)} (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   run_id varchar(32) NOT NULL,

@@ -1,6 +1,7 @@
-"""Mirror mode's SQL text on PostgreSQL: rows locked and deleted by value, what references the
-table (foreign keys and delete triggers, its partitions' and inheriting tables' too), the
-DELETE privilege's probe. No connection."""
+"""Mirror mode's SQL text on PostgreSQL: rows locked and deleted (or marked, and their marks
+cleared) by value, what references the table (foreign keys, triggers on deletes or updates, its
+partitions' and inheriting tables' too), the mark column's facts, the privileges' probes. No
+connection."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from idsync.postgres.dialect import quote, relation, values_of
 def lock_values(table: str, column: str, mark: str | None = None) -> str:
     """:func:`values_of` (unmarked), their rows locked until the transaction ends."""
     return values_of(table, column, mark) + " FOR UPDATE"
+
+
+def lock_nothing(table: str, column: str) -> str:
+    """A lock of no row: the server checks what SELECT … FOR UPDATE needs all the same."""
+    return f"SELECT {quote(column)} FROM {relation(table)} WHERE false FOR UPDATE"
 
 
 def delete_nothing(table: str) -> str:
@@ -52,13 +58,39 @@ REFERENCES = (
     " c.confdeltype FROM pg_constraint c JOIN fam ON c.confrelid = fam.relid"
     " WHERE c.contype = 'f' AND c.conparentid = 0 ORDER BY 2, 1"  # not a partition's clone
 )
+
+
 # The table's triggers on DELETE (tgtype bit 3), and its rules on DELETE (ev_type '4').
-DELETE_TRIGGERS = (
-    f"{_FAMILY} SELECT 'trigger ' || t.tgname FROM pg_trigger t JOIN fam ON t.tgrelid = fam.relid"
-    " WHERE NOT t.tgisinternal AND (t.tgtype & 8) <> 0"
-    " UNION SELECT 'rule ' || r.rulename FROM pg_rewrite r JOIN fam ON r.ev_class = fam.relid"
-    " WHERE r.ev_type = '4' ORDER BY 1"
-)
+def event_triggers(event: str) -> str:
+    """The table's triggers and rules on ``event`` (DELETE, or UPDATE: what marks do)."""
+    bit, rule = {"DELETE": (8, "4"), "UPDATE": (16, "2")}[event]
+    return (
+        f"{_FAMILY} SELECT 'trigger ' || t.tgname FROM pg_trigger t JOIN fam"
+        f" ON t.tgrelid = fam.relid WHERE NOT t.tgisinternal AND (t.tgtype & {bit}) <> 0"
+        " UNION SELECT 'rule ' || r.rulename FROM pg_rewrite r JOIN fam ON r.ev_class = fam.relid"
+        f" WHERE r.ev_type = '{rule}' ORDER BY 1"
+    )
+
+
 DELETE_ACTIONS = {
     "a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT",
 }  # fmt: skip
+
+
+# A column of a domain type takes the domain's default and NOT NULL where it has none itself.
+MARK_FACTS = (
+    "SELECT c.data_type,"
+    " CASE WHEN c.is_nullable = 'YES' AND NOT COALESCE(t.typnotnull, false) THEN 'YES' END,"
+    " COALESCE(c.column_default, t.typdefault),"
+    " CASE WHEN c.is_generated = 'ALWAYS' THEN 'generated' ELSE '' END"
+    " FROM information_schema.columns c LEFT JOIN pg_type t ON c.domain_name IS NOT NULL"
+    " AND t.oid = to_regtype(quote_ident(c.domain_schema) || '.' || quote_ident(c.domain_name))"
+    " WHERE c.table_schema = current_schema() AND c.table_name = %s AND c.column_name = %s"
+)
+
+
+def unmark(table: str, column: str, mark: str) -> str:
+    """Clear the mark of the rows of a text[] that have one: those ids came back."""
+    flag = quote(mark)
+    where = f"{quote(column)} = ANY(%s::text[]) AND {flag} IS NOT NULL"
+    return sqltext.set_mark(relation(table), flag, "NULL", where)

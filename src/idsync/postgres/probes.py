@@ -51,9 +51,13 @@ class PostgresProbes:
                         " alone fails" for (name,) in unfilled]  # fmt: skip
         return denials
 
-    def delete_denials(self) -> list[str]:
-        """What the server refuses of mirror mode's deletes (a delete of no row)."""
-        return self._denials([mirror.delete_nothing(self.relation)])
+    def mirror_denials(self, deletes: bool) -> list[str]:
+        """What the server refuses of mirror mode: its lock of no row (SELECT … FOR UPDATE,
+        which PostgreSQL allows with UPDATE alone), then, when it ``deletes`` (not marks), its
+        delete of no row."""
+        probes = [mirror.lock_nothing(self.relation, self.column)]
+        probes += [mirror.delete_nothing(self.relation)] if deletes else []
+        return self._denials(probes)
 
     def state_denials(self) -> list[str]:
         exists = bool(self.conn.fetch(dialect.TABLE_EXISTS, (STATE_TABLE,)))

@@ -187,13 +187,16 @@ class PostgresTarget(Connection):
 
     def references(self) -> tuple[Reference, ...]:
         rows = self.fetch(mirror.REFERENCES, (self._relation,), "reading foreign keys")
-        triggers = self.fetch(mirror.DELETE_TRIGGERS, (self._relation,), "reading triggers")
+        event = "DELETE" if self.mark is None else "UPDATE"  # what the mirror does to a row
+        triggers = self.fetch(mirror.event_triggers(event), (self._relation,), "reading triggers")
         self.commit()
         return tuple(
             Reference(str(name), str(child), tuple(str(columns).split(",")),
                       mirror.DELETE_ACTIONS.get(str(action), str(action)))
             for name, child, columns, action in rows
-        ) + tuple(Reference(str(name), str(name), (), TRIGGER) for (name,) in triggers)  # fmt: skip
+        ) + tuple(
+            Reference(str(name), str(name), (), TRIGGER, event) for (name,) in triggers
+        )  # fmt: skip
 
     def delete_orphans(
         self, texts: Sequence[str], live: Callable[[list[str]], set[str]]

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import psycopg
 
-from idsync.postgres import dialect
+from idsync.postgres import dialect, mirror
 from idsync.postgres.connection import Connection
 from idsync.postgres.errors import is_data_error, pg_error
 from idsync.session import insert_isolating, prove_stored, stored_among
@@ -73,7 +73,7 @@ class Writer:
         the mark; one taken before could miss it and leave a live id marked."""
         assert self.mark is not None
         cur = self.conn.raw.cursor()
-        cur.execute(dialect.unmark(self.table, self.column, self.mark), (ids,))
+        cur.execute(mirror.unmark(self.table, self.column, self.mark), (ids,))
         return int(cur.rowcount)
 
     def _copy_straight(self, ids: Sequence[str]) -> int | None:
