@@ -6,8 +6,11 @@ of the bench's own, two scenarios per size: (a) first sync into an empty table, 
 sync but 1,000 ids. Each run is a fresh `idsync run` process; its peak RSS and wall time are its
 own (``bench/measure.py``). The table is checked exact after every run.
 
-``python -m bench.memory [--sizes 200000 1200000] [--targets MariaDB PostgreSQL]`` writes
-``bench/results/memory.md``, ``memory.json`` and ``memory_vs_n.png``.
+``python -m bench.memory [--sizes 200000 1200000] [--targets MariaDB PostgreSQL]
+[--plans set merge auto]`` writes ``bench/results/memory.md``, ``memory.json`` and
+``memory_vs_n.png``; the cells of sizes it did not measure this time are kept from the
+``memory.json`` there (``python -m bench.memory --sizes 10000000 --plans merge auto`` adds the
+10M point: its set would hold ~1.7 GB).
 """
 
 from __future__ import annotations
@@ -41,14 +44,14 @@ def _rows(ids: list[str], scenario: str, n: int) -> list[str]:
     return [i for i in ids if i not in gone]
 
 
-def measure(table: Table, uri: str, n: int) -> list[dict[str, Any]]:
+def measure(table: Table, uri: str, n: int, plans: list[str]) -> list[dict[str, Any]]:
     ids = [str(oid) for oid in cluster_ids(n)]
     process_env = contenders.environment(uri, table.url)
     idsync = str(Path(sys.executable).with_name("idsync"))
     cells = []
     with tempfile.TemporaryDirectory() as work:
         for scenario in SCENARIOS:
-            for plan in PLANS:
+            for plan in plans:
                 table.fill(_rows(ids, scenario, n))
                 argv = [idsync, "run", "--json", "--no-log-ids", "--plan", plan]
                 proc = run_process(argv, process_env, Path(work))
@@ -59,10 +62,20 @@ def measure(table: Table, uri: str, n: int) -> list[dict[str, Any]]:
                     "target": table.name, "n": n, "scenario": scenario, "plan": plan,
                     "chosen": report["plan"], "rss_mb": round(proc.max_rss_mb, 1),
                     "wall_s": round(proc.wall_s, 2), "cpu_s": round(proc.cpu_s, 2),
+                    "measured": time.strftime("%Y-%m-%d"),
                 })  # fmt: skip
                 print(f"{table.name} {n:,} ({scenario}) {plan}->{report['plan']}:"
                       f" {proc.max_rss_mb:.0f} MiB, {proc.wall_s:.1f} s", flush=True)  # fmt: skip
     return cells
+
+
+def _kept(sizes: list[int]) -> list[dict[str, Any]]:
+    """The published cells of the sizes not measured now: one table for every size."""
+    published = OUT / "memory.json"
+    if not published.exists():
+        return []
+    cells: list[dict[str, Any]] = json.loads(published.read_text())["cells"]
+    return [cell for cell in cells if cell["n"] not in sizes]
 
 
 def render(data: dict[str, Any]) -> str:
@@ -73,12 +86,13 @@ def render(data: dict[str, Any]) -> str:
         "documents, each target's table made by `idsync init`, one fresh `idsync run` process",
         f"per cell; peak RSS of that process. {data['machine']['cpus']} cores,"
         f" {data['machine']['memory_gb']} GB. Servers:",
-        f"{data['servers']}. {data['duration_s'] // 60} min in all.",
+        f"{data['servers']}. {data['duration_s'] // 60} min in all"
+        f" (the last invocation: {', '.join(f'{n:,}' for n in data['sizes'])} ids).",
         "",
         "| target | ids | scenario | plan asked | plan run | peak RSS | wall | client CPU |",
         "| --- | ---: | --- | --- | --- | ---: | ---: | ---: |",
     ]
-    for c in data["cells"]:
+    for c in sorted(data["cells"], key=lambda c: (c["n"], c["target"])):
         lines.append(
             f"| {c['target']} | {c['n']:,} | {SCENARIOS[c['scenario']]} | {c['plan']} |"
             f" {c['chosen']} | {c['rss_mb']:.0f} MiB | {c['wall_s']:.2f} s | {c['cpu_s']:.2f} s |"
@@ -111,9 +125,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_200_000])
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    parser.add_argument("--plans", nargs="+", default=list(PLANS), choices=PLANS)
     args = parser.parse_args()
     begun = time.time()
-    data: dict[str, Any] = {"sizes": args.sizes, "cells": []}
+    data: dict[str, Any] = {"sizes": args.sizes, "cells": _kept(args.sizes)}
     data.update(machine=env.machine(), software=env.software())
     log = OUT.parent / "out" / "memory_mongo.log"
     with PrivateMongoJava(heap_mb("ids", max(args.sizes)), log) as mongo:
@@ -127,7 +142,7 @@ def main() -> None:
                     load(coll, n, shape="ids", after_chunk=lambda: trim_oplog(client))
                 for table in tables:
                     table.init(uri)
-                    data["cells"] += measure(table, uri, n)
+                    data["cells"] += measure(table, uri, n, args.plans)
         finally:
             for table in tables:
                 table.drop()
