@@ -13,6 +13,7 @@ from bson import ObjectId
 from idsync.mysql.dialect import run_lock_name
 from tests.conftest import BOTH_TARGETS, Env
 from tests.fault.conftest import load_ids, reaped, spawn_cli, wait_for
+from tests.fault.toxiproxy import Proxy, reachable
 
 pytestmark = pytest.mark.fault
 
@@ -75,7 +76,7 @@ def test_a_worker_s_connection_killed_mid_range_loses_nothing(env: Env, command:
             assert report["status"] == "failed" and report["error"], report
         return
     if proc.returncode != 0:  # failed clearly: a run after it ends exact
-        assert report["status"] == "failed" and report["error"], report
+        assert proc.returncode == 1 and report["status"] == "failed", report
     rows = env.target_ids()
     assert len(rows) == len(set(rows)) and set(rows) <= set(ids)
     if proc.returncode == 0:
@@ -84,6 +85,41 @@ def test_a_worker_s_connection_killed_mid_range_loses_nothing(env: Env, command:
             "closed the connection" in report["retried"][0]
         ), report
         assert rows == ids and report["inserted"] == len(ids), report
+    again = env.idsync("run", "--no-log-ids", *_RANGES)
+    assert again.returncode == 0, again.stderr[-1000:]
+    assert env.target_ids() == ids
+
+
+@BOTH_TARGETS
+def test_the_source_link_cut_mid_range_then_back_ends_exact(env: Env) -> None:
+    """Every worker's MongoDB connection is cut for a moment while ranges are read: the ranges
+    are read again (a transient error, retried), and the run ends exact or fails clearly."""
+    if (why := reachable()) is not None:
+        pytest.fail(f"Toxiproxy not reachable ({why}); run `dev/services up toxiproxy`")
+    ids = sorted(str(ObjectId()) for _ in range(40_000))
+    load_ids(env.mongo_uri, [ObjectId(text) for text in ids])
+    env.init_table()
+    link = Proxy(env.mongo_uri.split("/")[2])
+    try:
+        args = ("run", "--json", *_RANGES, "--retries", "5", "--no-log-ids", "--batch-size", "200")
+        with reaped(spawn_cli(link.url(env.mongo_uri), env.mysql_url, *args)) as proc:
+            wait_for(lambda: proc.poll() is not None or len(env.target_ids()) > 2_000,
+                     "the first batches")  # fmt: skip
+            link.enable(False)
+            time.sleep(1.5)
+            link.enable(True)
+            out, err = proc.communicate(timeout=300)
+    finally:
+        link.delete()
+    assert "Traceback" not in err, err[-2000:]
+    report = json.loads(out)
+    rows = env.target_ids()
+    assert len(rows) == len(set(rows)) and set(rows) <= set(ids)
+    if proc.returncode == 0:
+        assert rows == ids and report["inserted"] == len(ids), report
+        return
+    assert proc.returncode == 1 and report["status"] == "failed", report
+    assert "MongoDB" in report["error"], report
     again = env.idsync("run", "--no-log-ids", *_RANGES)
     assert again.returncode == 0, again.stderr[-1000:]
     assert env.target_ids() == ids
