@@ -8,12 +8,14 @@ be NULL by default (a new row is the target's), and hold a date and time (when i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from idsync.config import Job
 from idsync.errors import ConfigError, GuardError
 from idsync.target import TRIGGER, Column, Reference, Target
 
+_NULL = re.compile(r'NULL(::[\w ."]+)?', re.IGNORECASE)
 DATE_TIMES = {"datetime", "timestamp", "timestamp without time zone", "timestamp with time zone"}
 
 
@@ -33,8 +35,9 @@ def require_mark(
     problems = [] if kind in DATE_TIMES else [f"be a date and time (it is {kind})"]
     if str(nullable).upper() != "YES":
         problems.append("allow NULL (NULL: not marked)")
-    # MariaDB's catalog writes a NULL default as the word NULL.
-    if default is not None and str(default).upper() != "NULL":
+    # MariaDB's catalog writes a NULL default as the word NULL; PostgreSQL's, over a domain's
+    # own default, as NULL cast to the type.
+    if default is not None and not _NULL.fullmatch(str(default)):
         problems.append(f"default to NULL (it defaults to {default}: new rows would be marked)")
     if "generated" in str(extra).lower() or "on update" in str(extra).lower():
         # Generated: no statement may set it. ON UPDATE: any other update would mark the row.

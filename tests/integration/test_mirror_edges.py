@@ -3,6 +3,7 @@ domains, triggers on updates, privileges, lost replies, the server's default iso
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +17,8 @@ from idsync.postgres.target import PostgresTarget
 from idsync.run.sync import sync
 from idsync.targets import open_target
 from idsync.urls import PostgresURL
-from tests.conftest import BOTH_TARGETS, Env
+from tests.conftest import BOTH_TARGETS, Env, mysql_connect
+from tests.fault.conftest import wait_for
 
 SOFT = Job(orphan_action="mark:deleted_at")
 
@@ -32,6 +34,13 @@ def _insert(env: Env, texts: list[str], marked: bool = False) -> None:
         f"INSERT INTO cm_cluster_id (cluster_id, deleted_at) VALUES (%s, {now})",
         [(t,) for t in texts],
     )
+    if env.kind == "mysql":
+        env.mysql.commit()
+
+
+def _insert_plain(env: Env, texts: list[str]) -> None:
+    cur = env.mysql.cursor()
+    cur.executemany("INSERT INTO cm_cluster_id (cluster_id) VALUES (%s)", [(t,) for t in texts])
     if env.kind == "mysql":
         env.mysql.commit()
 
@@ -237,3 +246,63 @@ def test_a_server_whose_default_isolation_is_repeatable_read_gets_read_committed
             assert target.fetch("SHOW transaction_isolation") == [("read committed",)]
     finally:
         env.sql(f"ALTER DATABASE {database} RESET default_transaction_isolation")
+
+
+@pytest.mark.parametrize("env", ["postgres"], indirect=True)
+def test_a_column_s_default_null_over_its_domain_s_and_a_domain_of_a_domain_can_mark(
+    env: Env,
+) -> None:
+    """A column's own DEFAULT NULL overrides its domain's (PostgreSQL stores it as NULL cast to
+    the type); a domain over a domain over timestamptz is a date and time: both can mark."""
+    env.sql("CREATE DOMAIN stamped AS timestamptz DEFAULT now()")
+    env.sql("CREATE DOMAIN plain_stamp AS timestamptz")
+    env.sql("CREATE DOMAIN mark_stamp AS plain_stamp")
+    source = _oids(30)
+    env.add_source([ObjectId(t) for t in source])
+    for kind in ("stamped NULL DEFAULT NULL", "mark_stamp NULL"):
+        env.sql("DROP TABLE IF EXISTS cm_cluster_id")
+        env.sql(
+            'CREATE TABLE cm_cluster_id (cluster_id varchar(64) COLLATE "C" NOT NULL UNIQUE,'
+            f" deleted_at {kind})"
+        )
+        report = sync(SOFT, env.settings(), RunOptions(log_ids=False, record_history=False))
+        assert report.status == "ok" and report.inserted == 30, kind
+        assert env.sql("SELECT count(*) FROM cm_cluster_id WHERE deleted_at IS NULL") == [(30,)]
+
+
+@pytest.mark.parametrize("env", ["mysql"], indirect=True)
+def test_a_delete_batch_chosen_as_a_deadlock_s_victim_is_sent_again(env: Env) -> None:
+    """Another transaction, heavier than the batch, locks an orphan's row, then asks for one the
+    batch holds: InnoDB rolls the batch back (1213), and it is sent again, not the pass."""
+    source, orphans = _oids(20), _oids(50)
+    env.add_source([ObjectId(t) for t in source])
+    env.init_table()
+    _insert_plain(env, source + orphans)
+    other = mysql_connect(env.mysql_url)
+    cur = other.cursor()
+    cur.execute("CREATE TABLE ballast (n INT)")
+    cur.execute("BEGIN")
+    cur.execute("INSERT INTO ballast VALUES " + ", ".join(f"({n})" for n in range(5000)))
+    cur.execute("SELECT cluster_id FROM cm_cluster_id WHERE cluster_id = %s FOR UPDATE",
+                (orphans[-1],))  # fmt: skip
+    options = RunOptions(delete_orphans=True, force=True, log_ids=False, record_history=False)
+    done: list[Any] = []
+    thread = threading.Thread(target=lambda: done.append(sync(Job(), env.settings(retries=0),
+                                                               options)))  # fmt: skip
+    thread.start()
+    try:
+        wait_for(
+            lambda: bool(
+                env.sql("SELECT 1 FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
+            ),
+            "the batch to wait",
+        )
+        cur.execute(
+            "SELECT cluster_id FROM cm_cluster_id WHERE cluster_id = %s FOR UPDATE", (orphans[0],)
+        )  # the batch holds it: a deadlock, the batch its victim
+        other.rollback()
+    finally:
+        thread.join(timeout=120)
+        other.close()
+    assert done and done[0].status == "ok" and done[0].deleted == 50, done
+    assert env.target_ids() == source

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Callable, Sequence
 
@@ -12,13 +13,16 @@ from idsync.deleting import DeleteSteps, delete_exactly
 from idsync.ids import stored_text
 from idsync.mysql import mirror
 from idsync.mysql.connection import Connection
-from idsync.mysql.errors import mysql_error
+from idsync.mysql.errors import LOCK_CONFLICTS, mysql_error
 from idsync.target import DeleteResult
 
 _REFERENCED = {1451, 1217}  # ER_ROW_IS_REFERENCED_2, ER_ROW_IS_REFERENCED
 # "… a foreign key constraint fails (`db`.`child`, CONSTRAINT `fk` FOREIGN KEY (`col`) …"
 _CHILD = re.compile(r"fails \((`[^`]*`\.`[^`]*`), CONSTRAINT `[^`]*` FOREIGN KEY \(([^)]*)\)")
 _CHUNK = 1000
+_ATTEMPTS = 3  # tries of a batch that meets a deadlock or a lock wait timeout
+
+log = logging.getLogger(__name__)
 
 
 def delete_orphans(
@@ -54,11 +58,19 @@ def delete_orphans(
             raw.rollback()
 
     steps = DeleteSteps(lock, send, _referenced_by, cur.execute, raw.commit, rollback)
-    try:
-        raw.commit()  # what the connection read before is not this transaction's
-        return delete_exactly(texts, live, steps)
-    except MySQLdb.Error as exc:
-        raise mysql_error(exc, conn.address, f"deleting from {table}") from None
+    for attempt in range(_ATTEMPTS):
+        try:
+            raw.commit()  # what the connection read before is not this transaction's
+            return delete_exactly(texts, live, steps)
+        except MySQLdb.OperationalError as exc:
+            # A writer storing these ids meanwhile may deadlock with the batch's locks: the
+            # server rolled it back whole, so it is sent again, as an insert batch is.
+            if exc.args[0] not in LOCK_CONFLICTS or attempt == _ATTEMPTS - 1:
+                raise mysql_error(exc, conn.address, f"deleting from {table}") from None
+            log.warning("delete batch hit %s; sending it again", exc.args[1])
+        except MySQLdb.Error as exc:
+            raise mysql_error(exc, conn.address, f"deleting from {table}") from None
+    raise AssertionError("unreachable")
 
 
 def _referenced_by(exc: Exception) -> str | None:

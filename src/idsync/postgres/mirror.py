@@ -77,15 +77,25 @@ DELETE_ACTIONS = {
 }  # fmt: skip
 
 
-# A column of a domain type takes the domain's default and NOT NULL where it has none itself.
+# A column of a domain type (of a domain, …) takes the base type, every domain's NOT NULL,
+# and the nearest default where it has none itself.
 MARK_FACTS = (
-    "SELECT c.data_type,"
-    " CASE WHEN c.is_nullable = 'YES' AND NOT COALESCE(t.typnotnull, false) THEN 'YES' END,"
-    " COALESCE(c.column_default, t.typdefault),"
-    " CASE WHEN c.is_generated = 'ALWAYS' THEN 'generated' ELSE '' END"
-    " FROM information_schema.columns c LEFT JOIN pg_type t ON c.domain_name IS NOT NULL"
-    " AND t.oid = to_regtype(quote_ident(c.domain_schema) || '.' || quote_ident(c.domain_name))"
-    " WHERE c.table_schema = current_schema() AND c.table_name = %s AND c.column_name = %s"
+    "WITH RECURSIVE c AS (SELECT data_type, is_nullable, column_default, is_generated,"
+    " to_regtype(quote_ident(domain_schema) || '.' || quote_ident(domain_name)) AS domain"
+    " FROM information_schema.columns"
+    " WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s),"
+    " chain(oid, depth) AS (SELECT domain, 0 FROM c WHERE domain IS NOT NULL"
+    " UNION ALL SELECT t.typbasetype, chain.depth + 1 FROM chain"
+    " JOIN pg_type t ON t.oid = chain.oid WHERE t.typtype = 'd'),"
+    " types AS (SELECT chain.depth, t.oid, t.typtype, t.typnotnull, t.typdefault FROM chain"
+    " JOIN pg_type t ON t.oid = chain.oid)"
+    " SELECT COALESCE((SELECT format_type(oid, NULL) FROM types WHERE typtype <> 'd'),"
+    " c.data_type),"
+    " CASE WHEN c.is_nullable = 'YES' AND NOT EXISTS (SELECT 1 FROM types WHERE typnotnull)"
+    " THEN 'YES' END,"
+    " COALESCE(c.column_default,"
+    " (SELECT typdefault FROM types WHERE typdefault IS NOT NULL ORDER BY depth LIMIT 1)),"
+    " CASE WHEN c.is_generated = 'ALWAYS' THEN 'generated' ELSE '' END FROM c"
 )
 
 
