@@ -7,13 +7,16 @@ timed from the first start to the last exit); the table is checked exact after e
 ``run --workers N`` is measured with ``--range-reads always`` (ranges although each scans
 everything) and as ``auto`` picks (one pass there, which is the claim to check: never slower).
 
-``python -m bench.workers [--n 1000000] [--repeat 3]`` writes ``bench/results/workers.md``,
-``workers.json`` and ``workers.png``.
+``python -m bench.workers [--n 1000000] [--repeat 3] [--mongo-uri URI]`` writes
+``bench/results/workers.md``, ``workers.json`` and ``workers.png``. ``--mongo-uri`` measures
+against that MongoDB instead (its database ``bench_workers`` is filled and kept): where a server
+reads an `_id` range by its index, the one place ranges can pay.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +104,7 @@ def render(data: dict[str, Any]) -> str:
     lines = [
         "# Workers: ranges in threads, and `work` in processes, against one pass",
         "",
-        "`python -m bench.workers` (`bench/workers.py`): a private mongo-java-server of `{_id}`",
+        f"`python -m bench.workers` (`bench/workers.py`): {data['source']} of `{{_id}}`",
         f"documents ({data['n']:,}), each target's table made by `idsync init`, fresh processes,"
         f" median of {data['repeat']} (wall seconds; in brackets, against one pass of the same"
         f" target and scenario). {data['machine']['cpus']} cores, shared with other work."
@@ -134,10 +138,29 @@ def plot(data: dict[str, Any], path: Path) -> None:
         axes.bar([g + k * width for g in range(len(groups))], walls, width, label=label)
     axes.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))])
     axes.set_xticklabels([f"{t}\n{SCENARIOS[s]}" for t, s in groups])
-    axes.set_ylabel(f"wall seconds, {data['n']:,} ids (mongo-java-server)")
+    axes.set_ylabel(f"wall seconds, {data['n']:,} ids ({data['source']})")
     axes.legend(fontsize="x-small", ncol=2)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
+
+
+@contextlib.contextmanager
+def _source(mongo_uri: str | None, n: int) -> Iterator[tuple[str, str]]:
+    """The source's URI (database ``bench_workers``, ``n`` ids loaded) and what it is."""
+    if mongo_uri is not None:
+        uri = with_path(mongo_uri, "bench_workers")
+        with mongo_client(uri) as client:
+            load(client["bench_workers"]["cluster_trips"], n, shape="ids")
+            version = client.server_info().get("version", "?")
+        yield uri, f"MongoDB {version}"
+        return
+    log = ROOT / "bench" / "out" / "workers_mongo.log"
+    with PrivateMongoJava(heap_mb("ids", n), log) as mongo:
+        uri = with_path(mongo.uri, "bench_workers")
+        with mongo_client(uri) as client:
+            coll = client["bench_workers"]["cluster_trips"]
+            load(coll, n, shape="ids", after_chunk=lambda: trim_oplog(client))
+        yield uri, "a private mongo-java-server"
 
 
 def main() -> None:
@@ -145,18 +168,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    parser.add_argument("--mongo-uri", help="a MongoDB to measure (default: a private one)")
     args = parser.parse_args()
     begun = time.time()
     data: dict[str, Any] = {"n": args.n, "repeat": args.repeat, "cells": []}
     data.update(machine=env.machine(), software=env.software())
-    log = ROOT / "bench" / "out" / "workers_mongo.log"
-    with PrivateMongoJava(heap_mb("ids", args.n), log) as mongo:
-        uri = with_path(mongo.uri, "bench_workers")
-        with mongo_client(uri) as client:
-            coll = client["bench_workers"]["cluster_trips"]
-            load(coll, args.n, shape="ids", after_chunk=lambda: trim_oplog(client))
+    with _source(args.mongo_uri, args.n) as (uri, source):
+        data["source"] = source
         tables = [Table(name, TARGETS[name]) for name in args.targets]
-        data["servers"] = ", ".join(t.version for t in tables) + ", mongo-java-server"
+        data["servers"] = ", ".join(t.version for t in tables) + f", {source}"
         try:
             for table in tables:
                 table.init(uri)
