@@ -81,9 +81,7 @@ def test_a_worker_s_connection_killed_mid_range_loses_nothing(env: Env, command:
     assert len(rows) == len(set(rows)) and set(rows) <= set(ids)
     if proc.returncode == 0:
         assert killed, "no worker connection was found to kill before the run ended"
-        assert (report["retried"] and "Lost connection" in report["retried"][0]) or (
-            "closed the connection" in report["retried"][0]
-        ), report
+        assert report["retried"], report  # the killed connection's range, again
         assert rows == ids and report["inserted"] == len(ids), report
     again = env.idsync("run", "--no-log-ids", *_RANGES)
     assert again.returncode == 0, again.stderr[-1000:]

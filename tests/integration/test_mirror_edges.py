@@ -291,12 +291,11 @@ def test_a_delete_batch_chosen_as_a_deadlock_s_victim_is_sent_again(env: Env) ->
                                                                options)))  # fmt: skip
     thread.start()
     try:
-        wait_for(
-            lambda: bool(
-                env.sql("SELECT 1 FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
-            ),
-            "the batch to wait",
+        waiting = (  # the batch's locking read, waiting (a user sees its own sessions)
+            "SELECT 1 FROM information_schema.PROCESSLIST WHERE DB = DATABASE()"
+            " AND ID <> CONNECTION_ID() AND INFO LIKE '%%FOR UPDATE'"
         )
+        wait_for(lambda: not thread.is_alive() or bool(env.sql(waiting)), "the batch to wait")
         cur.execute(
             "SELECT cluster_id FROM cm_cluster_id WHERE cluster_id = %s FOR UPDATE", (orphans[0],)
         )  # the batch holds it: a deadlock, the batch its victim
