@@ -33,7 +33,7 @@ from bench import contenders, env
 from bench.conn import with_path
 from bench.datagen import cluster_ids, load
 from bench.measure import run_process
-from bench.servers import PrivateMongoJava, heap_mb, mongo_client, trim_oplog
+from bench.servers import PrivateMongoJava, heap_mb, mongo_client, server_version, trim_oplog
 from bench.sql_targets import TARGETS, Table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,8 +151,8 @@ def _source(mongo_uri: str | None, n: int) -> Iterator[tuple[str, str]]:
         uri = with_path(mongo_uri, "bench_workers")
         with mongo_client(uri) as client:
             load(client["bench_workers"]["cluster_trips"], n, shape="ids")
-            version = client.server_info().get("version", "?")
-        yield uri, f"MongoDB {version}"
+        info = server_version(uri, "given")
+        yield uri, f"{info['flavour']} {info['version']}"
         return
     log = ROOT / "bench" / "out" / "workers_mongo.log"
     with PrivateMongoJava(heap_mb("ids", n), log) as mongo:
